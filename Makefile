@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ATELIER_HOME ?= var
+HOST ?= 127.0.0.1
+PORT ?= 3000
+# The CPU wheel; the project's torch range is satisfied by it, so no CUDA build is pulled.
+TORCH_VERSION := 2.13.0
+export ATELIER_HOME
+
+.PHONY: install demo serve test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet torch==$(TORCH_VERSION)
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) builds/demo.py --home $(ATELIER_HOME)
+
+serve: demo
+	BENTOML_HOME=$(abspath $(ATELIER_HOME))/bentoml $(VENV)/bin/bentoml serve service.app:Atelier --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest
+
+bench: install demo
+	$(PY) bench/generate.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

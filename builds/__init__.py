@@ -1,0 +1,1 @@
+"""Build-time tools: demo assets, dev keys, exports. Never imported by the running service."""

@@ -1,0 +1,93 @@
+"""One Settings object, read once from ATELIER_* environment variables, with embedded defaults.
+
+Owns: every configuration knob of the service and its default. Nothing else reads the
+environment for ATELIER_* settings. Must never import anything from the rest of `service`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+BACKENDS = ("eager",)
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    base = value.split(":", 1)[0]  # "cuda:1" is a cuda device
+    if base not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be configured with. See the README's configuration table."""
+
+    home: Path = Path("var")
+    base_model: Path = Path("var/demo/pipeline")
+    twins_dir: Path = Path("var/twins")
+    adapters_dir: Path = Path("var/adapters")
+    device: str = "auto"
+    dtype: str = "auto"
+    backend: str = "eager"
+    warmup: bool = True
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = Path(env.get("ATELIER_HOME") or "var").expanduser().resolve()
+        return cls(
+            home=home,
+            base_model=Path(env.get("ATELIER_BASE_MODEL") or home / "demo" / "pipeline").expanduser().resolve(),
+            twins_dir=Path(env.get("ATELIER_TWINS_DIR") or home / "twins").expanduser().resolve(),
+            adapters_dir=Path(env.get("ATELIER_ADAPTERS_DIR") or home / "adapters").expanduser().resolve(),
+            device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
+            dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
+            backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),
+            warmup=_bool(env, "ATELIER_WARMUP", True),
+            max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            log_level=(env.get("ATELIER_LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings.from_env()

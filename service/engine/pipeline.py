@@ -1,0 +1,206 @@
+"""The generation engine: one loaded diffusion pipeline, `generate(request) -> result`.
+
+Owns: the staged run of one request (prompt encoding, denoising, VAE decoding, encoding to
+image files), seeds, the pipeline lock, and per-stage timings. Reads top to bottom like a
+diffusers pipeline. Must never speak HTTP or import bentoml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from service.config import Settings
+from service.engine.backends import Backend, create_backend
+from service.engine.encoding import encode_image
+from service.engine.loading import load_pipeline, pick_device, pick_dtype
+from service.schemas import MAX_SEED, GenerateRequest
+from service.twins.records import TwinCatalog
+from service.twins.store import LocalAdapterStore, load_verified_adapter
+from service.twins.switching import attach, detach
+
+WARMUP_REQUEST = GenerateRequest(twin_id=None, prompt="warm-up", width=256, height=256, steps=2, seed=0)
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    index: int
+    format: str
+    width: int
+    height: int
+    seed: int
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    generation_id: str
+    twin_id: str | None
+    seed: int
+    images: list[GeneratedImage]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class StageTimer:
+    """Wall-clock milliseconds per named stage; waits for the GPU at each stage's end."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+
+
+class Engine:
+    """A loaded pipeline plus the twins it can render. Thread-safe: one generation at a time."""
+
+    def __init__(self, pipe, device: torch.device, backend: Backend, catalog: TwinCatalog, store: LocalAdapterStore):
+        self.pipe = pipe
+        self.device = device
+        self.backend = backend
+        self.catalog = catalog
+        self.store = store
+        self.ready = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Engine":
+        device = pick_device(settings.device)
+        pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
+        backend = create_backend(settings.backend)
+        backend.prepare(pipe)
+        engine = cls(pipe, device, backend, TwinCatalog(settings.twins_dir), LocalAdapterStore(settings.adapters_dir))
+        if settings.warmup:
+            engine.warm_up()
+        engine.ready = True
+        return engine
+
+    def warm_up(self) -> GenerationResult:
+        """One small generation so the first real request pays no first-call costs."""
+        return self.generate(WARMUP_REQUEST)
+
+    def generate(self, request: GenerateRequest) -> GenerationResult:
+        started = time.perf_counter()
+        timer = StageTimer(self.device)
+        generation_id = uuid.uuid4().hex
+        seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+
+        # 1. Resolve the twin and read its verified adapter before taking the pipeline.
+        with timer.stage("adapter"):
+            adapter = None
+            if request.twin_id is not None:
+                adapter = load_verified_adapter(self.store, self.catalog.get(request.twin_id))
+
+        with timer.stage("queue"):
+            self._lock.acquire()
+        try:
+            with timer.stage("adapter"):
+                attach(self.pipe, adapter)
+            try:
+                pil_images = self._denoise_and_decode(request, seed, timer)
+            finally:
+                with timer.stage("adapter"):
+                    detach(self.pipe)
+        finally:
+            self._lock.release()
+
+        # 5. Encode to files (outside the lock: the GPU is free for the next request).
+        with timer.stage("postprocess"):
+            images = []
+            for index, pil in enumerate(pil_images):
+                data = encode_image(pil, request.output_format)
+                images.append(
+                    GeneratedImage(
+                        index=index,
+                        format=request.output_format,
+                        width=pil.width,
+                        height=pil.height,
+                        seed=seed + index,
+                        data=data,
+                        sha256=hashlib.sha256(data).hexdigest(),
+                    )
+                )
+        timer.ms["total"] = (time.perf_counter() - started) * 1000.0
+        timings = {k: round(timer.ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
+        return GenerationResult(generation_id, request.twin_id, seed, images, timings)
+
+    def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer) -> list:
+        pipe = self.pipe
+        do_cfg = request.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+        # One CPU generator per image: image i is reproducible alone from seed + i, on any device.
+        generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(request.num_images)]
+        with torch.no_grad():
+            # 2. Text encoders.
+            with timer.stage("encode"):
+                embeds = encode_prompts(pipe, request, self.device, do_cfg)
+            # 3. Denoising loop (the UNet), stopping at latents.
+            with timer.stage("denoise"):
+                latents = pipe(
+                    **embeds,
+                    width=request.width,
+                    height=request.height,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.guidance_scale,
+                    num_images_per_prompt=request.num_images,
+                    generator=generators,
+                    output_type="latent",
+                ).images
+            # 4. VAE decode to pixels.
+            with timer.stage("decode"):
+                pixels = decode_latents(pipe, latents)
+                return pipe.image_processor.postprocess(pixels, output_type="pil")
+
+
+def encode_prompts(pipe, request: GenerateRequest, device: torch.device, do_cfg: bool) -> dict:
+    """Run the text encoder(s) once; returns the embedding keyword arguments of the pipeline."""
+    if hasattr(pipe, "text_encoder_2"):  # SDXL: two encoders, pooled embeddings
+        pe, npe, ppe, nppe = pipe.encode_prompt(
+            prompt=request.prompt,
+            device=device,
+            num_images_per_prompt=request.num_images,
+            do_classifier_free_guidance=do_cfg,
+            negative_prompt=request.negative_prompt,
+        )
+        return dict(prompt_embeds=pe, negative_prompt_embeds=npe, pooled_prompt_embeds=ppe, negative_pooled_prompt_embeds=nppe)
+    pe, npe = pipe.encode_prompt(
+        request.prompt, device, request.num_images, do_cfg, negative_prompt=request.negative_prompt
+    )
+    return dict(prompt_embeds=pe, negative_prompt_embeds=npe)
+
+
+def decode_latents(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """VAE decode as the SDXL pipeline does it: fp32 when an fp16 VAE would overflow."""
+    vae = pipe.vae
+    needs_upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    if needs_upcast:
+        vae.to(dtype=torch.float32)
+    latents = latents.to(next(vae.post_quant_conv.parameters()).dtype)
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is not None and std is not None:
+        mean_t = torch.tensor(mean).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        std_t = torch.tensor(std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        latents = latents * std_t / vae.config.scaling_factor + mean_t
+    else:
+        latents = latents / vae.config.scaling_factor
+    try:
+        return vae.decode(latents, return_dict=False)[0]
+    finally:
+        if needs_upcast:
+            vae.to(dtype=torch.float16)

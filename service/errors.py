@@ -1,0 +1,72 @@
+"""Typed errors of the service, each with a stable snake_case code.
+
+Owns: the exception classes that every layer raises and the HTTP status each one maps to.
+The mapping to an HTTP response body happens once, in `service.http_edge`. Must never import
+bentoml or any other part of `service`.
+"""
+
+from __future__ import annotations
+
+
+class AtelierError(Exception):
+    """Base of every error the service reports to a caller."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(AtelierError):
+    """The request is well-formed JSON but a field is out of bounds or of the wrong type."""
+
+    status = 422
+    code = "invalid_field"
+
+
+class MalformedRequest(AtelierError):
+    """The body could not be parsed at all (not JSON, not an object, wrong content type)."""
+
+    status = 400
+    code = "malformed_request"
+
+
+class PayloadTooLarge(AtelierError):
+    status = 413
+    code = "payload_too_large"
+
+
+class TwinNotFound(AtelierError):
+    status = 404
+    code = "twin_not_found"
+
+
+class AdapterUnavailable(AtelierError):
+    """The twin exists but its adapter cannot be used right now (missing, corrupt, hash mismatch)."""
+
+    status = 503
+    code = "adapter_unavailable"
+
+
+class UnsafeWeights(AtelierError):
+    """Weights in a pickle-based format, or a path that escapes its root: never loaded."""
+
+    status = 400
+    code = "unsafe_weights"
+
+
+class ModelLoadError(AtelierError):
+    """The base model directory is missing or is not a diffusers pipeline."""
+
+    status = 503
+    code = "model_unavailable"
+
+
+class NotReady(AtelierError):
+    status = 503
+    code = "not_ready"

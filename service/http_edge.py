@@ -1,0 +1,158 @@
+"""The HTTP edge: body-size limits, request validation, and the one mapping of errors to HTTP.
+
+Owns: the `{"error": {"code", "message", "field"}}` body and its status code for every typed
+error, and an ASGI middleware that refuses oversized bodies (413), non-JSON bodies (400/415)
+and out-of-bounds fields (422) before BentoML parses anything, so callers always get our
+error shape naming the field. Plain ASGI: must never import bentoml.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+from starlette.responses import JSONResponse
+
+from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
+
+log = logging.getLogger("atelier.http")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+class UnsupportedMediaType(AtelierError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def error_body(exc: AtelierError) -> dict:
+    detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.field:
+        detail["field"] = exc.field
+    return {"error": detail}
+
+
+def error_response(exc: AtelierError) -> JSONResponse:
+    """The single place a typed error becomes an HTTP response."""
+    return JSONResponse(error_body(exc), status_code=exc.status)
+
+
+def internal_error_response() -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "internal_error", "message": "an unexpected error occurred; it has been logged"}},
+        status_code=500,
+    )
+
+
+def validation_error(exc: ValidationError) -> AtelierError:
+    """Turn pydantic's first error into a typed error that names the field."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    kind, loc = first["type"], first["loc"]
+    if kind == "json_invalid":
+        return MalformedRequest(f"the body is not valid JSON: {first['msg']}")
+    if kind in ("model_type", "model_attributes_type") or not loc:
+        return MalformedRequest("the body must be a JSON object")
+    field = ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden":
+        return InvalidRequest(f"unknown field {field!r}", field=field)
+    return InvalidRequest(f"{field}: {first['msg']}", field=field)
+
+
+class HttpEdge:
+    """ASGI middleware in front of the BentoML app.
+
+    `json_routes` maps a POST path to the pydantic model its body must validate against.
+    Every request body is capped at `max_body_bytes` (or the route's own cap in `body_limits`).
+    """
+
+    def __init__(
+        self,
+        app,
+        json_routes: dict[str, type[BaseModel]] | None = None,
+        max_body_bytes: int | Callable[[], int] = 64 * 1024,
+        body_limits: dict[str, int] | None = None,
+    ):
+        self.app = app
+        self.json_routes = json_routes or {}
+        self._max_body = max_body_bytes
+        self.body_limits = body_limits or {}
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._max_body() if callable(self._max_body) else self._max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        limit = self.body_limits.get(path, self.max_body_bytes)
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                raise PayloadTooLarge(f"the body is {declared} bytes; the limit for {path} is {limit} bytes")
+            body = await _read_body(receive, limit, path)
+            model = self.json_routes.get(path) if scope["method"] == "POST" else None
+            if model is not None:
+                _check_json_request(scope, body, model)
+        except AtelierError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                raise MalformedRequest("the Content-Length header is not a number") from None
+    return None
+
+
+async def _read_body(receive: Receive, limit: int, path: str) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit for {path} ({limit} bytes)")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _check_json_request(scope: Scope, body: bytes, model: type[BaseModel]) -> None:
+    content_type = ""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            content_type = value.decode("latin-1").split(";")[0].strip().lower()
+    if content_type not in ("", "application/json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type!r}")
+    if not body.strip():
+        raise MalformedRequest("the body is empty; send a JSON object")
+    try:
+        model.model_validate_json(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    except (ValueError, json.JSONDecodeError) as exc:  # pragma: no cover - pydantic wraps these
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None

@@ -1,0 +1,86 @@
+"""Request and response models of the HTTP API (pydantic), their bounds, and the error body.
+
+Owns: the shape of every JSON body the API accepts or returns, and the limits on each field.
+Must never import bentoml, torch, or anything that does work: these are plain data models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TWIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**53 - 1  # the largest integer a JavaScript client can send exactly
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+
+class GenerateRequest(BaseModel):
+    """Body of `POST /v1/generate` and `POST /v1/generate/image`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    twin_id: str | None = Field(
+        ...,
+        pattern=TWIN_ID_PATTERN,
+        description="The twin to render; null renders the base model without any twin (admin only).",
+        examples=["demo-ava"],
+    )
+    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS, examples=["studio photo, linen summer dress"])
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    width: int = Field(1024, ge=64, le=2048, multiple_of=8)
+    height: int = Field(1024, ge=64, le=2048, multiple_of=8)
+    steps: int = Field(30, ge=1, le=100)
+    guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Same seed, twin and parameters give the same image.")
+    num_images: int = Field(1, ge=1, le=4)
+    output_format: OutputFormat = "png"
+    use: str = Field("ecommerce", pattern=r"^[a-z][a-z_]{0,31}$", description="Declared use, checked against consent.")
+
+
+class ImageOut(BaseModel):
+    index: int
+    format: OutputFormat
+    width: int
+    height: int
+    seed: int
+    sha256: str
+    watermark_id: str | None = None
+    data_base64: str | None = None
+    url: str | None = None
+
+
+class Timings(BaseModel):
+    """Milliseconds spent in each stage of one generation."""
+
+    queue: float
+    adapter: float
+    encode: float
+    denoise: float
+    decode: float
+    postprocess: float
+    mark: float | None = None
+    total: float
+
+
+class GenerateResponse(BaseModel):
+    generation_id: str
+    twin_id: str | None
+    seed: int
+    images: list[ImageOut]
+    timings_ms: Timings
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(..., examples=["invalid_field"])
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}

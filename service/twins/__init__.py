@@ -1,0 +1,1 @@
+"""Twin adapters: records, where adapter files live, and how one is put on the pipeline."""
