@@ -158,7 +158,7 @@ class Engine:
                     height=request.height,
                     num_inference_steps=request.steps,
                     guidance_scale=request.guidance_scale,
-                    num_images_per_prompt=request.num_images,
+                    num_images_per_prompt=1,  # the embeddings already hold one row per image
                     generator=generators,
                     output_type="latent",
                 ).images

@@ -1,0 +1,68 @@
+"""Shared fixtures: the demo assets are built once per session into a temp dir (no downloads)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from builds.demo import build_demo
+from service.config import Settings, get_settings
+
+SMALL = {"width": 128, "height": 128, "steps": 2}
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("atelier-home")
+    build_demo(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def settings(demo_home) -> Settings:
+    return Settings.from_env({"ATELIER_HOME": str(demo_home), "ATELIER_WARMUP": "0"})
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    from service.engine import Engine
+
+    return Engine.from_settings(settings)
+
+
+@pytest.fixture()
+def copied_home(demo_home, tmp_path) -> Path:
+    """A private copy of the demo home that a test may damage."""
+    target = tmp_path / "home"
+    shutil.copytree(demo_home, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def client(demo_home):
+    """The BentoML service's ASGI app (every route but /metrics), started like a server would."""
+    from starlette.testclient import TestClient
+
+    previous = os.environ.get("ATELIER_HOME")
+    os.environ["ATELIER_HOME"] = str(demo_home)
+    get_settings.cache_clear()
+    from service.app import Atelier
+
+    with TestClient(Atelier.to_asgi()) as test_client:
+        yield test_client
+    if previous is None:
+        os.environ.pop("ATELIER_HOME", None)
+    else:
+        os.environ["ATELIER_HOME"] = previous
+    get_settings.cache_clear()
+
+
+def open_image(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image

@@ -1,0 +1,25 @@
+"""End to end: a real `bentoml serve` process on a free loopback port, stopped by its PID."""
+
+import json
+import urllib.request
+
+import pytest
+
+from builds.serving import serve
+from tests.conftest import open_image
+
+
+@pytest.mark.slow
+def test_bentoml_serve_generates_a_png(demo_home, tmp_path):
+    with serve(demo_home, tmp_path) as server:
+        body = json.dumps({"twin_id": "demo-ben", "prompt": "street style, denim jacket", "width": 128, "height": 128, "steps": 2, "seed": 3}).encode()
+        request = urllib.request.Request(server.url + "/v1/generate/image", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "image/png"
+            image = open_image(response.read())
+        assert image.format == "PNG" and image.size == (128, 128)
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+            assert b"bentoml_service_request_total" in response.read()
+        pid = server.process.pid
+    assert server.process.poll() is not None, f"server {pid} still running"
