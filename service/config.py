@@ -65,6 +65,10 @@ class Settings:
     dtype: str = "auto"
     backend: str = "eager"
     warmup: bool = True
+    # Intra-op threads on CPU. BentoML calls sync APIs from worker threads, where OpenMP
+    # parallelism measured 2x slower than one thread on a 2-core machine (docs/BENCHMARKS.md).
+    # 0 leaves torch's default. Has no effect on GPU.
+    cpu_threads: int = 1
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -82,6 +86,7 @@ class Settings:
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),
             warmup=_bool(env, "ATELIER_WARMUP", True),
+            cpu_threads=_int(env, "ATELIER_CPU_THREADS", 1, minimum=0),
             max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             log_level=(env.get("ATELIER_LOG_LEVEL") or "INFO").upper(),
         )

@@ -13,6 +13,7 @@ def test_defaults_live_under_home(tmp_path):
     assert settings.base_model == tmp_path.resolve() / "demo" / "pipeline"
     assert settings.twins_dir == tmp_path.resolve() / "twins"
     assert settings.device == "auto" and settings.backend == "eager" and settings.warmup is True
+    assert settings.cpu_threads == 1
 
 
 def test_base_model_override(tmp_path):
@@ -29,6 +30,7 @@ def test_base_model_override(tmp_path):
         ("ATELIER_WARMUP", "maybe"),
         ("ATELIER_MAX_BODY_BYTES", "lots"),
         ("ATELIER_MAX_BODY_BYTES", "10"),
+        ("ATELIER_CPU_THREADS", "-1"),
     ],
 )
 def test_bad_values_are_refused_by_name(name, value):

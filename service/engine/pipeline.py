@@ -83,6 +83,8 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Engine":
         device = pick_device(settings.device)
+        if device.type == "cpu" and settings.cpu_threads:
+            torch.set_num_threads(settings.cpu_threads)
         pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
         backend = create_backend(settings.backend)
         backend.prepare(pipe)
