@@ -53,6 +53,15 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _adapter_store(env: Mapping[str, str]) -> str:
+    value = env.get("ATELIER_ADAPTER_STORE") or "local"
+    if value == "local":
+        return value
+    if value.startswith("s3://") and len(value) > 5 and not value[5:].startswith("/"):
+        return value.rstrip("/")
+    raise ConfigError(f"ATELIER_ADAPTER_STORE must be 'local' or 's3://bucket[/prefix]', got {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be configured with. See the README's configuration table."""
@@ -61,6 +70,11 @@ class Settings:
     base_model: Path = Path("var/demo/pipeline")
     twins_dir: Path = Path("var/twins")
     adapters_dir: Path = Path("var/adapters")
+    # "local" (files under adapters_dir) or "s3://bucket/prefix". S3 credentials come from the
+    # standard AWS chain (env vars, profile, role); never from Atelier's own settings.
+    adapter_store: str = "local"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "eager"
@@ -82,6 +96,9 @@ class Settings:
             base_model=Path(env.get("ATELIER_BASE_MODEL") or home / "demo" / "pipeline").expanduser().resolve(),
             twins_dir=Path(env.get("ATELIER_TWINS_DIR") or home / "twins").expanduser().resolve(),
             adapters_dir=Path(env.get("ATELIER_ADAPTERS_DIR") or home / "adapters").expanduser().resolve(),
+            adapter_store=_adapter_store(env),
+            s3_endpoint_url=env.get("ATELIER_S3_ENDPOINT_URL") or None,
+            s3_region=env.get("ATELIER_S3_REGION") or None,
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),

@@ -1,20 +1,49 @@
 """Where adapter files live, and reading one safely: safetensors only, sha256 checked.
 
-Owns: turning a TwinRecord into a verified LoRA state dict. A file whose hash differs from
-the record, a pickle format, or a path that escapes the store's root is refused, never
-loaded. Must never touch the pipeline.
+Owns: the AdapterStore interface (bytes by key), the local-directory backend, key validation,
+and turning a TwinRecord into a verified LoRA state dict. A file whose hash differs from the
+record, a pickle format, or a key that escapes the store's root is refused, never loaded.
+Must never touch the pipeline.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
 from pathlib import Path
+from typing import Protocol
 
-from service.errors import AdapterUnavailable
+from service.errors import AdapterUnavailable, InvalidRequest
 from service.twins.records import TwinRecord
 
 PICKLE_SUFFIXES = frozenset({".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle"})
 MAX_ADAPTER_BYTES = 2 * 1024**3
+ADAPTER_KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){0,3}\.safetensors$")
+
+
+def check_adapter_key(key: str) -> str:
+    """An adapter key is a relative path of 1-4 plain segments ending in .safetensors."""
+    if not isinstance(key, str) or ".." in key or not ADAPTER_KEY_RE.fullmatch(key):
+        raise InvalidRequest(
+            f"adapter key {key!r} must be a relative path of plain segments ending in .safetensors "
+            "(pickle formats are refused)",
+            field="adapter_key",
+        )
+    return key
+
+
+class AdapterStore(Protocol):
+    """Adapter bytes by key. Errors are AdapterUnavailable (missing, unreadable, too large)."""
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def describe(self) -> str: ...
 
 
 class LocalAdapterStore:
@@ -23,44 +52,69 @@ class LocalAdapterStore:
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
 
-    def path_of(self, record: TwinRecord) -> Path:
-        path = (self.root / record.adapter_path).resolve()
+    def describe(self) -> str:
+        return f"local:{self.root}"
+
+    def _path(self, key: str) -> Path:
+        try:
+            check_adapter_key(key)
+        except InvalidRequest as exc:
+            raise AdapterUnavailable(exc.message) from None
+        path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
-            raise AdapterUnavailable(f"the adapter path of twin {record.id!r} leaves the adapter store")
-        if path.suffix.lower() in PICKLE_SUFFIXES or path.suffix.lower() != ".safetensors":
-            raise AdapterUnavailable(
-                f"the adapter of twin {record.id!r} is not a .safetensors file; pickle formats are refused"
-            )
+            raise AdapterUnavailable(f"adapter key {key!r} leaves the adapter store")
         return path
 
-    def read_bytes(self, record: TwinRecord) -> bytes:
-        path = self.path_of(record)
+    def read_bytes(self, key: str) -> bytes:
+        path = self._path(key)
         try:
             if path.stat().st_size > MAX_ADAPTER_BYTES:
-                raise AdapterUnavailable(f"the adapter of twin {record.id!r} is larger than {MAX_ADAPTER_BYTES} bytes")
+                raise AdapterUnavailable(f"adapter {key!r} is larger than {MAX_ADAPTER_BYTES} bytes")
             return path.read_bytes()
         except FileNotFoundError:
-            raise AdapterUnavailable(f"the adapter file of twin {record.id!r} is missing") from None
+            raise AdapterUnavailable(f"adapter file {key!r} is missing from the store") from None
         except OSError as exc:
-            raise AdapterUnavailable(f"the adapter file of twin {record.id!r} cannot be read: {exc.strerror}") from None
+            raise AdapterUnavailable(f"adapter file {key!r} cannot be read: {exc.strerror}") from None
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write atomically (temp file + rename) so a reader never sees half a file."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
 
-def load_verified_adapter(store: LocalAdapterStore, record: TwinRecord) -> dict:
-    """Read the twin's adapter, check its sha256 against the record, and parse it as safetensors."""
+def parse_adapter(data: bytes, expected_sha256: str, label: str) -> dict:
+    """Check `data` against its recorded sha256 and parse it as a safetensors LoRA state dict."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    data = store.read_bytes(record)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != record.sha256:
+    if digest != expected_sha256:
         raise AdapterUnavailable(
-            f"the adapter of twin {record.id!r} does not match its recorded sha256 "
-            f"(expected {record.sha256[:12]}..., found {digest[:12]}...); refusing to load it"
+            f"the adapter of {label} does not match its recorded sha256 "
+            f"(expected {expected_sha256[:12]}..., found {digest[:12]}...); refusing to load it"
         )
     try:
         state_dict = load(data)
     except (SafetensorError, ValueError) as exc:
-        raise AdapterUnavailable(f"the adapter of twin {record.id!r} is not a valid safetensors file: {exc}") from None
+        raise AdapterUnavailable(f"the adapter of {label} is not a valid safetensors file: {exc}") from None
     if not state_dict or not all(".lora" in key for key in state_dict):
-        raise AdapterUnavailable(f"the adapter of twin {record.id!r} holds no LoRA weights")
+        raise AdapterUnavailable(f"the adapter of {label} holds no LoRA weights")
     return state_dict
+
+
+def load_verified_adapter(store: AdapterStore, record: TwinRecord) -> dict:
+    """Read the twin's adapter from `store`, verify it, and return its state dict."""
+    return parse_adapter(store.read_bytes(record.adapter_path), record.sha256, f"twin {record.id!r}")
