@@ -45,6 +45,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.get(name) or default
     base = value.split(":", 1)[0]  # "cuda:1" is a cuda device
@@ -75,6 +82,19 @@ class Settings:
     adapter_store: str = "local"
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    # The adapter slot every twin is copied into: its rank bounds a twin's rank, its targets
+    # bound the layers a twin may touch (both checked when a twin is registered).
+    lora_slot_rank: int = 32
+    lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    # Tiered adapter cache budgets (bytes) and the disk tier's directory.
+    cache_device_bytes: int = 2 * 1024**3
+    cache_host_bytes: int = 8 * 1024**3
+    cache_disk_bytes: int = 20 * 1024**3
+    cache_dir: Path = Path("var/cache/adapters")
+    prefetch: tuple[str, ...] = ()
+    # Admin routes need `Authorization: Bearer <this>`; unset disables them (403).
+    admin_token: str | None = field(default=None, repr=False)
+    max_upload_bytes: int = 1024**3
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "eager"
@@ -99,6 +119,15 @@ class Settings:
             adapter_store=_adapter_store(env),
             s3_endpoint_url=env.get("ATELIER_S3_ENDPOINT_URL") or None,
             s3_region=env.get("ATELIER_S3_REGION") or None,
+            lora_slot_rank=_int(env, "ATELIER_LORA_SLOT_RANK", 32, minimum=1),
+            lora_targets=_list(env, "ATELIER_LORA_TARGETS", ("to_q", "to_k", "to_v", "to_out.0")),
+            cache_device_bytes=_int(env, "ATELIER_CACHE_DEVICE_BYTES", 2 * 1024**3),
+            cache_host_bytes=_int(env, "ATELIER_CACHE_HOST_BYTES", 8 * 1024**3),
+            cache_disk_bytes=_int(env, "ATELIER_CACHE_DISK_BYTES", 20 * 1024**3),
+            cache_dir=Path(env.get("ATELIER_CACHE_DIR") or home / "cache" / "adapters").expanduser().resolve(),
+            prefetch=_list(env, "ATELIER_PREFETCH", ()),
+            admin_token=env.get("ATELIER_ADMIN_TOKEN") or None,
+            max_upload_bytes=_int(env, "ATELIER_MAX_UPLOAD_BYTES", 1024**3, minimum=1024),
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),

@@ -39,7 +39,7 @@ def engine(settings):
 def copied_home(demo_home, tmp_path) -> Path:
     """A private copy of the demo home that a test may damage."""
     target = tmp_path / "home"
-    shutil.copytree(demo_home, target)
+    shutil.copytree(demo_home, target, ignore=shutil.ignore_patterns("cache"))
     return target
 
 

@@ -10,8 +10,8 @@ from service.engine import Engine
 from service.engine.loading import check_pipeline_dir, load_pipeline, pick_device
 from service.errors import AdapterUnavailable, ModelLoadError, TwinNotFound, UnsafeWeights
 from service.schemas import GenerateRequest
-from service.twins.records import TwinCatalog
-from service.twins.store import LocalAdapterStore
+from service.config import Settings
+from service.twins import TwinAdapters
 from tests.conftest import SMALL, open_image
 
 
@@ -88,7 +88,10 @@ def test_unknown_twin(engine):
 
 
 def engine_on(home, shared: Engine) -> Engine:
-    return Engine(shared.pipe, shared.device, shared.backend, TwinCatalog(home / "twins"), LocalAdapterStore(home / "adapters"))
+    """An engine over `shared`'s pipeline and slot, with twins, store and cache from `home`."""
+    settings = Settings.from_env({"ATELIER_HOME": str(home)})
+    twins = TwinAdapters.build(settings, shared.pipe.unet, shared.device, slot=shared.twins.slot)
+    return Engine(shared.pipe, shared.device, shared.backend, twins)
 
 
 def test_adapter_with_wrong_hash_is_refused_and_others_still_work(engine, copied_home):
@@ -180,7 +183,8 @@ def test_sd15_pipelines_load_and_generate(tmp_path):
     )
     pipe.save_pretrained(tmp_path / "sd15", safe_serialization=True)
     loaded = load_pipeline(tmp_path / "sd15", pick_device("cpu"), torch.float32)
-    sd15 = Engine(loaded, pick_device("cpu"), None, TwinCatalog(tmp_path / "twins"), LocalAdapterStore(tmp_path))
+    twins = TwinAdapters.build(Settings.from_env({"ATELIER_HOME": str(tmp_path)}), loaded.unet, pick_device("cpu"))
+    sd15 = Engine(loaded, pick_device("cpu"), None, twins)
     result = sd15.generate(request(twin_id=None, width=64, height=64))
     assert open_image(result.images[0].data).size == (64, 64)
     assert sd15.generate(request(twin_id=None, width=64, height=64)).images[0].data == result.images[0].data

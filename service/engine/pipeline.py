@@ -22,10 +22,10 @@ from service.config import Settings
 from service.engine.backends import Backend, create_backend
 from service.engine.encoding import encode_image
 from service.engine.loading import load_pipeline, pick_device, pick_dtype
+from service.errors import AtelierError
 from service.schemas import MAX_SEED, GenerateRequest
-from service.twins.records import TwinCatalog
-from service.twins.store import LocalAdapterStore, load_verified_adapter
-from service.twins.switching import attach, detach
+from service.twins import TwinAdapters
+from service.twins.cache import CacheEvents
 
 WARMUP_REQUEST = GenerateRequest(twin_id=None, prompt="warm-up", width=256, height=256, steps=2, seed=0)
 
@@ -48,6 +48,7 @@ class GenerationResult:
     seed: int
     images: list[GeneratedImage]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    adapter_source: str | None = None  # the cache tier that served the twin's adapter
 
 
 class StageTimer:
@@ -71,28 +72,40 @@ class StageTimer:
 class Engine:
     """A loaded pipeline plus the twins it can render. Thread-safe: one generation at a time."""
 
-    def __init__(self, pipe, device: torch.device, backend: Backend, catalog: TwinCatalog, store: LocalAdapterStore):
+    def __init__(self, pipe, device: torch.device, backend: Backend, twins: TwinAdapters):
         self.pipe = pipe
         self.device = device
         self.backend = backend
-        self.catalog = catalog
-        self.store = store
+        self.twins = twins
         self.ready = False
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Engine":
+    def from_settings(cls, settings: Settings, events: CacheEvents | None = None) -> "Engine":
         device = pick_device(settings.device)
         if device.type == "cpu" and settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
         pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
+        twins = TwinAdapters.build(settings, pipe.unet, device, events)  # the slot goes on before compiling
         backend = create_backend(settings.backend)
         backend.prepare(pipe)
-        engine = cls(pipe, device, backend, TwinCatalog(settings.twins_dir), LocalAdapterStore(settings.adapters_dir))
+        engine = cls(pipe, device, backend, twins)
+        if settings.prefetch:
+            engine.prefetch(list(settings.prefetch))
         if settings.warmup:
             engine.warm_up()
         engine.ready = True
         return engine
+
+    def prefetch(self, twin_ids: list[str]) -> dict[str, str]:
+        """Warm twins' adapters into the device tier; twin id -> serving tier or error code."""
+        records, results = [], {}
+        for twin_id in twin_ids:
+            try:
+                records.append(self.twins.catalog.get(twin_id))
+            except AtelierError as exc:
+                results[twin_id] = f"error:{exc.code}"
+        return results | self.twins.cache.prefetch(records)
 
     def warm_up(self) -> GenerationResult:
         """One small generation so the first real request pays no first-call costs."""
@@ -104,26 +117,28 @@ class Engine:
         generation_id = uuid.uuid4().hex
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
 
-        # 1. Resolve the twin and read its verified adapter before taking the pipeline.
+        # 1. The twin's adapter onto the device, through the cache tiers (outside the lock:
+        #    a cold load from the store never stalls generations of other twins).
+        adapter, source = None, None
         with timer.stage("adapter"):
-            adapter = None
             if request.twin_id is not None:
-                adapter = load_verified_adapter(self.store, self.catalog.get(request.twin_id))
+                adapter, source = self.twins.cache.acquire(self.twins.catalog.get(request.twin_id))
 
         with timer.stage("queue"):
             self._lock.acquire()
         try:
+            # 2. Switch the slot to this twin (an in-place copy; nothing when it is already there).
             with timer.stage("adapter"):
-                attach(self.pipe, adapter)
-            try:
-                pil_images = self._denoise_and_decode(request, seed, timer)
-            finally:
-                with timer.stage("adapter"):
-                    detach(self.pipe)
+                slot = self.twins.slot
+                if adapter is None and slot.owner is not None:
+                    slot.clear()
+                elif adapter is not None and slot.owner != adapter.sha256:
+                    slot.load(adapter)
+            pil_images = self._denoise_and_decode(request, seed, timer)
         finally:
             self._lock.release()
 
-        # 5. Encode to files (outside the lock: the GPU is free for the next request).
+        # 5. Encode to files (outside the lock: the pipeline is free for the next request).
         with timer.stage("postprocess"):
             images = []
             for index, pil in enumerate(pil_images):
@@ -141,7 +156,7 @@ class Engine:
                 )
         timer.ms["total"] = (time.perf_counter() - started) * 1000.0
         timings = {k: round(timer.ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
-        return GenerationResult(generation_id, request.twin_id, seed, images, timings)
+        return GenerationResult(generation_id, request.twin_id, seed, images, timings, source)
 
     def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer) -> list:
         pipe = self.pipe
@@ -149,10 +164,10 @@ class Engine:
         # One CPU generator per image: image i is reproducible alone from seed + i, on any device.
         generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(request.num_images)]
         with torch.no_grad():
-            # 2. Text encoders.
+            # 3. Text encoders.
             with timer.stage("encode"):
                 embeds = encode_prompts(pipe, request, self.device, do_cfg)
-            # 3. Denoising loop (the UNet), stopping at latents.
+            # 4. Denoising loop (the UNet), stopping at latents.
             with timer.stage("denoise"):
                 latents = pipe(
                     **embeds,
@@ -164,7 +179,7 @@ class Engine:
                     generator=generators,
                     output_type="latent",
                 ).images
-            # 4. VAE decode to pixels.
+            # 4b. VAE decode to pixels.
             with timer.stage("decode"):
                 pixels = decode_latents(pipe, latents)
                 return pipe.image_processor.postprocess(pixels, output_type="pil")
