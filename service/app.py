@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+from pathlib import Path
 
 import bentoml
 from PIL.Image import Image
@@ -17,10 +18,26 @@ from starlette.responses import Response
 from service import __version__
 from service.config import get_settings
 from service.engine import Engine, GenerationResult
-from service.errors import AtelierError
+from service.errors import AtelierError, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
 from service.logs import configure_logging
-from service.schemas import MEDIA_TYPES, GenerateRequest, GenerateResponse, ImageOut, Timings
+from service.schemas import (
+    MEDIA_TYPES,
+    EmptyBody,
+    EvictResponse,
+    GenerateRequest,
+    GenerateResponse,
+    ImageOut,
+    PrefetchBody,
+    PrefetchResponse,
+    RegisterResponse,
+    Timings,
+    TwinIdBody,
+    TwinListResponse,
+    TwinState,
+)
+from service.tenancy.admin_token import check_admin
+from service.twins.metrics import PrometheusCacheEvents
 
 log = logging.getLogger("atelier.app")
 
@@ -34,10 +51,14 @@ def maps_errors(route):
             return route(self, *args, **kwargs)
         except AtelierError as exc:
             log.info("request refused", extra={"fields": {"route": route.__name__, "code": exc.code, "status": exc.status}})
-            return error_response(exc)
+            response = error_response(exc)
         except Exception:
             log.exception("request failed", extra={"fields": {"route": route.__name__}})
-            return internal_error_response()
+            response = internal_error_response()
+        ctx = kwargs.get("ctx")
+        if ctx is not None:  # BentoML copies ctx.response.status_code onto the response
+            ctx.response.status_code = response.status_code
+        return response
 
     return wrapper
 
@@ -76,7 +97,8 @@ class Atelier:
     def __init__(self) -> None:
         settings = get_settings()
         configure_logging(settings.log_level)
-        self.engine = Engine.from_settings(settings)
+        self.settings = settings
+        self.engine = Engine.from_settings(settings, events=PrometheusCacheEvents())
         log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
 
     def __is_ready__(self) -> bool:
@@ -106,6 +128,57 @@ class Atelier:
             },
         )
 
+    # -- admin: twins and their adapters ---------------------------------------------------
+
+    @bentoml.api(route="/v1/admin/twins")
+    @maps_errors
+    def register_twin(
+        self,
+        ctx: bentoml.Context,
+        twin_id: str = "",
+        display_name: str = "",
+        adapter_key: str = "",
+        adapter: Path = None,  # type: ignore[assignment]  # BentoML needs a plain Path for files
+    ) -> RegisterResponse:
+        """Add or update a twin: multipart upload of its LoRA (`adapter`) or a store `adapter_key`."""
+        self._admin(ctx)
+        data = None
+        if adapter is not None:
+            if adapter.stat().st_size > self.settings.max_upload_bytes:
+                raise PayloadTooLarge(f"the adapter is larger than {self.settings.max_upload_bytes} bytes")
+            data = adapter.read_bytes()
+        record, previous = self.engine.register(twin_id, display_name or None, data, adapter_key or None)
+        log.info("twin registered", extra={"fields": {"twin_id": record.id, "sha256": record.sha256}})
+        return RegisterResponse(
+            twin=TwinState(**self.engine.twin_state(record)),
+            created=previous is None,
+            replaced_sha256=previous.sha256 if previous and previous.sha256 != record.sha256 else None,
+        )
+
+    @bentoml.api(route="/v1/admin/twins/list")
+    @maps_errors
+    def list_twins(self, body: EmptyBody, /, ctx: bentoml.Context) -> TwinListResponse:
+        """Every twin with the cache tiers holding its adapter, and the cache's totals."""
+        self._admin(ctx)
+        return TwinListResponse(twins=self.engine.twin_states(), cache=self.engine.twins.cache.stats())
+
+    @bentoml.api(route="/v1/admin/twins/evict")
+    @maps_errors
+    def evict_twin(self, body: TwinIdBody, /, ctx: bentoml.Context) -> EvictResponse:
+        """Drop a twin's adapter from every cache tier and from the pipeline's slot."""
+        self._admin(ctx)
+        return EvictResponse(twin_id=body.twin_id, evicted_from=self.engine.evict(body.twin_id))
+
+    @bentoml.api(route="/v1/admin/twins/prefetch")
+    @maps_errors
+    def prefetch_twins(self, body: PrefetchBody, /, ctx: bentoml.Context) -> PrefetchResponse:
+        """Warm twins' adapters onto the device; twin id -> serving tier or error code."""
+        self._admin(ctx)
+        return PrefetchResponse(results=self.engine.prefetch(body.twin_ids))
+
+    def _admin(self, ctx: bentoml.Context) -> None:
+        check_admin(ctx.request.headers.get("authorization"), self.settings.admin_token)
+
     def _run(self, body: GenerateRequest) -> GenerationResult:
         result = self.engine.generate(body)
         log.info(
@@ -126,6 +199,13 @@ class Atelier:
 
 Atelier.add_asgi_middleware(
     HttpEdge,
-    json_routes={"/v1/generate": GenerateRequest, "/v1/generate/image": GenerateRequest},
+    json_routes={
+        "/v1/generate": GenerateRequest,
+        "/v1/generate/image": GenerateRequest,
+        "/v1/admin/twins/list": EmptyBody,
+        "/v1/admin/twins/evict": TwinIdBody,
+        "/v1/admin/twins/prefetch": PrefetchBody,
+    },
     max_body_bytes=lambda: get_settings().max_body_bytes,
+    streamed_limits={"/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024},
 )

@@ -70,3 +70,15 @@ class ModelLoadError(AtelierError):
 class NotReady(AtelierError):
     status = 503
     code = "not_ready"
+
+
+class Unauthorized(AtelierError):
+    """No credentials, or credentials that match nothing."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AtelierError):
+    status = 403
+    code = "forbidden"

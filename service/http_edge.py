@@ -29,6 +29,11 @@ class UnsupportedMediaType(AtelierError):
     code = "unsupported_media_type"
 
 
+class LengthRequired(AtelierError):
+    status = 411
+    code = "length_required"
+
+
 def error_body(exc: AtelierError) -> dict:
     detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.field:
@@ -66,7 +71,9 @@ class HttpEdge:
     """ASGI middleware in front of the BentoML app.
 
     `json_routes` maps a POST path to the pydantic model its body must validate against.
-    Every request body is capped at `max_body_bytes` (or the route's own cap in `body_limits`).
+    Every request body is buffered and capped at `max_body_bytes`, except on the upload paths
+    of `streamed_limits`: those must declare a Content-Length within their own cap and are
+    streamed through unbuffered.
     """
 
     def __init__(
@@ -74,12 +81,12 @@ class HttpEdge:
         app,
         json_routes: dict[str, type[BaseModel]] | None = None,
         max_body_bytes: int | Callable[[], int] = 64 * 1024,
-        body_limits: dict[str, int] | None = None,
+        streamed_limits: dict[str, int | Callable[[], int]] | None = None,
     ):
         self.app = app
         self.json_routes = json_routes or {}
         self._max_body = max_body_bytes
-        self.body_limits = body_limits or {}
+        self.streamed_limits = streamed_limits or {}
 
     @property
     def max_body_bytes(self) -> int:
@@ -90,7 +97,10 @@ class HttpEdge:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        limit = self.body_limits.get(path, self.max_body_bytes)
+        if path in self.streamed_limits:
+            await self._streamed(scope, receive, send)
+            return
+        limit = self.max_body_bytes
         try:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
@@ -113,6 +123,21 @@ class HttpEdge:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        limit = self.streamed_limits[path]
+        limit = limit() if callable(limit) else limit
+        try:
+            declared = _content_length(scope)
+            if declared is None:
+                raise LengthRequired(f"uploads to {path} must declare a Content-Length")
+            if declared > limit:
+                raise PayloadTooLarge(f"the body is {declared} bytes; the limit for {path} is {limit} bytes")
+        except AtelierError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)  # the server enforces the declared length
 
 
 def _content_length(scope: Scope) -> int | None:

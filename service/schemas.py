@@ -84,3 +84,52 @@ class ErrorBody(BaseModel):
 
 
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+# -- admin ---------------------------------------------------------------------------------
+
+
+class TwinIdBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    twin_id: str = Field(..., pattern=TWIN_ID_PATTERN)
+
+
+class PrefetchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    twin_ids: list[str] = Field(..., min_length=1, max_length=100)
+
+
+class EmptyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TwinState(BaseModel):
+    id: str
+    display_name: str
+    adapter_path: str
+    sha256: str
+    rank: int | None
+    tiers: list[str] = Field(..., description="Cache tiers holding the adapter: device, host, disk.")
+    in_slot: bool = Field(..., description="The adapter is the one currently in the pipeline's slot.")
+
+
+class TwinListResponse(BaseModel):
+    twins: list[TwinState]
+    cache: dict
+
+
+class RegisterResponse(BaseModel):
+    twin: TwinState
+    created: bool
+    replaced_sha256: str | None = None
+
+
+class EvictResponse(BaseModel):
+    twin_id: str
+    evicted_from: list[str]
+
+
+class PrefetchResponse(BaseModel):
+    results: dict[str, str]

@@ -13,7 +13,9 @@ from PIL import Image
 from builds.demo import build_demo
 from service.config import Settings, get_settings
 
+pytest_plugins = ["tests.s3server"]
 SMALL = {"width": 128, "height": 128, "steps": 2}
+ADMIN_TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -48,17 +50,20 @@ def client(demo_home):
     """The BentoML service's ASGI app (every route but /metrics), started like a server would."""
     from starlette.testclient import TestClient
 
-    previous = os.environ.get("ATELIER_HOME")
+    # One service instance per process: BentoML registers its Prometheus metrics once.
+    saved = {name: os.environ.get(name) for name in ("ATELIER_HOME", "ATELIER_ADMIN_TOKEN")}
     os.environ["ATELIER_HOME"] = str(demo_home)
+    os.environ["ATELIER_ADMIN_TOKEN"] = ADMIN_TOKEN
     get_settings.cache_clear()
     from service.app import Atelier
 
     with TestClient(Atelier.to_asgi()) as test_client:
         yield test_client
-    if previous is None:
-        os.environ.pop("ATELIER_HOME", None)
-    else:
-        os.environ["ATELIER_HOME"] = previous
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     get_settings.cache_clear()
 
 

@@ -11,7 +11,7 @@ from tests.conftest import open_image
 
 @pytest.mark.slow
 def test_bentoml_serve_generates_a_png(demo_home, tmp_path):
-    with serve(demo_home, tmp_path) as server:
+    with serve(demo_home, tmp_path, env={"ATELIER_CACHE_DIR": str(tmp_path / "cache")}) as server:
         body = json.dumps({"twin_id": "demo-ben", "prompt": "street style, denim jacket", "width": 128, "height": 128, "steps": 2, "seed": 3}).encode()
         request = urllib.request.Request(server.url + "/v1/generate/image", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
@@ -20,6 +20,9 @@ def test_bentoml_serve_generates_a_png(demo_home, tmp_path):
             image = open_image(response.read())
         assert image.format == "PNG" and image.size == (128, 128)
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
-            assert b"bentoml_service_request_total" in response.read()
+            metrics = response.read().decode()
+        assert "bentoml_service_request_total" in metrics
+        assert 'atelier_adapter_lookups_total{source="store"}' in metrics  # the twin's cold load
+        assert 'atelier_adapter_load_seconds_bucket{le="30.0",source="store"}' in metrics
         pid = server.process.pid
     assert server.process.poll() is not None, f"server {pid} still running"

@@ -25,6 +25,8 @@ from service.engine.loading import load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
 from service.schemas import MAX_SEED, GenerateRequest
 from service.twins import TwinAdapters
+from service.twins.admin import register_twin
+from service.twins.records import TwinRecord
 from service.twins.cache import CacheEvents
 
 WARMUP_REQUEST = GenerateRequest(twin_id=None, prompt="warm-up", width=256, height=256, steps=2, seed=0)
@@ -106,6 +108,46 @@ class Engine:
             except AtelierError as exc:
                 results[twin_id] = f"error:{exc.code}"
         return results | self.twins.cache.prefetch(records)
+
+    def evict(self, twin_id: str) -> list[str]:
+        """Drop a twin's adapter from every cache tier and from the slot."""
+        record = self.twins.catalog.get(twin_id)
+        removed = self.twins.cache.evict(record.sha256)
+        with self._lock:
+            if self.twins.slot.owner == record.sha256:
+                self.twins.slot.clear()
+                removed.append("slot")
+        return removed
+
+    def register(self, twin_id: str, display_name: str | None, data: bytes | None, adapter_key: str | None):
+        """Add or update a twin (validated against the slot); the old adapter leaves the caches."""
+        record, previous = register_twin(self.twins, twin_id, display_name, data, adapter_key)
+        if previous is not None and previous.sha256 != record.sha256:
+            self.twins.cache.evict(previous.sha256)
+            with self._lock:
+                if self.twins.slot.owner == previous.sha256:
+                    self.twins.slot.clear()
+        return record, previous
+
+    def twin_state(self, record: TwinRecord) -> dict:
+        return {
+            "id": record.id,
+            "display_name": record.display_name,
+            "adapter_path": record.adapter_path,
+            "sha256": record.sha256,
+            "rank": record.rank,
+            "tiers": self.twins.cache.tiers_of(record.sha256),
+            "in_slot": self.twins.slot.owner == record.sha256,
+        }
+
+    def twin_states(self) -> list[dict]:
+        states = []
+        for twin_id in self.twins.catalog.ids():
+            try:
+                states.append(self.twin_state(self.twins.catalog.get(twin_id)))
+            except AtelierError:
+                continue  # an unreadable record is reported by requests for it, not here
+        return states
 
     def warm_up(self) -> GenerationResult:
         """One small generation so the first real request pays no first-call costs."""

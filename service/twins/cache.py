@@ -76,7 +76,7 @@ class LruTier:
         """Insert as most recent, evicting least recent entries; returns the evicted keys."""
         if nbytes > self.budget:
             return []
-        self.pop(key)
+        LruTier.pop(self, key)  # bookkeeping only: a subclass's pop may delete what it holds
         evicted = []
         while self.used + nbytes > self.budget and self.entries:
             old, (_, size) = self.entries.popitem(last=False)

@@ -68,6 +68,25 @@ class TwinCatalog:
             raise AdapterUnavailable(f"the record file of twin {twin_id!r} names another twin ({record.id!r})")
         return record
 
+    def put(self, record: TwinRecord) -> None:
+        """Write a record atomically (temp file + rename): readers see the old or the new one."""
+        import os
+        import tempfile
+
+        check_twin_id(record.id)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        body = json.dumps(
+            {"id": record.id, "display_name": record.display_name, "adapter_path": record.adapter_path,
+             "sha256": record.sha256, "rank": record.rank},
+            indent=2,
+        )
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".record-")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(body + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.directory / f"{record.id}.json")
+
     def ids(self) -> list[str]:
         if not self.directory.is_dir():
             return []

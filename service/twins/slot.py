@@ -62,17 +62,23 @@ def safetensors_metadata(data: bytes) -> dict[str, str]:
 
 
 def _alphas(metadata: dict[str, str]) -> tuple[float | None, dict[str, float]]:
-    """lora_alpha and alpha_pattern from diffusers' `lora_adapter_metadata`, if present."""
-    for key in ("lora_adapter_metadata", "unet_lora_adapter_metadata"):
-        if key in metadata:
-            try:
-                config = json.loads(metadata[key])
-            except ValueError:
-                continue
-            config = config.get("unet", config) if isinstance(config, dict) else {}
-            alpha = config.get("lora_alpha")
-            return (float(alpha) if alpha is not None else None), {k: float(v) for k, v in (config.get("alpha_pattern") or {}).items()}
-    return None, {}
+    """lora_alpha and alpha_pattern from diffusers' `lora_adapter_metadata` (keys "unet.*")."""
+    raw = metadata.get("lora_adapter_metadata")
+    if not raw:
+        return None, {}
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        return None, {}
+    if not isinstance(config, dict):
+        return None, {}
+    if isinstance(config.get("unet"), dict):
+        config = config["unet"]
+    else:
+        config = {k[len(UNET_PREFIX) :]: v for k, v in config.items() if k.startswith(UNET_PREFIX)} or config
+    alpha = config.get("lora_alpha")
+    pattern = config.get("alpha_pattern") or {}
+    return (float(alpha) if alpha is not None else None), {k: float(v) for k, v in pattern.items()}
 
 
 class AdapterSlot:

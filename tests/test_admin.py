@@ -1,0 +1,116 @@
+"""Admin routes for twins: token required, register by upload or store key, list, evict, prefetch."""
+
+import hashlib
+
+import pytest
+
+from tests.test_adapter_slot import lora_file
+
+from service.errors import Forbidden
+from service.tenancy.admin_token import check_admin
+from tests.conftest import ADMIN_TOKEN as TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GEN = {"prompt": "studio photo", "width": 128, "height": 128, "steps": 2, "seed": 4}
+
+
+@pytest.fixture()
+def admin_client(client):
+    return client
+
+
+@pytest.mark.parametrize("headers, status, code", [
+    ({}, 401, "unauthorized"),
+    ({"Authorization": "Bearer wrong"}, 401, "unauthorized"),
+    ({"Authorization": f"Basic {TOKEN}"}, 401, "unauthorized"),
+])
+def test_admin_routes_need_the_token(admin_client, headers, status, code):
+    for route, body in [("/v1/admin/twins/list", {}), ("/v1/admin/twins/evict", {"twin_id": "demo-ava"}),
+                        ("/v1/admin/twins/prefetch", {"twin_ids": ["demo-ava"]}),
+                        ("/v1/admin/twins", {"twin_id": "x", "adapter_key": "demo-ava.safetensors"})]:
+        response = admin_client.post(route, json=body, headers=headers)
+        assert response.status_code == status, (route, response.text)
+        assert response.json()["error"]["code"] == code
+
+
+def test_admin_routes_are_closed_without_a_configured_token():
+    with pytest.raises(Forbidden) as refused:
+        check_admin(f"Bearer {TOKEN}", None)
+    assert refused.value.code == "admin_disabled" and refused.value.status == 403
+    check_admin(f"Bearer {TOKEN}", TOKEN)  # and open with the right one
+
+
+def test_register_by_upload_then_generate_list_evict(admin_client, demo_home):
+    data = lora_file(demo_home / "demo" / "pipeline", 4, 4.0, seed=99)
+    response = admin_client.post("/v1/admin/twins", headers=AUTH, data={"twin_id": "uploaded-dana", "display_name": "Dana"},
+                                 files={"adapter": ("dana.safetensors", data, "application/octet-stream")})
+    assert response.status_code == 200, response.text
+    twin = response.json()["twin"]
+    assert response.json()["created"] is True and twin["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (demo_home / "adapters" / twin["adapter_path"]).read_bytes() == data
+
+    generated = admin_client.post("/v1/generate", json={"twin_id": "uploaded-dana", **GEN})
+    assert generated.status_code == 200
+    listing = admin_client.post("/v1/admin/twins/list", json={}, headers=AUTH).json()
+    state = next(t for t in listing["twins"] if t["id"] == "uploaded-dana")
+    assert state["tiers"] == ["device", "host", "disk"] and state["in_slot"] is True
+
+    evicted = admin_client.post("/v1/admin/twins/evict", json={"twin_id": "uploaded-dana"}, headers=AUTH).json()
+    assert evicted["evicted_from"] == ["device", "host", "disk", "slot"]
+    listing = admin_client.post("/v1/admin/twins/list", json={}, headers=AUTH).json()
+    state = next(t for t in listing["twins"] if t["id"] == "uploaded-dana")
+    assert state["tiers"] == [] and state["in_slot"] is False
+    again = admin_client.post("/v1/generate", json={"twin_id": "uploaded-dana", **GEN})
+    assert again.json()["images"][0]["sha256"] == generated.json()["images"][0]["sha256"]
+
+
+def test_register_by_store_key_and_replace(admin_client):
+    first = admin_client.post("/v1/admin/twins", headers=AUTH, json={"twin_id": "keyed-eli", "adapter_key": "demo-ben.safetensors"})
+    assert first.status_code == 200 and first.json()["created"] is True
+    second = admin_client.post("/v1/admin/twins", headers=AUTH, json={"twin_id": "keyed-eli", "adapter_key": "demo-cleo.safetensors"})
+    assert second.status_code == 200 and second.json()["created"] is False
+    assert second.json()["replaced_sha256"] == first.json()["twin"]["sha256"]
+    ben = admin_client.post("/v1/generate", json={"twin_id": "demo-cleo", **GEN}).json()["images"][0]["sha256"]
+    eli = admin_client.post("/v1/generate", json={"twin_id": "keyed-eli", **GEN}).json()["images"][0]["sha256"]
+    assert ben == eli  # same adapter, same seed: same image
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"twin_id": "x1", "adapter_key": "../../etc/passwd.safetensors"}, "adapter_key"),
+    ({"twin_id": "x2", "adapter_key": "demo-ava.bin"}, "adapter_key"),
+    ({"twin_id": "x3", "adapter_key": "no-such.safetensors"}, "adapter_key"),
+    ({"twin_id": "../x", "adapter_key": "demo-ava.safetensors"}, "twin_id"),
+    ({"twin_id": "x4"}, "adapter"),
+])
+def test_bad_registrations_are_4xx_naming_the_field(admin_client, body, field, demo_home):
+    response = admin_client.post("/v1/admin/twins", headers=AUTH, json=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["field"] == field
+    assert not (demo_home / "twins" / f"{body['twin_id']}.json").exists()
+
+
+def test_incompatible_or_garbage_uploads_are_refused_and_leave_nothing(admin_client, demo_home):
+    pipeline = demo_home / "demo" / "pipeline"
+    for twin_id, payload, expected in [
+        ("too-wide", lora_file(pipeline, 64, 64.0, targets=("to_q",)), "slot holds rank"),
+        ("wrong-layers", lora_file(pipeline, 4, 4.0, targets=("proj_in",)), "outside the slot"),
+        ("garbage", b"\x80\x04\x95pickle!", "not a valid safetensors"),
+    ]:
+        response = admin_client.post("/v1/admin/twins", headers=AUTH, data={"twin_id": twin_id},
+                                     files={"adapter": ("a.safetensors", payload, "application/octet-stream")})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "adapter_incompatible" and expected in response.json()["error"]["message"]
+        assert not (demo_home / "twins" / f"{twin_id}.json").exists()
+        assert not (demo_home / "adapters" / twin_id).exists()
+
+
+def test_prefetch_reports_each_twin(admin_client):
+    response = admin_client.post("/v1/admin/twins/prefetch", json={"twin_ids": ["demo-ava", "ghost"]}, headers=AUTH)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results["ghost"] == "error:twin_not_found" and results["demo-ava"] in ("device", "host", "disk", "store")
+
+
+def test_upload_without_length_or_too_large(admin_client):
+    response = admin_client.post("/v1/admin/twins", headers={**AUTH, "content-length": str(2 * 1024**3), "content-type": "multipart/form-data; boundary=x"}, content=b"")
+    assert response.status_code == 413
