@@ -188,3 +188,17 @@ def test_sd15_pipelines_load_and_generate(tmp_path):
     result = sd15.generate(request(twin_id=None, width=64, height=64))
     assert open_image(result.images[0].data).size == (64, 64)
     assert sd15.generate(request(twin_id=None, width=64, height=64)).images[0].data == result.images[0].data
+
+
+def test_record_pointing_at_an_adapter_the_slot_cannot_take_is_503(engine, copied_home):
+    """Registration refuses such adapters; one smuggled into the catalogue is the server's fault."""
+    import hashlib
+
+    from tests.test_adapter_slot import lora_file
+
+    data = lora_file(copied_home / "demo" / "pipeline", 4, 4.0, targets=("proj_in",))
+    (copied_home / "adapters" / "odd.safetensors").write_bytes(data)
+    record = {"id": "odd", "display_name": "Odd", "adapter_path": "odd.safetensors", "sha256": hashlib.sha256(data).hexdigest()}
+    (copied_home / "twins" / "odd.json").write_text(json.dumps(record))
+    with pytest.raises(AdapterUnavailable, match="does not fit the slot"):
+        engine_on(copied_home, engine).generate(request(twin_id="odd"))

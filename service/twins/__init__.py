@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from service.config import Settings
+from service.errors import AdapterUnavailable
 from service.twins.cache import Budgets, CacheEvents, TieredAdapterCache
 from service.twins.records import TwinCatalog, TwinRecord
-from service.twins.slot import AdapterSlot, PreparedAdapter, safetensors_metadata
+from service.twins.slot import AdapterIncompatible, AdapterSlot, PreparedAdapter, safetensors_metadata
 from service.twins.store import AdapterStore, LocalAdapterStore, parse_adapter
 
 
@@ -40,7 +41,10 @@ class TwinAdapters:
 
         def prepare(data: bytes, record: TwinRecord) -> PreparedAdapter:
             state_dict = parse_adapter(data, record.sha256, f"twin {record.id!r}")
-            return slot.prepare(state_dict, record.sha256, safetensors_metadata(data))
+            try:
+                return slot.prepare(state_dict, record.sha256, safetensors_metadata(data))
+            except AdapterIncompatible as exc:  # registration checks this; here it is the server's fault
+                raise AdapterUnavailable(f"the adapter of twin {record.id!r} does not fit the slot: {exc.message}") from None
 
         budgets = Budgets(settings.cache_device_bytes, settings.cache_host_bytes, settings.cache_disk_bytes)
         cache = TieredAdapterCache(store, prepare, device, budgets, settings.cache_dir, events)
