@@ -30,7 +30,10 @@ test: install
 	$(PY) -m pytest
 
 bench: install demo
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	$(PY) bench/generate.py
+	$(PY) bench/adapters.py
+	$(PY) bench/watermark.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

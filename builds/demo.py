@@ -2,9 +2,10 @@
 
 Owns: `$ATELIER_HOME/demo/pipeline` (a diffusers pipeline directory saved with
 `save_pretrained`), `$ATELIER_HOME/adapters/<twin>.safetensors` (rank-4 UNet LoRAs in the
-diffusers LoRA format) and `$ATELIER_HOME/twins/<twin>.json` (twin records with the adapter's
-sha256). Everything is built from configs with seeded random weights: nothing is downloaded,
-ever. The images it produces are abstract noise-like patterns, not photographs.
+diffusers LoRA format), `$ATELIER_HOME/twins/<twin>.json` (twin records with the adapter's
+sha256) and, through dev_ca.py, `$ATELIER_HOME/keys/` (a development CA and the C2PA
+signing key). Everything is built from configs with seeded random weights: nothing is
+downloaded, ever. The images it produces are abstract noise-like patterns, not photographs.
 
     python builds/demo.py [--home DIR] [--force]
 """
@@ -163,6 +164,9 @@ def build_demo(home: Path, force: bool = False, progress: bool = False) -> DemoA
     home = home.resolve()
     assets = DemoAssets(home, home / "demo" / "pipeline", home / "adapters", home / "twins")
     marker = home / "demo" / DONE_MARKER
+    from builds.dev_ca import build_dev_ca
+
+    build_dev_ca(home / "keys")  # C2PA signing material for local use; kept if present
     if marker.exists() and not force:
         return assets
     steps = tqdm(total=1 + len(DEMO_TWINS), desc="demo assets", unit="step", disable=not progress)

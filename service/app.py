@@ -11,16 +11,22 @@ import functools
 import logging
 from pathlib import Path
 
+import anyio
 import bentoml
 from PIL.Image import Image
-from starlette.responses import Response
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from service import __version__
 from service.config import get_settings
 from service.engine import Engine, GenerationResult
-from service.errors import AtelierError, PayloadTooLarge
+from service.errors import AtelierError, MalformedRequest, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
 from service.logs import configure_logging
+from service.provenance.marking import ProvenanceMarker
+from service.provenance.verify import verify_image
 from service.schemas import (
     MEDIA_TYPES,
     EmptyBody,
@@ -76,6 +82,7 @@ def to_response(result: GenerationResult) -> GenerateResponse:
                 height=img.height,
                 seed=img.seed,
                 sha256=img.sha256,
+                watermark_id=img.watermark_id,
                 data_base64=base64.b64encode(img.data).decode("ascii"),
             )
             for img in result.images
@@ -98,7 +105,8 @@ class Atelier:
         settings = get_settings()
         configure_logging(settings.log_level)
         self.settings = settings
-        self.engine = Engine.from_settings(settings, events=PrometheusCacheEvents())
+        marker = ProvenanceMarker.from_settings(settings)  # every image is watermarked and signed
+        self.engine = Engine.from_settings(settings, events=PrometheusCacheEvents(), marker=marker)
         log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
 
     def __is_ready__(self) -> bool:
@@ -197,6 +205,32 @@ class Atelier:
         return result
 
 
+async def verify_endpoint(request: Request) -> Response:
+    """POST /v1/verify: the image as the raw body, or as multipart field `image`."""
+    settings = get_settings()
+    try:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "multipart/form-data":
+            form = await request.form(max_files=1, max_fields=4, max_part_size=settings.max_verify_bytes)
+            upload = form.get("image")
+            if upload is None or isinstance(upload, str):
+                raise MalformedRequest("send the image as the multipart file field 'image'", field="image")
+            data = await upload.read()
+        else:
+            data = await request.body()
+        report = await anyio.to_thread.run_sync(verify_image, data, settings.max_verify_pixels, settings.c2pa_trust_anchors)
+    except AtelierError as exc:
+        log.info("verify refused", extra={"fields": {"code": exc.code, "status": exc.status}})
+        return error_response(exc)
+    except Exception:
+        log.exception("verify failed")
+        return internal_error_response()
+    return JSONResponse(report.as_dict())
+
+
+# Mounted after BentoML's own routes, so only /v1 paths that no API claims reach it.
+Atelier.mount_asgi_app(Starlette(routes=[Route("/verify", verify_endpoint, methods=["POST"])]), path="/v1", name="v1-extra")
+
 Atelier.add_asgi_middleware(
     HttpEdge,
     json_routes={
@@ -207,5 +241,8 @@ Atelier.add_asgi_middleware(
         "/v1/admin/twins/prefetch": PrefetchBody,
     },
     max_body_bytes=lambda: get_settings().max_body_bytes,
-    streamed_limits={"/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024},
+    streamed_limits={
+        "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
+        "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,
+    },
 )

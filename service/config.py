@@ -60,6 +60,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _trust_anchors(env: Mapping[str, str], home: Path) -> Path | None:
+    raw = env.get("ATELIER_C2PA_TRUST_ANCHORS")
+    if raw == "none":
+        return None
+    return Path(raw or home / "keys" / "root_ca.pem").expanduser().resolve()
+
+
 def _adapter_store(env: Mapping[str, str]) -> str:
     value = env.get("ATELIER_ADAPTER_STORE") or "local"
     if value == "local":
@@ -95,6 +102,12 @@ class Settings:
     # Admin routes need `Authorization: Bearer <this>`; unset disables them (403).
     admin_token: str | None = field(default=None, repr=False)
     max_upload_bytes: int = 1024**3
+    # Provenance: C2PA signing key and chain (PEM), trust anchors for verification.
+    c2pa_chain: Path = Path("var/keys/signer_chain.pem")
+    c2pa_key: Path = Path("var/keys/signer_key.pem")
+    c2pa_trust_anchors: Path | None = Path("var/keys/root_ca.pem")
+    max_verify_bytes: int = 25 * 1024**2
+    max_verify_pixels: int = 16 * 1024**2
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "eager"
@@ -128,6 +141,11 @@ class Settings:
             prefetch=_list(env, "ATELIER_PREFETCH", ()),
             admin_token=env.get("ATELIER_ADMIN_TOKEN") or None,
             max_upload_bytes=_int(env, "ATELIER_MAX_UPLOAD_BYTES", 1024**3, minimum=1024),
+            c2pa_chain=Path(env.get("ATELIER_C2PA_CHAIN") or home / "keys" / "signer_chain.pem").expanduser().resolve(),
+            c2pa_key=Path(env.get("ATELIER_C2PA_KEY") or home / "keys" / "signer_key.pem").expanduser().resolve(),
+            c2pa_trust_anchors=_trust_anchors(env, home),
+            max_verify_bytes=_int(env, "ATELIER_MAX_VERIFY_BYTES", 25 * 1024**2, minimum=1024),
+            max_verify_pixels=_int(env, "ATELIER_MAX_VERIFY_PIXELS", 16 * 1024**2, minimum=1),
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),

@@ -82,3 +82,17 @@ class Unauthorized(AtelierError):
 class Forbidden(AtelierError):
     status = 403
     code = "forbidden"
+
+
+class MarkingFailed(AtelierError):
+    """An image could not be watermarked or signed: it is never returned unmarked."""
+
+    status = 500
+    code = "marking_failed"
+
+
+class UnreadableImage(AtelierError):
+    """An uploaded image cannot be decoded, or declares more pixels than allowed."""
+
+    status = 422
+    code = "unreadable_image"

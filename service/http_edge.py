@@ -96,7 +96,7 @@ class HttpEdge:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
+        path = scope["path"].rstrip("/") or "/"
         if path in self.streamed_limits:
             await self._streamed(scope, receive, send)
             return
@@ -125,7 +125,7 @@ class HttpEdge:
         await self.app(scope, replay, send)
 
     async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
+        path = scope["path"].rstrip("/") or "/"
         limit = self.streamed_limits[path]
         limit = limit() if callable(limit) else limit
         try:

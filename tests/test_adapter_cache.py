@@ -58,6 +58,14 @@ class FakeStore:
         return self.files[key]
 
 
+def run_threads(worker, count: int) -> None:
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def make_cache(tmp_path, files, budgets=Budgets(200, 400, 10_000), delay=0.0, size=100):
     store = FakeStore(files, delay)
 
@@ -112,11 +120,7 @@ def test_single_flight_for_a_cold_adapter(tmp_path):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, 8)
     assert not errors and len(results) == 8
     assert store.reads == ["slow.safetensors"]
     assert all(r is results[0] for r in results)
@@ -133,11 +137,7 @@ def test_single_flight_shares_a_failure_and_retries_later(tmp_path):
         except AdapterUnavailable as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, 4)
     assert len(errors) == 4 and len(store.reads) == 1
     store.files["gone.safetensors"] = b"whatever"
     assert cache.acquire(record)[1] == "store"  # a failure is not cached

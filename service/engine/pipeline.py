@@ -20,7 +20,7 @@ import torch
 
 from service.config import Settings
 from service.engine.backends import Backend, create_backend
-from service.engine.encoding import encode_image
+from service.engine.marking import ImageMarker, MarkContext, PlainEncoder
 from service.engine.loading import load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
 from service.schemas import MAX_SEED, GenerateRequest
@@ -41,6 +41,8 @@ class GeneratedImage:
     seed: int
     data: bytes
     sha256: str
+    watermark_id: str | None = None
+    manifest_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,17 @@ class StageTimer:
 class Engine:
     """A loaded pipeline plus the twins it can render. Thread-safe: one generation at a time."""
 
-    def __init__(self, pipe, device: torch.device, backend: Backend, twins: TwinAdapters):
+    def __init__(self, pipe, device: torch.device, backend: Backend, twins: TwinAdapters, marker: ImageMarker | None = None):
         self.pipe = pipe
         self.device = device
         self.backend = backend
         self.twins = twins
+        self.marker = marker or PlainEncoder()
         self.ready = False
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, events: CacheEvents | None = None) -> "Engine":
+    def from_settings(cls, settings: Settings, events: CacheEvents | None = None, marker: ImageMarker | None = None) -> "Engine":
         device = pick_device(settings.device)
         if device.type == "cpu" and settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
@@ -91,7 +94,7 @@ class Engine:
         twins = TwinAdapters.build(settings, pipe.unet, device, events)  # the slot goes on before compiling
         backend = create_backend(settings.backend)
         backend.prepare(pipe)
-        engine = cls(pipe, device, backend, twins)
+        engine = cls(pipe, device, backend, twins, marker)
         if settings.prefetch:
             engine.prefetch(list(settings.prefetch))
         if settings.warmup:
@@ -180,24 +183,30 @@ class Engine:
         finally:
             self._lock.release()
 
-        # 5. Encode to files (outside the lock: the pipeline is free for the next request).
-        with timer.stage("postprocess"):
-            images = []
-            for index, pil in enumerate(pil_images):
-                data = encode_image(pil, request.output_format)
-                images.append(
-                    GeneratedImage(
-                        index=index,
-                        format=request.output_format,
-                        width=pil.width,
-                        height=pil.height,
-                        seed=seed + index,
-                        data=data,
-                        sha256=hashlib.sha256(data).hexdigest(),
-                    )
+        # 5. Mark (watermark, metadata, signature) and encode to files, outside the lock: the
+        #    pipeline is free for the next request. A marker failure fails the whole request.
+        images = []
+        for index, pil in enumerate(pil_images):
+            marked = self.marker.mark(pil, request.output_format, MarkContext(generation_id, request.twin_id, index, seed + index))
+            for stage, ms in marked.timings_ms.items():
+                timer.ms[stage] = timer.ms.get(stage, 0.0) + ms
+            images.append(
+                GeneratedImage(
+                    index=index,
+                    format=request.output_format,
+                    width=pil.width,
+                    height=pil.height,
+                    seed=seed + index,
+                    data=marked.data,
+                    sha256=hashlib.sha256(marked.data).hexdigest(),
+                    watermark_id=marked.watermark_id,
+                    manifest_sha256=marked.manifest_sha256,
                 )
+            )
         timer.ms["total"] = (time.perf_counter() - started) * 1000.0
         timings = {k: round(timer.ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
+        if "mark" in timer.ms:
+            timings["mark"] = round(timer.ms["mark"], 3)
         return GenerationResult(generation_id, request.twin_id, seed, images, timings, source)
 
     def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer) -> list:
