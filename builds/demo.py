@@ -164,9 +164,11 @@ def build_demo(home: Path, force: bool = False, progress: bool = False) -> DemoA
     home = home.resolve()
     assets = DemoAssets(home, home / "demo" / "pipeline", home / "adapters", home / "twins")
     marker = home / "demo" / DONE_MARKER
+    from builds.audit_key import build_audit_key
     from builds.dev_ca import build_dev_ca
 
     build_dev_ca(home / "keys")  # C2PA signing material for local use; kept if present
+    build_audit_key(home / "keys")  # Ed25519 key that signs audit checkpoints
     if marker.exists() and not force:
         return assets
     steps = tqdm(total=1 + len(DEMO_TWINS), desc="demo assets", unit="step", disable=not progress)

@@ -7,6 +7,7 @@ errors into responses (through `service.http_edge`). Must never hold generation 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import logging
 from pathlib import Path
@@ -22,8 +23,12 @@ from starlette.routing import Route
 from service import __version__
 from service.config import get_settings
 from service.engine import Engine, GenerationResult
-from service.errors import AtelierError, MalformedRequest, PayloadTooLarge
+from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
+from service.audit.events import admin_event, edge_refusal_event, generation_event, verify_event
+from service.audit.record import AuditError as AuditUnavailable
+from service.audit.recorder import Recorder
+from service.audit.usage import aggregate, to_csv
 from service.logs import configure_logging
 from service.provenance.marking import ProvenanceMarker
 from service.provenance.verify import verify_image
@@ -69,6 +74,24 @@ def maps_errors(route):
     return wrapper
 
 
+def client_ip(ctx: bentoml.Context) -> str | None:
+    client = ctx.request.client
+    return client.host if client else None
+
+
+class EdgeAudit:
+    """Records requests the HTTP edge refuses before any route runs (set up by the service)."""
+
+    recorder: Recorder | None = None
+
+    def __call__(self, path: str, error: AtelierError, ip: str | None) -> None:
+        if self.recorder is not None:
+            self.recorder.record(edge_refusal_event(route=path, error=error, client_ip=ip))
+
+
+EDGE_AUDIT = EdgeAudit()
+
+
 def to_response(result: GenerationResult) -> GenerateResponse:
     return GenerateResponse(
         generation_id=result.generation_id,
@@ -105,6 +128,8 @@ class Atelier:
         settings = get_settings()
         configure_logging(settings.log_level)
         self.settings = settings
+        self.audit = Recorder.from_settings(settings)
+        EDGE_AUDIT.recorder = self.audit
         marker = ProvenanceMarker.from_settings(settings)  # every image is watermarked and signed
         self.engine = Engine.from_settings(settings, events=PrometheusCacheEvents(), marker=marker)
         log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
@@ -114,16 +139,16 @@ class Atelier:
 
     @bentoml.api(route="/v1/generate")
     @maps_errors
-    def generate(self, body: GenerateRequest, /) -> GenerateResponse:
+    def generate(self, body: GenerateRequest, /, ctx: bentoml.Context) -> GenerateResponse:
         """Generate images of a twin; returns JSON with base64 images, seeds and timings."""
-        result = self._run(body)
+        result = self._run(body, ctx, "/v1/generate")
         return to_response(result)
 
     @bentoml.api(route="/v1/generate/image")
     @maps_errors
-    def generate_image(self, body: GenerateRequest, /) -> Image:
+    def generate_image(self, body: GenerateRequest, /, ctx: bentoml.Context) -> Image:
         """Generate and return the first image's bytes, with its Content-Type."""
-        result = self._run(body)
+        result = self._run(body, ctx, "/v1/generate/image")
         first = result.images[0]
         return Response(
             content=first.data,
@@ -149,13 +174,15 @@ class Atelier:
         adapter: Path = None,  # type: ignore[assignment]  # BentoML needs a plain Path for files
     ) -> RegisterResponse:
         """Add or update a twin: multipart upload of its LoRA (`adapter`) or a store `adapter_key`."""
-        self._admin(ctx)
-        data = None
-        if adapter is not None:
-            if adapter.stat().st_size > self.settings.max_upload_bytes:
-                raise PayloadTooLarge(f"the adapter is larger than {self.settings.max_upload_bytes} bytes")
-            data = adapter.read_bytes()
-        record, previous = self.engine.register(twin_id, display_name or None, data, adapter_key or None)
+        with self._audited(ctx, "register", twin_id=twin_id, adapter_key=adapter_key or None) as details:
+            self._admin(ctx)
+            data = None
+            if adapter is not None:
+                if adapter.stat().st_size > self.settings.max_upload_bytes:
+                    raise PayloadTooLarge(f"the adapter is larger than {self.settings.max_upload_bytes} bytes")
+                data = adapter.read_bytes()
+            record, previous = self.engine.register(twin_id, display_name or None, data, adapter_key or None)
+            details.update(sha256=record.sha256, replaced_sha256=previous.sha256 if previous else None)
         log.info("twin registered", extra={"fields": {"twin_id": record.id, "sha256": record.sha256}})
         return RegisterResponse(
             twin=TwinState(**self.engine.twin_state(record)),
@@ -167,28 +194,57 @@ class Atelier:
     @maps_errors
     def list_twins(self, body: EmptyBody, /, ctx: bentoml.Context) -> TwinListResponse:
         """Every twin with the cache tiers holding its adapter, and the cache's totals."""
-        self._admin(ctx)
-        return TwinListResponse(twins=self.engine.twin_states(), cache=self.engine.twins.cache.stats())
+        with self._audited(ctx, "list"):
+            self._admin(ctx)
+            return TwinListResponse(twins=self.engine.twin_states(), cache=self.engine.twins.cache.stats())
 
     @bentoml.api(route="/v1/admin/twins/evict")
     @maps_errors
     def evict_twin(self, body: TwinIdBody, /, ctx: bentoml.Context) -> EvictResponse:
         """Drop a twin's adapter from every cache tier and from the pipeline's slot."""
-        self._admin(ctx)
-        return EvictResponse(twin_id=body.twin_id, evicted_from=self.engine.evict(body.twin_id))
+        with self._audited(ctx, "evict", twin_id=body.twin_id) as details:
+            self._admin(ctx)
+            details["evicted_from"] = self.engine.evict(body.twin_id)
+            return EvictResponse(twin_id=body.twin_id, evicted_from=details["evicted_from"])
 
     @bentoml.api(route="/v1/admin/twins/prefetch")
     @maps_errors
     def prefetch_twins(self, body: PrefetchBody, /, ctx: bentoml.Context) -> PrefetchResponse:
         """Warm twins' adapters onto the device; twin id -> serving tier or error code."""
-        self._admin(ctx)
-        return PrefetchResponse(results=self.engine.prefetch(body.twin_ids))
+        with self._audited(ctx, "prefetch", twin_ids=body.twin_ids):
+            self._admin(ctx)
+            return PrefetchResponse(results=self.engine.prefetch(body.twin_ids))
+
+    @contextlib.contextmanager
+    def _audited(self, ctx: bentoml.Context, action: str, **details):
+        """Record an admin action (refused, failed or done) before the response goes out."""
+        try:
+            yield details
+        except Exception as exc:
+            self.audit.record(admin_event(action=action, client_ip=client_ip(ctx), error=exc, **details))
+            raise
+        self.audit.record(admin_event(action=action, client_ip=client_ip(ctx), **details))
+
+    @bentoml.on_shutdown
+    def close_audit(self) -> None:
+        """Final checkpoint and seal on a graceful stop (every record is already on disk)."""
+        self.audit.close()
 
     def _admin(self, ctx: bentoml.Context) -> None:
         check_admin(ctx.request.headers.get("authorization"), self.settings.admin_token)
 
-    def _run(self, body: GenerateRequest) -> GenerationResult:
-        result = self.engine.generate(body)
+    def _run(self, body: GenerateRequest, ctx: bentoml.Context, route: str) -> GenerationResult:
+        """One generation, audited whatever its outcome; the record is durable before we answer."""
+        event = functools.partial(
+            generation_event, route=route, request=body, client_ip=client_ip(ctx),
+            base_model_id=self.engine.base_model_id, prompts=self.audit.prompts,
+        )
+        try:
+            result = self.engine.generate(body)
+        except Exception as exc:
+            self.audit.record(event(error=exc))
+            raise
+        self.audit.record(event(result=result))
         log.info(
             "generation",
             extra={
@@ -208,6 +264,8 @@ class Atelier:
 async def verify_endpoint(request: Request) -> Response:
     """POST /v1/verify: the image as the raw body, or as multipart field `image`."""
     settings = get_settings()
+    data, report = b"", None
+    ip = request.client.host if request.client else None
     try:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "multipart/form-data":
@@ -219,17 +277,74 @@ async def verify_endpoint(request: Request) -> Response:
         else:
             data = await request.body()
         report = await anyio.to_thread.run_sync(verify_image, data, settings.max_verify_pixels, settings.c2pa_trust_anchors)
+        recorder = EDGE_AUDIT.recorder
+        body = report.as_dict()
+        if recorder is not None:
+            body["audit"] = await anyio.to_thread.run_sync(recorder.generation_summary, report.generation_id)
+            await anyio.to_thread.run_sync(recorder.record, verify_event(upload=data, report=report, client_ip=ip))
+    except Exception as exc:
+        if isinstance(exc, AtelierError):
+            log.info("verify refused", extra={"fields": {"code": exc.code, "status": exc.status}})
+            response = error_response(exc)
+        else:
+            log.exception("verify failed")
+            response = internal_error_response()
+        if EDGE_AUDIT.recorder is not None and not getattr(exc, "code", "") == "audit_unavailable":
+            try:
+                await anyio.to_thread.run_sync(EDGE_AUDIT.recorder.record, verify_event(upload=data, error=exc, client_ip=ip))
+            except AtelierError:
+                return error_response(AuditUnavailable("the audit log cannot record this request"))
+        return response
+    return JSONResponse(body)
+
+
+async def usage_endpoint(request: Request) -> Response:
+    """GET /v1/usage?twin=&from=YYYY-MM-DD&to=YYYY-MM-DD&format=json|csv (admin): images per
+    day, tenant and twin, aggregated from the audit log (for the twins' compensation)."""
+    ip = request.client.host if request.client else None
+    params = dict(request.query_params)
+    try:
+        check_admin(request.headers.get("authorization"), get_settings().admin_token)
+        query = usage_query(params)
+        recorder = EDGE_AUDIT.recorder
+        if recorder is None:
+            raise AuditUnavailable("the audit log is not open")
+        rows = await anyio.to_thread.run_sync(lambda: aggregate(recorder.log.iter_records(), query["twin"], query["from"], query["to"]))
+        await anyio.to_thread.run_sync(recorder.record, admin_event(action="usage", client_ip=ip, query=params))
     except AtelierError as exc:
-        log.info("verify refused", extra={"fields": {"code": exc.code, "status": exc.status}})
+        if EDGE_AUDIT.recorder is not None and exc.code != "audit_unavailable":
+            await anyio.to_thread.run_sync(EDGE_AUDIT.recorder.record, admin_event(action="usage", client_ip=ip, error=exc, query=params))
         return error_response(exc)
-    except Exception:
-        log.exception("verify failed")
-        return internal_error_response()
-    return JSONResponse(report.as_dict())
+    if query["format"] == "csv":
+        return Response(to_csv(rows), media_type="text/csv")
+    return JSONResponse({"rows": rows})
+
+
+def usage_query(params: dict[str, str]) -> dict:
+    import datetime as dt
+
+    from service.twins.records import check_twin_id
+
+    unknown = set(params) - {"twin", "from", "to", "format"}
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+    query: dict = {"twin": check_twin_id(params["twin"]) if params.get("twin") else None, "format": params.get("format", "json")}
+    if query["format"] not in ("json", "csv"):
+        raise InvalidRequest("format must be json or csv", field="format")
+    for key in ("from", "to"):
+        try:
+            query[key] = dt.date.fromisoformat(params[key]) if params.get(key) else None
+        except ValueError:
+            raise InvalidRequest(f"{key} must be a date as YYYY-MM-DD", field=key) from None
+    return query
 
 
 # Mounted after BentoML's own routes, so only /v1 paths that no API claims reach it.
-Atelier.mount_asgi_app(Starlette(routes=[Route("/verify", verify_endpoint, methods=["POST"])]), path="/v1", name="v1-extra")
+Atelier.mount_asgi_app(
+    Starlette(routes=[Route("/verify", verify_endpoint, methods=["POST"]), Route("/usage", usage_endpoint, methods=["GET"])]),
+    path="/v1",
+    name="v1-extra",
+)
 
 Atelier.add_asgi_middleware(
     HttpEdge,
@@ -241,6 +356,7 @@ Atelier.add_asgi_middleware(
         "/v1/admin/twins/prefetch": PrefetchBody,
     },
     max_body_bytes=lambda: get_settings().max_body_bytes,
+    on_refused=EDGE_AUDIT,
     streamed_limits={
         "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
         "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,

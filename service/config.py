@@ -67,6 +67,13 @@ def _trust_anchors(env: Mapping[str, str], home: Path) -> Path | None:
     return Path(raw or home / "keys" / "root_ca.pem").expanduser().resolve()
 
 
+def _audit_s3(env: Mapping[str, str]) -> str | None:
+    value = env.get("ATELIER_AUDIT_S3") or None
+    if value is not None and not (value.startswith("s3://") and len(value) > 5 and not value[5:].startswith("/")):
+        raise ConfigError(f"ATELIER_AUDIT_S3 must be 's3://bucket[/prefix]', got {value!r}")
+    return value.rstrip("/") if value else None
+
+
 def _adapter_store(env: Mapping[str, str]) -> str:
     value = env.get("ATELIER_ADAPTER_STORE") or "local"
     if value == "local":
@@ -108,6 +115,16 @@ class Settings:
     c2pa_trust_anchors: Path | None = Path("var/keys/root_ca.pem")
     max_verify_bytes: int = 25 * 1024**2
     max_verify_pixels: int = 16 * 1024**2
+    # Audit log: local directory (fsync'ed before each response), checkpoint signing key,
+    # checkpoint cadence, segment size, prompt storage, and WORM shipping to S3.
+    audit_dir: Path = Path("var/audit")
+    audit_key: Path = Path("var/keys/audit_ed25519.pem")
+    audit_checkpoint_records: int = 1000
+    audit_checkpoint_seconds: int = 60
+    audit_segment_records: int = 10000
+    audit_prompts: str = "verbatim"
+    audit_s3: str | None = None
+    audit_retention_days: int = 2555
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "eager"
@@ -146,6 +163,14 @@ class Settings:
             c2pa_trust_anchors=_trust_anchors(env, home),
             max_verify_bytes=_int(env, "ATELIER_MAX_VERIFY_BYTES", 25 * 1024**2, minimum=1024),
             max_verify_pixels=_int(env, "ATELIER_MAX_VERIFY_PIXELS", 16 * 1024**2, minimum=1),
+            audit_dir=Path(env.get("ATELIER_AUDIT_DIR") or home / "audit").expanduser().resolve(),
+            audit_key=Path(env.get("ATELIER_AUDIT_KEY") or home / "keys" / "audit_ed25519.pem").expanduser().resolve(),
+            audit_checkpoint_records=_int(env, "ATELIER_AUDIT_CHECKPOINT_RECORDS", 1000, minimum=1),
+            audit_checkpoint_seconds=_int(env, "ATELIER_AUDIT_CHECKPOINT_SECONDS", 60, minimum=1),
+            audit_segment_records=_int(env, "ATELIER_AUDIT_SEGMENT_RECORDS", 10000, minimum=1),
+            audit_prompts=_choice(env, "ATELIER_AUDIT_PROMPTS", "verbatim", ("verbatim", "sha256")),
+            audit_s3=_audit_s3(env),
+            audit_retention_days=_int(env, "ATELIER_AUDIT_RETENTION_DAYS", 2555, minimum=1),
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),

@@ -82,11 +82,21 @@ class HttpEdge:
         json_routes: dict[str, type[BaseModel]] | None = None,
         max_body_bytes: int | Callable[[], int] = 64 * 1024,
         streamed_limits: dict[str, int | Callable[[], int]] | None = None,
+        on_refused: Callable[[str, AtelierError, str | None], None] | None = None,
     ):
         self.app = app
         self.json_routes = json_routes or {}
         self._max_body = max_body_bytes
         self.streamed_limits = streamed_limits or {}
+        self.on_refused = on_refused  # e.g. the audit log: called (in a worker thread) before the reply
+
+    async def _refuse(self, exc: AtelierError, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.on_refused is not None:
+            import anyio
+
+            client = scope.get("client")
+            await anyio.to_thread.run_sync(self.on_refused, scope["path"], exc, client[0] if client else None)
+        await error_response(exc)(scope, receive, send)
 
     @property
     def max_body_bytes(self) -> int:
@@ -110,7 +120,7 @@ class HttpEdge:
             if model is not None:
                 _check_json_request(scope, body, model)
         except AtelierError as exc:
-            await error_response(exc)(scope, receive, send)
+            await self._refuse(exc, scope, receive, send)
             return
 
         replayed = False
@@ -135,7 +145,7 @@ class HttpEdge:
             if declared > limit:
                 raise PayloadTooLarge(f"the body is {declared} bytes; the limit for {path} is {limit} bytes")
         except AtelierError as exc:
-            await error_response(exc)(scope, receive, send)
+            await self._refuse(exc, scope, receive, send)
             return
         await self.app(scope, receive, send)  # the server enforces the declared length
 

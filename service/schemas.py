@@ -30,8 +30,11 @@ class GenerateRequest(BaseModel):
     )
     prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS, examples=["studio photo, linen summer dress"])
     negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
-    width: int = Field(1024, ge=64, le=2048, multiple_of=8)
-    height: int = Field(1024, ge=64, le=2048, multiple_of=8)
+    # At least 256 px: every image must carry a watermark that reads back, and below 256 px the
+    # mark cannot be guaranteed on busy content (docs/BENCHMARKS.md). SDXL-class models are not
+    # useful that small anyway.
+    width: int = Field(1024, ge=256, le=2048, multiple_of=8)
+    height: int = Field(1024, ge=256, le=2048, multiple_of=8)
     steps: int = Field(30, ge=1, le=100)
     guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Same seed, twin and parameters give the same image.")

@@ -14,7 +14,7 @@ from builds.demo import build_demo
 from service.config import Settings, get_settings
 
 pytest_plugins = ["tests.s3server"]
-SMALL = {"width": 128, "height": 128, "steps": 2}
+SMALL = {"width": 256, "height": 256, "steps": 2}
 ADMIN_TOKEN = "test-admin-token"
 
 

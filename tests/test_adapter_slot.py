@@ -40,7 +40,7 @@ def lora_file(pipeline_dir: Path, rank: int, alpha: float, targets=LORA_TARGETS,
 
 
 def render(pipe, seed=5):
-    result = pipe(prompt="studio photo", width=128, height=128, num_inference_steps=2,
+    result = pipe(prompt="studio photo", width=256, height=256, num_inference_steps=2,
                   generator=torch.Generator().manual_seed(seed), output_type="np")
     return result.images[0]
 
@@ -122,7 +122,7 @@ def test_switching_under_torch_compile_never_recompiles(engine):
     torch._dynamo.reset()
     pipe.unet = torch.compile(original, backend="eager", dynamic=False)
     try:
-        requests = [GenerateRequest(twin_id=t, prompt="studio photo", width=128, height=128, steps=2, seed=3)
+        requests = [GenerateRequest(twin_id=t, prompt="studio photo", width=256, height=256, steps=2, seed=3)
                     for t in ("demo-ava", "demo-ben", None, "demo-cleo", "demo-ava")]
         engine.generate(requests[0])  # first call compiles
         with torch._dynamo.config.patch(error_on_recompile=True):
@@ -136,9 +136,9 @@ def test_switching_under_torch_compile_never_recompiles(engine):
 
 def test_prepared_images_are_identical_to_the_slot_free_engine_output(engine):
     """A request's output does not depend on which twins ran before it."""
-    request = GenerateRequest(twin_id="demo-ben", prompt="street style", width=128, height=128, steps=2, seed=11)
+    request = GenerateRequest(twin_id="demo-ben", prompt="street style", width=256, height=256, steps=2, seed=11)
     first = engine.generate(request).images[0].data
     for other in ("demo-ava", None, "demo-cleo"):
-        engine.generate(GenerateRequest(twin_id=other, prompt="x", width=128, height=128, steps=2, seed=1))
+        engine.generate(GenerateRequest(twin_id=other, prompt="x", width=256, height=256, steps=2, seed=1))
     assert engine.generate(request).images[0].data == first
-    assert open_image(first).size == (128, 128)
+    assert open_image(first).size == (256, 256)

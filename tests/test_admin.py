@@ -18,7 +18,7 @@ def b64(response) -> bytes:
     return base64.b64decode(response.json()["images"][0]["data_base64"])
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-GEN = {"prompt": "studio photo", "width": 128, "height": 128, "steps": 2, "seed": 4}
+GEN = {"prompt": "studio photo", "width": 256, "height": 256, "steps": 2, "seed": 4}
 
 
 @pytest.fixture()

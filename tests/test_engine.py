@@ -27,11 +27,11 @@ def pixels(result, index=0) -> np.ndarray:
 
 @pytest.mark.parametrize("fmt, pil_format", [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")])
 def test_output_size_and_format(engine, fmt, pil_format):
-    result = engine.generate(request(width=192, height=128, output_format=fmt))
+    result = engine.generate(request(width=320, height=256, output_format=fmt))
     image = open_image(result.images[0].data)
     assert image.format == pil_format
-    assert image.size == (192, 128)
-    assert result.images[0].format == fmt and (result.images[0].width, result.images[0].height) == (192, 128)
+    assert image.size == (320, 256)
+    assert result.images[0].format == fmt and (result.images[0].width, result.images[0].height) == (320, 256)
 
 
 def test_same_seed_gives_byte_identical_png(engine):
@@ -185,9 +185,9 @@ def test_sd15_pipelines_load_and_generate(tmp_path):
     loaded = load_pipeline(tmp_path / "sd15", pick_device("cpu"), torch.float32)
     twins = TwinAdapters.build(Settings.from_env({"ATELIER_HOME": str(tmp_path)}), loaded.unet, pick_device("cpu"))
     sd15 = Engine(loaded, pick_device("cpu"), None, twins)
-    result = sd15.generate(request(twin_id=None, width=64, height=64))
-    assert open_image(result.images[0].data).size == (64, 64)
-    assert sd15.generate(request(twin_id=None, width=64, height=64)).images[0].data == result.images[0].data
+    result = sd15.generate(request(twin_id=None, width=256, height=256))
+    assert open_image(result.images[0].data).size == (256, 256)
+    assert sd15.generate(request(twin_id=None, width=256, height=256)).images[0].data == result.images[0].data
 
 
 def test_record_pointing_at_an_adapter_the_slot_cannot_take_is_503(engine, copied_home):

@@ -25,7 +25,7 @@ def test_generate_returns_json_with_base64_images(client):
         data = base64.b64decode(image["data_base64"])
         assert hashlib.sha256(data).hexdigest() == image["sha256"]
         decoded = open_image(data)
-        assert decoded.format == "PNG" and decoded.size == (128, 128)
+        assert decoded.format == "PNG" and decoded.size == (256, 256)
     for stage in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total"):
         assert body["timings_ms"][stage] >= 0
 
@@ -55,8 +55,8 @@ def test_unknown_twin_is_404(client):
 
 
 BAD_FIELDS = [
-    ("width", 56), ("width", 2056), ("width", 250), ("width", "256"), ("width", 256.5), ("width", True),
-    ("height", 0), ("height", 4096), ("height", 100),
+    ("width", 56), ("width", 248), ("width", 2056), ("width", 250), ("width", "256"), ("width", 256.5), ("width", True),
+    ("height", 0), ("height", 4096), ("height", 260),
     ("steps", 0), ("steps", 101), ("steps", "many"),
     ("guidance_scale", -0.5), ("guidance_scale", 30.5),
     ("num_images", 0), ("num_images", 5),

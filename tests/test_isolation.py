@@ -10,7 +10,7 @@ TWINS = ("demo-ava", "demo-ben", "demo-cleo")
 
 
 def request(twin_id, seed):
-    return GenerateRequest(twin_id=twin_id, prompt="studio photo, knitted sweater", width=128, height=128, steps=2, seed=seed)
+    return GenerateRequest(twin_id=twin_id, prompt="studio photo, knitted sweater", width=256, height=256, steps=2, seed=seed)
 
 
 def test_interleaved_requests_from_threads_match_single_request_references(engine):
@@ -43,7 +43,7 @@ def test_interleaved_requests_from_threads_match_single_request_references(engin
 
 def test_interleaved_http_requests_match_references(client):
     """Over HTTP every image is watermarked with its own id, so pictures are compared, not bytes."""
-    bodies = {t: {"twin_id": t, "prompt": "street style", "width": 128, "height": 128, "steps": 2, "seed": 9} for t in TWINS}
+    bodies = {t: {"twin_id": t, "prompt": "street style", "width": 256, "height": 256, "steps": 2, "seed": 9} for t in TWINS}
     references = {t: client.post("/v1/generate/image", json=b).content for t, b in bodies.items()}
     assert not same_picture(references["demo-ava"], references["demo-ben"])
     assert not same_picture(references["demo-ben"], references["demo-cleo"])

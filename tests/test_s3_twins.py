@@ -32,7 +32,7 @@ def s3_engine(engine, demo_home, s3_server, tmp_path, monkeypatch):
 
 
 def req(twin_id):
-    return GenerateRequest(twin_id=twin_id, prompt="studio photo", width=128, height=128, steps=2, seed=21)
+    return GenerateRequest(twin_id=twin_id, prompt="studio photo", width=256, height=256, steps=2, seed=21)
 
 
 def test_twin_from_s3_gives_the_same_image_as_from_local_store(engine, s3_engine):

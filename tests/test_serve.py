@@ -11,14 +11,15 @@ from tests.conftest import open_image
 
 @pytest.mark.slow
 def test_bentoml_serve_generates_a_png(demo_home, tmp_path):
-    with serve(demo_home, tmp_path, env={"ATELIER_CACHE_DIR": str(tmp_path / "cache")}) as server:
-        body = json.dumps({"twin_id": "demo-ben", "prompt": "street style, denim jacket", "width": 128, "height": 128, "steps": 2, "seed": 3}).encode()
+    env = {"ATELIER_CACHE_DIR": str(tmp_path / "cache"), "ATELIER_AUDIT_DIR": str(tmp_path / "audit")}
+    with serve(demo_home, tmp_path, env=env) as server:
+        body = json.dumps({"twin_id": "demo-ben", "prompt": "street style, denim jacket", "width": 256, "height": 256, "steps": 2, "seed": 3}).encode()
         request = urllib.request.Request(server.url + "/v1/generate/image", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
             assert response.status == 200
             assert response.headers["Content-Type"] == "image/png"
             image = open_image(response.read())
-        assert image.format == "PNG" and image.size == (128, 128)
+        assert image.format == "PNG" and image.size == (256, 256)
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
             metrics = response.read().decode()
         assert "bentoml_service_request_total" in metrics

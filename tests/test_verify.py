@@ -60,7 +60,7 @@ def test_verify_reads_back_both_marks_raw_and_multipart(client):
         assert report["generation_id"] == generation_id
         assert report["digital_source_type"] == TRAINED
         assert (report["format"], report["width"], report["height"]) == ("png", 256, 256)
-        assert report["audit"] is None
+        assert report["audit"]["generation_id"] == generation_id and report["audit"]["outcome"] == "ok"
 
 
 def test_watermark_survives_a_jpeg_reencode_that_strips_the_manifest(client):

@@ -21,7 +21,7 @@ import torch
 from service.config import Settings
 from service.engine.backends import Backend, create_backend
 from service.engine.marking import ImageMarker, MarkContext, PlainEncoder
-from service.engine.loading import load_pipeline, pick_device, pick_dtype
+from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
 from service.schemas import MAX_SEED, GenerateRequest
 from service.twins import TwinAdapters
@@ -53,6 +53,7 @@ class GenerationResult:
     images: list[GeneratedImage]
     timings_ms: dict[str, float] = field(default_factory=dict)
     adapter_source: str | None = None  # the cache tier that served the twin's adapter
+    adapter_sha256: str | None = None
 
 
 class StageTimer:
@@ -82,6 +83,7 @@ class Engine:
         self.backend = backend
         self.twins = twins
         self.marker = marker or PlainEncoder()
+        self.base_model_id: str | None = None  # set from the pipeline directory when loaded from settings
         self.ready = False
         self._lock = threading.Lock()
 
@@ -95,6 +97,7 @@ class Engine:
         backend = create_backend(settings.backend)
         backend.prepare(pipe)
         engine = cls(pipe, device, backend, twins, marker)
+        engine.base_model_id = f"{settings.base_model.name}@{fingerprint_pipeline(settings.base_model)[:16]}"
         if settings.prefetch:
             engine.prefetch(list(settings.prefetch))
         if settings.warmup:
@@ -207,7 +210,7 @@ class Engine:
         timings = {k: round(timer.ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
         if "mark" in timer.ms:
             timings["mark"] = round(timer.ms["mark"], 3)
-        return GenerationResult(generation_id, request.twin_id, seed, images, timings, source)
+        return GenerationResult(generation_id, request.twin_id, seed, images, timings, source, adapter.sha256 if adapter else None)
 
     def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer) -> list:
         pipe = self.pipe

@@ -8,6 +8,7 @@ an image is never returned unmarked. Must never decide about HTTP.
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 import time
@@ -26,6 +27,9 @@ from service.schemas import MEDIA_TYPES
 
 log = logging.getLogger("atelier.provenance")
 GENERATOR_NAME = "Atelier"
+# Watermark strengths tried in turn: the mark is read back from the encoded file and made
+# stronger only when it would not decode (small images with busy content need it).
+PSNR_STEPS_DB = (40.0, 37.0, 34.0, 31.0)
 
 
 def watermark_hex(payload: int) -> str:
@@ -52,10 +56,7 @@ class ProvenanceMarker:
         start = time.perf_counter()
         payload = secrets.randbits(64)
         try:
-            marked = watermark.embed(image.convert("RGB"), payload)
-            encode_start = time.perf_counter()
-            data = encode_image(marked, fmt)
-            encode_ms = (time.perf_counter() - encode_start) * 1000.0
+            data, encode_ms = self._watermarked_file(image.convert("RGB"), fmt, payload, context)
             data = add_xmp(data, fmt, generation_id=context.generation_id, generator=f"{GENERATOR_NAME} {__version__}")
             info = ManifestInfo(
                 generation_id=context.generation_id,
@@ -75,3 +76,19 @@ class ProvenanceMarker:
             manifest_sha256=manifest_sha256,
             timings_ms={"mark": total_ms - encode_ms, "postprocess": encode_ms},
         )
+
+
+    def _watermarked_file(self, image: Image.Image, fmt: str, payload: int, context: MarkContext) -> tuple[bytes, float]:
+        """Embed, encode, and read the mark back from the file; stronger only if it must be."""
+        encode_ms = 0.0
+        for psnr_db in PSNR_STEPS_DB:
+            marked = watermark.embed(image, payload, psnr_db=psnr_db)
+            encode_start = time.perf_counter()
+            data = encode_image(marked, fmt)
+            encode_ms += (time.perf_counter() - encode_start) * 1000.0
+            reading = watermark.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+            if reading.found and reading.payload == payload:
+                if psnr_db != PSNR_STEPS_DB[0]:
+                    log.info("watermark strengthened", extra={"fields": {"generation_id": context.generation_id, "psnr_db": psnr_db}})
+                return data, encode_ms
+        raise RuntimeError(f"the watermark does not read back even at {PSNR_STEPS_DB[-1]} dB")

@@ -153,8 +153,8 @@ def _texture_mask(luma: np.ndarray) -> np.ndarray:
     return mask / np.sqrt(np.mean(mask**2))
 
 
-def embed(image: Image.Image, payload: int) -> Image.Image:
-    """Return a copy of `image` (RGB) carrying `payload`; raises ValueError on bad input."""
+def embed(image: Image.Image, payload: int, psnr_db: float = TARGET_PSNR_DB) -> Image.Image:
+    """Return a copy of `image` (RGB) carrying `payload` at about `psnr_db`; ValueError on bad input."""
     if not isinstance(payload, int) or isinstance(payload, bool) or not 0 <= payload < 1 << 64:
         raise ValueError("payload must be an int in [0, 2**64)")
     width, height = image.size
@@ -165,14 +165,14 @@ def embed(image: Image.Image, payload: int) -> Image.Image:
     tile = _tile_for(payload)
     reps = (-(-height // TILE), -(-width // TILE))
     pattern = np.tile(tile, reps)[:height, :width]
-    delta = _strength() * _texture_mask(luma) * pattern
+    delta = _strength(psnr_db) * _texture_mask(luma) * pattern
     out = np.clip(np.rint(rgb + delta[..., None]), 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
 
 
-def _strength() -> float:
-    """RMS luminance delta giving TARGET_PSNR_DB (rounding noise 1/12 included)."""
-    mse = 255.0**2 / 10 ** (TARGET_PSNR_DB / 10)
+def _strength(psnr_db: float = TARGET_PSNR_DB) -> float:
+    """RMS luminance delta giving `psnr_db` (rounding noise 1/12 included)."""
+    mse = 255.0**2 / 10 ** (psnr_db / 10)
     return float(np.sqrt(max(mse - 1 / 12, 0.1)))
 
 

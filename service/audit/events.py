@@ -1,0 +1,119 @@
+"""What an audit record says about one request: the event dicts the service appends.
+
+Owns: the fields of each kind of event (generation, verify, admin, refused at the edge), the
+outcome vocabulary (`ok`, `refused` with a reason code, `failed` with an error class) and
+the prompt privacy switch (verbatim, or only its sha256). Records carry the API key's id,
+never the key, and never image bytes. Must never write anything itself: the log does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from service import __version__
+from service.errors import AtelierError
+
+
+def outcome_of(error: BaseException | None) -> dict[str, Any]:
+    if error is None:
+        return {"outcome": "ok"}
+    if isinstance(error, AtelierError) and error.status < 500:
+        return {"outcome": "refused", "reason": error.code, "status": error.status}
+    status = error.status if isinstance(error, AtelierError) else 500
+    code = error.code if isinstance(error, AtelierError) else "internal_error"
+    return {"outcome": "failed", "reason": code, "error_class": type(error).__name__, "status": status}
+
+
+def _text(value: str | None, prompts: str) -> dict[str, Any]:
+    if value is None:
+        return {"verbatim": None}
+    if prompts == "sha256":
+        return {"sha256": hashlib.sha256(value.encode()).hexdigest()}
+    return {"verbatim": value}
+
+
+def generation_event(
+    *,
+    route: str,
+    request,
+    result=None,
+    error: BaseException | None = None,
+    client_ip: str | None,
+    base_model_id: str | None,
+    prompts: str = "verbatim",
+    tenant: str | None = None,
+    key_id: str | None = None,
+    consent: dict | None = None,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event": "generation",
+        "route": route,
+        "service_version": __version__,
+        "tenant": tenant,
+        "key_id": key_id,
+        "client_ip": client_ip,
+        "twin_id": request.twin_id,
+        "consent": consent,
+        "base_model": base_model_id,
+        "params": {
+            "prompt": _text(request.prompt, prompts),
+            "negative_prompt": _text(request.negative_prompt, prompts),
+            "width": request.width,
+            "height": request.height,
+            "steps": request.steps,
+            "guidance_scale": request.guidance_scale,
+            "num_images": request.num_images,
+            "output_format": request.output_format,
+            "use": request.use,
+            "seed": request.seed,
+        },
+        **outcome_of(error),
+    }
+    if result is not None:
+        event.update(
+            generation_id=result.generation_id,
+            seed=result.seed,
+            adapter_sha256=result.adapter_sha256,
+            images=[
+                {"index": img.index, "sha256": img.sha256, "watermark_id": img.watermark_id, "c2pa_manifest_sha256": img.manifest_sha256}
+                for img in result.images
+            ],
+            timings_ms=result.timings_ms,
+        )
+    return event
+
+
+def verify_event(*, upload: bytes, report=None, error: BaseException | None = None, client_ip: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event": "verify",
+        "route": "/v1/verify",
+        "service_version": __version__,
+        "client_ip": client_ip,
+        "upload_sha256": hashlib.sha256(upload).hexdigest() if upload else None,
+        "upload_bytes": len(upload),
+        **outcome_of(error),
+    }
+    if report is not None:
+        event.update(
+            watermark_id=report.watermark_id,
+            generation_id=report.generation_id,
+            c2pa_state=report.c2pa_state,
+        )
+    return event
+
+
+def admin_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
+    return {"event": f"admin.{action}", "service_version": __version__, "client_ip": client_ip, **details, **outcome_of(error)}
+
+
+def edge_refusal_event(*, route: str, error: AtelierError, client_ip: str | None) -> dict[str, Any]:
+    """A request refused before it reached a route (size, media type, malformed or invalid body)."""
+    return {
+        "event": "refused_at_edge",
+        "route": route,
+        "service_version": __version__,
+        "client_ip": client_ip,
+        "field": error.field,
+        **outcome_of(error),
+    }

@@ -1,0 +1,78 @@
+"""Usage: images generated per (UTC day, tenant, twin), read from audit records.
+
+Owns: the aggregation rule and the CSV/JSON writers. A record counts when `outcome == "ok"`;
+its images are `len(record["images"])` when `images` is a list, else `num_images`; records with
+neither are skipped. Days come from the record's `ts` (UTC). Filters: twin id, and an inclusive
+range of days. Must never read files itself (callers pass records) or count a failed generation.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+COLUMNS = ("day", "tenant", "twin_id", "generations", "images")
+
+
+def images_in(record: Mapping[str, Any]) -> int | None:
+    images = record.get("images")
+    if isinstance(images, list):
+        return len(images)
+    count = record.get("num_images")
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+        return count
+    return None
+
+
+def aggregate(
+    records: Iterable[Mapping[str, Any]],
+    twin: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> list[dict[str, Any]]:
+    """Rows `{day, tenant, twin_id, generations, images}` sorted by day, tenant, twin."""
+    totals: dict[tuple[str, str, str | None], list[int]] = {}
+    for record in records:
+        if record.get("outcome") != "ok":
+            continue
+        count = images_in(record)
+        ts = record.get("ts")
+        if count is None or not isinstance(ts, str) or len(ts) < 10:
+            continue
+        try:
+            day = dt.date.fromisoformat(ts[:10])
+        except ValueError:
+            continue
+        if (date_from and day < date_from) or (date_to and day > date_to):
+            continue
+        twin_id = record.get("twin_id")
+        if twin is not None and twin_id != twin:
+            continue
+        key = (day.isoformat(), str(record.get("tenant") or ""), twin_id)
+        entry = totals.setdefault(key, [0, 0])
+        entry[0] += 1
+        entry[1] += count
+    rows = [
+        {"day": day, "tenant": tenant, "twin_id": twin_id, "generations": gens, "images": images}
+        for (day, tenant, twin_id), (gens, images) in totals.items()
+    ]
+    rows.sort(key=lambda r: (r["day"], r["tenant"], r["twin_id"] or ""))
+    return rows
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """CSV with a header row; the base model (twin_id None) is an empty cell."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    return out.getvalue()
+
+
+def to_json(rows: Iterable[Mapping[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2) + "\n"

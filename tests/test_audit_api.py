@@ -1,0 +1,107 @@
+"""Every request that reaches Atelier leaves an audit record, written before the response."""
+
+import json
+import os
+import signal
+import urllib.request
+
+import pytest
+
+from builds.serving import serve
+from service.audit.events import generation_event
+from service.audit.log import AuditLog
+from service.schemas import GenerateRequest
+from tests.conftest import ADMIN_TOKEN, SMALL
+
+GEN = {"twin_id": "demo-ben", "prompt": "audit me, linen shirt", "seed": 77, **SMALL}
+
+
+@pytest.fixture()
+def records(demo_home):
+    """Read the service's audit log from disk (as another process would)."""
+    def read(field: str, value: str) -> list[dict]:
+        return AuditLog.read_only(demo_home / "audit").find(field, value)
+    return read
+
+
+def test_generation_is_recorded_with_images_and_marks(client, records):
+    body = client.post("/v1/generate", json=GEN).json()
+    [record] = records("generation_id", body["generation_id"])
+    assert record["event"] == "generation" and record["outcome"] == "ok"
+    assert record["twin_id"] == "demo-ben" and record["adapter_sha256"]
+    assert record["params"]["prompt"] == {"verbatim": "audit me, linen shirt"}
+    assert record["seed"] == 77 and record["base_model"].startswith("pipeline@")
+    assert [i["sha256"] for i in record["images"]] == [i["sha256"] for i in body["images"]]
+    assert [i["watermark_id"] for i in record["images"]] == [i["watermark_id"] for i in body["images"]]
+    assert all(i["c2pa_manifest_sha256"] for i in record["images"])
+    assert record["client_ip"] and "data_base64" not in json.dumps(record)
+
+
+def test_refusals_and_failures_are_recorded(client, records, monkeypatch):
+    client.post("/v1/generate", json={**GEN, "twin_id": "nobody-audited"})
+    [refused] = records("twin_id", "nobody-audited")
+    assert refused["outcome"] == "refused" and refused["reason"] == "twin_not_found"
+
+    client.post("/v1/generate", json={**GEN, "width": 250, "prompt": "edge-refused"})
+    edge = [r for r in records("event", "refused_at_edge") if r.get("field") == "width"]
+    assert edge and edge[-1]["reason"] == "invalid_field" and edge[-1]["route"] == "/v1/generate"
+
+    import service.provenance.marking as marking
+
+    monkeypatch.setattr(marking, "add_xmp", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
+    client.post("/v1/generate/image", json={**GEN, "twin_id": "demo-cleo", "prompt": "will fail"})
+    failed = [r for r in records("twin_id", "demo-cleo") if r["params"]["prompt"] == {"verbatim": "will fail"}]
+    assert failed[-1]["outcome"] == "failed" and failed[-1]["reason"] == "marking_failed"
+    assert failed[-1]["error_class"] == "MarkingFailed" and "images" not in failed[-1]
+
+
+def test_verify_and_admin_are_recorded_and_verify_finds_the_generation(client, records):
+    import base64
+
+    body = client.post("/v1/generate", json={**GEN, "seed": 78}).json()
+    data = base64.b64decode(body["images"][0]["data_base64"])
+    report = client.post("/v1/verify", content=data, headers={"content-type": "image/png"}).json()
+    assert report["audit"]["generation_id"] == body["generation_id"]
+    assert report["audit"]["twin_id"] == "demo-ben" and report["audit"]["outcome"] == "ok"
+    assert any(r["event"] == "verify" for r in records("generation_id", body["generation_id"]))
+
+    client.post("/v1/admin/twins/evict", json={"twin_id": "demo-ben"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert records("event", "admin.evict")[-1]["twin_id"] == "demo-ben"
+
+
+def test_prompts_can_be_stored_as_hashes_only():
+    request = GenerateRequest(twin_id="demo-ava", prompt="a private brief", negative_prompt="blurry")
+    event = generation_event(route="/v1/generate", request=request, client_ip=None, base_model_id=None, prompts="sha256")
+    assert "a private brief" not in json.dumps(event) and "blurry" not in json.dumps(event)
+    assert len(event["params"]["prompt"]["sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_kill_9_right_after_a_response_loses_nothing(demo_home, tmp_path):
+    audit_dir = tmp_path / "audit"
+    server = serve(demo_home, tmp_path, env={"ATELIER_AUDIT_DIR": str(audit_dir), "ATELIER_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        request = urllib.request.Request(server.url + "/v1/generate", data=json.dumps(GEN).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            generation_id = json.loads(response.read())["generation_id"]
+        os.killpg(server.process.pid, signal.SIGKILL)  # no shutdown hook runs
+        server.process.wait(30)
+    finally:
+        server.stop()
+    [record] = AuditLog.read_only(audit_dir).find("generation_id", generation_id)
+    assert record["outcome"] == "ok"
+
+
+def test_usage_report_for_admins(client):
+    client.post("/v1/generate", json={**GEN, "twin_id": "demo-cleo", "num_images": 2, "seed": 90})
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.get("/v1/usage").status_code == 401
+    rows = client.get("/v1/usage", params={"twin": "demo-cleo"}, headers=auth).json()["rows"]
+    assert rows and all(r["twin_id"] == "demo-cleo" for r in rows)
+    assert sum(r["images"] for r in rows) >= 2
+    csv = client.get("/v1/usage", params={"twin": "demo-cleo", "format": "csv"}, headers=auth)
+    assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("day,tenant,twin_id")
+    for params, field in [({"from": "yesterday"}, "from"), ({"twin": "../x"}, "twin_id"), ({"format": "xml"}, "format"), ({"color": "red"}, "color")]:
+        response = client.get("/v1/usage", params=params, headers=auth)
+        assert response.status_code == 422 and response.json()["error"]["field"] == field

@@ -1,0 +1,113 @@
+"""`atelier` admin CLI: audit verify / show, usage; exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from builds.audit_key import build_audit_key
+from service.audit.checkpoint import CheckpointSigner
+from service.audit.log import AuditLog
+from service.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch) -> Path:
+    """An ATELIER_HOME with a dev audit key and a small log at the default places."""
+    home = tmp_path / "home"
+    private, _ = build_audit_key(home / "keys")
+    monkeypatch.setenv("ATELIER_HOME", str(home))
+    monkeypatch.delenv("ATELIER_AUDIT_DIR", raising=False)
+    with AuditLog(home / "audit", CheckpointSigner.from_pem(private), checkpoint_every=4, segment_records=5,
+                  checkpoint_seconds=0) as log:
+        for i, (twin, images) in enumerate([("t1", 2), ("t2", 1), ("t1", 3), ("t1", 1), ("t2", 4)]):
+            log.append({"tenant": "acme", "twin_id": twin, "generation_id": f"gen-{i}", "outcome": "ok",
+                        "num_images": images})
+        log.append({"tenant": "acme", "twin_id": "t1", "generation_id": "gen-5", "outcome": "error"})
+    return home
+
+
+def test_verify_ok_uses_the_default_dir_and_key(home, capsys):
+    assert main(["audit", "verify"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: 6 records, 2 checkpoints")
+
+
+def test_verify_reports_the_first_problem_and_exits_1(home, capsys):
+    segment = home / "audit" / "segments" / "000000000001-000000000005.jsonl"
+    segment.write_bytes(segment.read_bytes().replace(b'"gen-2"', b'"gen-7"'))
+    assert main(["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("FAIL: hash_mismatch (seq 3 000000000001-000000000005.jsonl)")
+    assert "problem(s); 6 records, 2 checkpoints" in out
+
+
+def test_verify_with_another_key_fails_and_without_a_key_is_a_usage_error(home, tmp_path, capsys):
+    _, other = build_audit_key(tmp_path / "other")
+    assert main(["audit", "verify", "--key", str(other)]) == 1
+    assert "checkpoint_unknown_key" in capsys.readouterr().out
+    assert main(["audit", "verify", "--key", str(tmp_path / "absent.pem")]) == 2
+    assert "absent.pem" in capsys.readouterr().err
+
+
+def test_show_prints_the_records_of_a_generation(home, capsys):
+    assert main(["audit", "show", "gen-3"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["seq"], record["generation_id"], record["num_images"]) == (4, "gen-3", 1)
+    assert main(["audit", "show", "gen-404"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "gen-404" in captured.err
+
+
+def test_usage_csv_and_json_with_filters(home, capsys):
+    assert main(["usage"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "day,tenant,twin_id,generations,images"
+    assert [line.split(",")[2:] for line in out[1:]] == [["t1", "3", "6"], ["t2", "2", "5"]]
+    assert main(["usage", "--twin", "t2", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["twin_id"], r["images"]) for r in rows] == [("t2", 5)]
+    assert main(["usage", "--from", "2000-01-01", "--to", "2000-12-31", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_bad_arguments_exit_2(home, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["usage", "--from", "yesterday"])
+    assert info.value.code == 2
+    assert main(["usage", "--from", "2025-02-01", "--to", "2025-01-01"]) == 2
+    assert "--from is after --to" in capsys.readouterr().err
+
+
+def test_from_s3_without_shipper_exits_2(home, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "service.audit.shipper", None)  # import now fails
+    assert main(["audit", "verify", "--from-s3"]) == 2
+    assert "--from-s3 needs service.audit.shipper" in capsys.readouterr().err
+
+
+def test_from_s3_verifies_the_downloaded_copy(home, monkeypatch, capsys):
+    downloaded: list[Path] = []
+
+    def download_log(dest: Path) -> None:
+        downloaded.append(dest)
+        shutil.copytree(home / "audit", dest, dirs_exist_ok=True)
+
+    monkeypatch.setitem(sys.modules, "service.audit.shipper", types.SimpleNamespace(download_log=download_log))
+    assert main(["audit", "verify", "--from-s3"]) == 0
+    assert str(downloaded[0]) in capsys.readouterr().out
+    assert not downloaded[0].exists()  # the temporary copy is removed afterwards
+
+
+def test_cli_runs_as_a_program(home):
+    done = subprocess.run([sys.executable, "-m", "service.cli", "audit", "verify"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("OK: 6 records")
