@@ -34,6 +34,7 @@ bench: install demo
 	$(PY) bench/generate.py
 	$(PY) bench/adapters.py
 	$(PY) bench/watermark.py
+	$(PY) bench/audit.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
