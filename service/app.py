@@ -48,6 +48,7 @@ from service.schemas import (
     TwinState,
 )
 from service.tenancy.admin_token import check_admin
+from service.tenancy.policy import PromptPolicy
 from service.twins.metrics import PrometheusCacheEvents
 
 log = logging.getLogger("atelier.app")
@@ -129,6 +130,7 @@ class Atelier:
         configure_logging(settings.log_level)
         self.settings = settings
         self.audit = Recorder.from_settings(settings)
+        self.policy = PromptPolicy()  # the global deny list; consent records will add their own
         EDGE_AUDIT.recorder = self.audit
         marker = ProvenanceMarker.from_settings(settings)  # every image is watermarked and signed
         self.engine = Engine.from_settings(settings, events=PrometheusCacheEvents(), marker=marker)
@@ -240,6 +242,7 @@ class Atelier:
             base_model_id=self.engine.base_model_id, prompts=self.audit.prompts,
         )
         try:
+            self.policy.check(body.prompt, body.negative_prompt)  # before any GPU work
             result = self.engine.generate(body)
         except Exception as exc:
             self.audit.record(event(error=exc))

@@ -105,3 +105,16 @@ def test_usage_report_for_admins(client):
     for params, field in [({"from": "yesterday"}, "from"), ({"twin": "../x"}, "twin_id"), ({"format": "xml"}, "format"), ({"color": "red"}, "color")]:
         response = client.get("/v1/usage", params=params, headers=auth)
         assert response.status_code == 422 and response.json()["error"]["field"] == field
+
+
+def test_prompt_policy_refuses_before_generating_and_is_audited(client, records):
+    for route in ("/v1/generate", "/v1/generate/image"):
+        response = client.post(route, json={**GEN, "prompt": "studio portrait, n.u.d.e, soft light"})
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert error["code"] == "prompt_policy" and error["field"] == "prompt"
+        assert "nudity_sexual" in error["message"] and "soft light" not in error["message"]
+    refused = [r for r in records("event", "generation") if r.get("reason") == "prompt_policy"]
+    assert refused and refused[-1]["category"] == "nudity_sexual" and "images" not in refused[-1]
+    ok = client.post("/v1/generate", json={**GEN, "prompt": "nude heels, gunmetal blazer", "negative_prompt": "nudity, blurry"})
+    assert ok.status_code == 200

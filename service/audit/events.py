@@ -19,7 +19,10 @@ def outcome_of(error: BaseException | None) -> dict[str, Any]:
     if error is None:
         return {"outcome": "ok"}
     if isinstance(error, AtelierError) and error.status < 500:
-        return {"outcome": "refused", "reason": error.code, "status": error.status}
+        refused = {"outcome": "refused", "reason": error.code, "status": error.status}
+        if getattr(error, "category", None):  # the prompt policy's matched category
+            refused["category"] = error.category
+        return refused
     status = error.status if isinstance(error, AtelierError) else 500
     code = error.code if isinstance(error, AtelierError) else "internal_error"
     return {"outcome": "failed", "reason": code, "error_class": type(error).__name__, "status": status}
