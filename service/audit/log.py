@@ -186,7 +186,7 @@ def _parse(line: bytes, path: Path, number: int) -> dict[str, Any]:
     return record
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -320,7 +320,7 @@ class AuditLog:
         path = self.segments_dir / segment_name(first_seq)
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
-            _fsync_dir(self.segments_dir)
+            fsync_dir(self.segments_dir)
         except FileExistsError:
             raise LogCorrupt(f"{path.name} exists already") from None
         except OSError as exc:
@@ -337,7 +337,7 @@ class AuditLog:
         if self._segment_count == 0:  # nothing to seal: drop the empty open file
             os.close(self._fd)
             self._open_path.unlink()
-            _fsync_dir(self.segments_dir)
+            fsync_dir(self.segments_dir)
             self._fd = self._open_path = None
             return
         sealed = self.segments_dir / segment_name(self._segment_first, self._seq)
@@ -348,7 +348,7 @@ class AuditLog:
             os.close(self._fd)
             self._fd = None
             os.rename(self._open_path, sealed)
-            _fsync_dir(self.segments_dir)
+            fsync_dir(self.segments_dir)
         except OSError as exc:
             self._fail(exc)
         self._open_path = None
@@ -384,7 +384,7 @@ class AuditLog:
                 temp.unlink()
                 raise LogCorrupt(f"checkpoint {target.name} exists already")
             os.rename(temp, target)
-            _fsync_dir(self.checkpoints_dir)
+            fsync_dir(self.checkpoints_dir)
             with self._checkpoint_written:
                 self.last_checkpoint_size = size
                 self._checkpoint_written.notify_all()

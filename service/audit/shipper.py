@@ -33,14 +33,14 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from service.audit.log import fsync_dir
+from service.s3client import make_client, public_endpoint
 
 log = logging.getLogger("atelier.audit")
 
 # A dead endpoint fails within seconds; the backoff loop, not botocore, does the waiting.
-CONNECT_TIMEOUT_S = 2
-READ_TIMEOUT_S = 10
-MAX_ATTEMPTS = 2
+READ_TIMEOUT_S = 10  # connect timeout and attempts: service.s3client
 
 SHIPPED_LOG = "shipped.log"
 LOCK_MODE = "COMPLIANCE"
@@ -71,36 +71,6 @@ class _LocalFile:
     path: Path
 
 
-def _client_config():
-    from botocore.config import Config
-
-    return Config(
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-        s3={"addressing_style": "path"},
-    )
-
-
-def _make_client(endpoint_url: str | None, region: str | None):
-    import boto3
-
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region,
-                                          config=_client_config())
-
-
-def _public_endpoint(endpoint_url: str | None) -> str | None:
-    """scheme://host:port without any user:password part."""
-    if not endpoint_url:
-        return None
-    parts = urlsplit(endpoint_url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
-
-
 def _clean_prefix(prefix: str | None) -> str:
     return "/".join(part for part in (prefix or "").split("/") if part)
 
@@ -128,14 +98,6 @@ def _is_not_found(exc) -> bool:
 
 def _sha256_b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ship_plan(directory: Path, shipped: set[str]) -> tuple[list[_LocalFile], list[str]]:
@@ -207,8 +169,8 @@ class AuditShipper:
         self.bucket = bucket
         self.prefix = _clean_prefix(prefix)
         self.retention_days = retention_days
-        self.endpoint = _public_endpoint(endpoint_url)
-        self.client = client if client is not None else _make_client(endpoint_url, region)
+        self.endpoint = public_endpoint(endpoint_url)
+        self.client = client if client is not None else make_client(endpoint_url, region, READ_TIMEOUT_S)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._lock = threading.Lock()  # one pass at a time, whoever calls
@@ -251,7 +213,7 @@ class AuditShipper:
             handle.flush()
             os.fsync(handle.fileno())
         if created:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     # -- one pass -------------------------------------------------------------------------
     def ship_once(self) -> ShipReport:
@@ -468,7 +430,7 @@ def download_log(dest: Path, bucket: str | None = None, prefix: str | None = Non
         region = region or settings.s3_region
     prefix = _clean_prefix(prefix)
     if client is None:
-        client = _make_client(endpoint_url, region)
+        client = make_client(endpoint_url, region, READ_TIMEOUT_S)
     where = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     dest = Path(dest)
     patterns = {"segments": SEALED_SEGMENT, "checkpoints": CHECKPOINT}

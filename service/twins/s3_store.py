@@ -11,42 +11,15 @@ larger than MAX_ADAPTER_BYTES, wait minutes on an unreachable store, or parse wh
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from service.config import ConfigError
 from service.errors import AdapterUnavailable, InvalidRequest
+from service.s3client import make_client, public_endpoint
 from service.twins.store import MAX_ADAPTER_BYTES, check_adapter_key
 
-# An unreachable or hung store fails within seconds: at most two attempts, each with short
-# timeouts (worst case about 2 x (connect + read) plus a sub-second backoff). The read timeout
-# bounds one wait for bytes on the socket, not the whole download of a large adapter.
-CONNECT_TIMEOUT_S = 2
+# An unreachable or hung store fails within seconds (service.s3client: short connect timeout,
+# two attempts). The read timeout bounds one wait for bytes on the socket, not the whole
+# download of a large adapter.
 READ_TIMEOUT_S = 5
-MAX_ATTEMPTS = 2
-
-
-def _client_config():
-    from botocore.config import Config
-
-    return Config(
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-        # Path-style URLs work with every S3-compatible server, with no DNS per bucket.
-        s3={"addressing_style": "path"},
-    )
-
-
-def _public_endpoint(endpoint_url: str | None) -> str | None:
-    """The endpoint as scheme://host:port, without any user:password part."""
-    if not endpoint_url:
-        return None
-    parts = urlsplit(endpoint_url)
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 class S3AdapterStore:
@@ -58,14 +31,8 @@ class S3AdapterStore:
             raise ConfigError(f"S3 bucket name must be non-empty and contain no '/', got {bucket!r}")
         self.bucket = bucket
         self.prefix = "/".join(part for part in (prefix or "").split("/") if part)
-        self.endpoint = _public_endpoint(endpoint_url)
-        if client is None:
-            import boto3
-
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_url, region_name=region, config=_client_config()
-            )
-        self.client = client
+        self.endpoint = public_endpoint(endpoint_url)
+        self.client = client if client is not None else make_client(endpoint_url, region, READ_TIMEOUT_S)
 
     @classmethod
     def from_url(cls, url: str, endpoint_url: str | None = None, region: str | None = None) -> "S3AdapterStore":
