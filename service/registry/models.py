@@ -1,0 +1,165 @@
+"""The registry's tables as SQLAlchemy 2.x typed declarative models.
+
+Owns: table and column definitions, constraint names (one naming convention, so migrations
+are deterministic on SQLite and PostgreSQL) and the UTC timestamp column type. Must never
+hold query logic (that is `repository`) nor be used to create tables outside a migration.
+
+Every timestamp is timezone-aware UTC in Python; SQLite stores it as naive UTC text, and
+PostgreSQL as `timestamptz`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("registry timestamps must be timezone-aware")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public key id
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    scopes: Mapped[str] = mapped_column(String(200))  # sorted comma list
+    requests_per_minute: Mapped[int] = mapped_column(Integer)
+    max_concurrent_jobs: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class TwinRow(Base):
+    __tablename__ = "twins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    adapter_key: Mapped[str] = mapped_column(String(1024))
+    adapter_sha256: Mapped[str] = mapped_column(String(64))
+    rank: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentRow(Base):
+    __tablename__ = "consent_records"
+    __table_args__ = (UniqueConstraint("twin_id", "version", name="uq_consent_records_twin_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    twin_id: Mapped[str] = mapped_column(ForeignKey("twins.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[list[str]] = mapped_column(JSON)
+    territories: Mapped[list[str]] = mapped_column(JSON)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    pay_rate_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    excluded_categories: Mapped[list[str]] = mapped_column(JSON)
+    included_categories: Mapped[list[str]] = mapped_column(JSON)
+    deny_terms: Mapped[list[str]] = mapped_column(JSON)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # None = draft
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentTenantRow(Base):
+    """Association: which tenants a consent record allows."""
+
+    __tablename__ = "consent_tenants"
+
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consent_records.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_keys_tenant_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict | list | None] = mapped_column(JSON, nullable=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RegistryStateRow(Base):
+    """One row (id 1): `version` goes up on every tenant, key, twin or consent change."""
+
+    __tablename__ = "registry_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+__all__ = [
+    "ApiKeyRow",
+    "Base",
+    "ConsentRow",
+    "ConsentTenantRow",
+    "IdempotencyRow",
+    "RegistryStateRow",
+    "TenantRow",
+    "TwinRow",
+    "UTCDateTime",
+]

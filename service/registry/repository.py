@@ -1,0 +1,586 @@
+"""The `Registry` repository: every read and write of the registry tables goes through it.
+
+Owns: tenants, API keys (mint, authenticate, revoke), twins (put, get, revoke), consent
+records (append-only versions, current record, history, the consent decision), idempotency
+keys (24 h replay window with request-hash comparison) and the registry version that
+replicas poll to drop their caches. Must never import bentoml or anything above the
+registry, never return ORM rows (callers get frozen dataclasses), never log or store a
+plaintext API-key secret, and never issue an UPDATE on a signed consent record.
+
+Rules it enforces:
+- Consent is append-only. `add_consent_version` writes version = previous + 1; a signed
+  record is immutable: `amend_consent` refuses it (`ConsentImmutable`), and a session
+  `before_flush` guard refuses any ORM change to a row whose stored `signed_at` is set, so
+  no code path in this module can emit that UPDATE. Drafts (`signed=False`) may be amended,
+  then `sign_consent` seals them; only signed records ever govern a decision.
+- The governing record at time `at` is the highest signed version with `signed_at <= at`;
+  a newer version supersedes older ones entirely.
+- Revocation is twin-level and final: `revoke_twin` sets `revoked_at` (and `deleted` on
+  request), bumps the twin's `revision`, and the twin takes no new consent or adapter.
+- Every change to a tenant, key, twin or consent bumps `registry_state.version` in the same
+  transaction (`UPDATE ... SET version = version + 1`, atomic on SQLite and PostgreSQL), so a
+  replica that sees a higher version knows its cached keys/twins/consent may be stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Engine, delete, event, func, inspect, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.errors import InvalidRequest, TwinNotFound
+from service.registry import keys
+from service.registry.errors import (
+    AlreadyExists,
+    ConsentImmutable,
+    ConsentNotFound,
+    IdempotencyConflict,
+    TenantNotFound,
+    TwinRevoked,
+)
+from service.registry.models import (
+    ApiKeyRow,
+    ConsentRow,
+    ConsentTenantRow,
+    IdempotencyRow,
+    RegistryStateRow,
+    TenantRow,
+    TwinRow,
+)
+
+SCOPES = frozenset({"generate", "verify", "admin"})
+IDEMPOTENCY_TTL = timedelta(hours=24)
+IDEMPOTENCY_KEY_MAX = 255
+LAST_USED_RESOLUTION = timedelta(seconds=60)  # authenticate writes last_used_at at most this often
+_DUMMY_SALT = b"\0" * keys.SALT_BYTES
+_DUMMY_HASH = keys.hash_secret(_DUMMY_SALT, "x")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of the canonical JSON of a request body (sorted keys, no whitespace)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    key_id: str
+    tenant_id: str
+    scopes: frozenset[str]
+    requests_per_minute: int
+    max_concurrent_jobs: int
+
+
+@dataclass(frozen=True)
+class TwinInfo:
+    id: str
+    display_name: str
+    adapter_key: str
+    adapter_sha256: str
+    rank: int
+    deleted: bool
+    revision: int
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    id: int
+    twin_id: str
+    version: int
+    tenants: frozenset[str]
+    uses: tuple[str, ...]
+    territories: tuple[str, ...]
+    valid_from: datetime
+    valid_until: datetime | None
+    pay_rate_ref: str | None
+    excluded_categories: tuple[str, ...]
+    included_categories: tuple[str, ...]
+    deny_terms: tuple[str, ...]
+    recorded_by: str
+    signed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    ok: bool
+    reason: str | None  # None when ok; else consent_missing | use_not_allowed | consent_expired | revoked
+    consent_id: int | None = None
+    version: int | None = None
+    deny_terms: tuple[str, ...] = ()
+    excluded_categories: tuple[str, ...] = ()
+    included_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdempotentResponse:
+    status_code: int
+    response: Any
+    created_at: datetime
+    expires_at: datetime
+
+
+def _refuse_signed_consent_updates(session: Session, _ctx, _instances) -> None:
+    for obj in session.dirty:
+        if isinstance(obj, ConsentRow) and session.is_modified(obj):
+            stored = inspect(obj).attrs.signed_at.history
+            before = stored.unchanged or stored.deleted
+            if before and before[0] is not None:
+                raise ConsentImmutable(f"consent record {obj.id} is signed and cannot change")
+    for obj in session.deleted:
+        if isinstance(obj, ConsentRow):
+            raise ConsentImmutable("consent records are never deleted")
+
+
+def _aware(at: datetime | None) -> datetime:
+    if at is None:
+        return utcnow()
+    if at.tzinfo is None:
+        raise InvalidRequest("timestamps must be timezone-aware", field="at")
+    return at.astimezone(timezone.utc)
+
+
+def _strings(values: Iterable[str], field: str) -> list[str]:
+    if isinstance(values, str):
+        raise InvalidRequest(f"{field} must be a list of strings, not one string", field=field)
+    out = [str(v).strip() for v in values]
+    if any(not v for v in out):
+        raise InvalidRequest(f"{field} holds an empty value", field=field)
+    return sorted(set(out))
+
+
+class Registry:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _refuse_signed_consent_updates)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    @staticmethod
+    def _bump(session: Session) -> None:
+        session.execute(update(RegistryStateRow).where(RegistryStateRow.id == 1).values(version=RegistryStateRow.version + 1))
+
+    def registry_version(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(RegistryStateRow.version).where(RegistryStateRow.id == 1)))
+
+    # -- tenants --------------------------------------------------------------------------
+
+    def create_tenant(self, tenant_id: str, name: str, *, now: datetime | None = None) -> None:
+        if not tenant_id or len(tenant_id) > 64 or not all(c.isalnum() or c in "-_" for c in tenant_id):
+            raise InvalidRequest("tenant id must be 1-64 letters, digits, '-' or '_'", field="tenant_id")
+        with self._session() as s, s.begin():
+            if s.get(TenantRow, tenant_id) is not None:
+                raise AlreadyExists(f"tenant {tenant_id!r} already exists", code="tenant_exists")
+            s.add(TenantRow(id=tenant_id, name=name, created_at=_aware(now), disabled=False))
+            self._bump(s)
+
+    def set_tenant_disabled(self, tenant_id: str, disabled: bool) -> None:
+        with self._session() as s, s.begin():
+            row = s.get(TenantRow, tenant_id)
+            if row is None:
+                raise TenantNotFound(f"no tenant {tenant_id!r}")
+            row.disabled = disabled
+            self._bump(s)
+
+    # -- API keys -------------------------------------------------------------------------
+
+    def create_api_key(
+        self,
+        tenant_id: str,
+        scopes: Iterable[str],
+        *,
+        name: str = "",
+        requests_per_minute: int = 60,
+        max_concurrent_jobs: int = 4,
+        now: datetime | None = None,
+    ) -> tuple[str, str]:
+        """Mint a key; returns (key_id, plaintext token). The token is shown once, never stored."""
+        wanted = set(scopes)
+        if not wanted or not wanted <= SCOPES:
+            raise InvalidRequest(f"scopes must be a non-empty subset of {sorted(SCOPES)}", field="scopes")
+        if requests_per_minute < 1 or max_concurrent_jobs < 1:
+            raise InvalidRequest("rate limits must be positive", field="requests_per_minute")
+        minted = keys.mint()
+        with self._session() as s, s.begin():
+            if s.get(TenantRow, tenant_id) is None:
+                raise TenantNotFound(f"no tenant {tenant_id!r}")
+            s.add(
+                ApiKeyRow(
+                    id=minted.key_id,
+                    tenant_id=tenant_id,
+                    name=name,
+                    salt=minted.salt,
+                    secret_hash=minted.secret_hash,
+                    scopes=",".join(sorted(wanted)),
+                    requests_per_minute=requests_per_minute,
+                    max_concurrent_jobs=max_concurrent_jobs,
+                    created_at=_aware(now),
+                )
+            )
+            self._bump(s)
+        return minted.key_id, minted.token
+
+    def authenticate(self, token: str, *, now: datetime | None = None) -> ApiKeyInfo | None:
+        """The key a bearer token names, or None (malformed, unknown, wrong secret, revoked,
+        tenant disabled). The secret comparison is constant-time; an unknown key id still
+        costs one HMAC so timing does not tell which ids exist."""
+        parsed = keys.parse(token)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        now = _aware(now)
+        with self._session() as s, s.begin():
+            row = s.get(ApiKeyRow, key_id)
+            if row is None:
+                keys.verify(_DUMMY_SALT, _DUMMY_HASH, secret)
+                return None
+            if not keys.verify(row.salt, row.secret_hash, secret):
+                return None
+            if row.revoked_at is not None and row.revoked_at <= now:
+                return None
+            tenant = s.get(TenantRow, row.tenant_id)
+            if tenant is None or tenant.disabled:
+                return None
+            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+                row.last_used_at = now  # usage bookkeeping; not a registry version change
+            return ApiKeyInfo(
+                key_id=row.id,
+                tenant_id=row.tenant_id,
+                scopes=frozenset(row.scopes.split(",")),
+                requests_per_minute=row.requests_per_minute,
+                max_concurrent_jobs=row.max_concurrent_jobs,
+            )
+
+    def revoke_key(self, key_id: str, *, now: datetime | None = None) -> bool:
+        """Revoke a key; False when it does not exist or was already revoked."""
+        with self._session() as s, s.begin():
+            row = s.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = _aware(now)
+            self._bump(s)
+            return True
+
+    # -- twins ----------------------------------------------------------------------------
+
+    def put_twin(
+        self,
+        twin_id: str,
+        *,
+        display_name: str,
+        adapter_key: str,
+        adapter_sha256: str,
+        rank: int,
+        now: datetime | None = None,
+    ) -> TwinInfo:
+        """Create a twin or replace its adapter/metadata; each write bumps its revision."""
+        if len(adapter_sha256) != 64 or any(c not in "0123456789abcdef" for c in adapter_sha256):
+            raise InvalidRequest("adapter_sha256 must be 64 lowercase hex characters", field="adapter_sha256")
+        if rank < 1:
+            raise InvalidRequest("rank must be positive", field="rank")
+        now = _aware(now)
+        with self._session() as s, s.begin():
+            row = s.get(TwinRow, twin_id, with_for_update=True)
+            if row is None:
+                row = TwinRow(id=twin_id, created_at=now, deleted=False, revision=0)
+                s.add(row)
+            elif row.deleted or row.revoked_at is not None:
+                raise TwinRevoked(f"twin {twin_id!r} is revoked")
+            row.display_name = display_name
+            row.adapter_key = adapter_key
+            row.adapter_sha256 = adapter_sha256
+            row.rank = rank
+            row.revision = row.revision + 1
+            row.updated_at = now
+            self._bump(s)
+            s.flush()
+            return _twin_info(row)
+
+    def get_twin(self, twin_id: str, *, include_deleted: bool = False) -> TwinInfo | None:
+        with self._session() as s:
+            row = s.get(TwinRow, twin_id)
+            if row is None or (row.deleted and not include_deleted):
+                return None
+            return _twin_info(row)
+
+    def revoke_twin(self, twin_id: str, *, delete: bool = False, now: datetime | None = None) -> TwinInfo:
+        """Withdraw all consent for a twin (final). `delete=True` also hides it from `get_twin`."""
+        with self._session() as s, s.begin():
+            row = s.get(TwinRow, twin_id, with_for_update=True)
+            if row is None:
+                raise TwinNotFound(f"no twin {twin_id!r}")
+            if row.revoked_at is None:
+                row.revoked_at = _aware(now)
+            row.deleted = row.deleted or delete
+            row.revision = row.revision + 1
+            row.updated_at = _aware(now)
+            self._bump(s)
+            s.flush()
+            return _twin_info(row)
+
+    # -- consent --------------------------------------------------------------------------
+
+    def add_consent_version(
+        self,
+        twin_id: str,
+        *,
+        tenants: Iterable[str],
+        uses: Iterable[str],
+        recorded_by: str,
+        valid_from: datetime,
+        valid_until: datetime | None = None,
+        territories: Iterable[str] = (),
+        pay_rate_ref: str | None = None,
+        excluded_categories: Iterable[str] = (),
+        included_categories: Iterable[str] = (),
+        deny_terms: Iterable[str] = (),
+        signed: bool = True,
+        signed_at: datetime | None = None,
+    ) -> ConsentRecord:
+        """Append the next consent version for a twin (previous + 1). Signed unless `signed=False`."""
+        tenant_ids = _strings(tenants, "tenants")
+        use_list = _strings(uses, "uses")
+        if not use_list:
+            raise InvalidRequest("a consent record allows at least one use", field="uses")
+        valid_from = _aware(valid_from)
+        if valid_until is not None and _aware(valid_until) <= valid_from:
+            raise InvalidRequest("valid_until must be after valid_from", field="valid_until")
+        now = utcnow()
+        with self._session() as s, s.begin():
+            twin = s.get(TwinRow, twin_id, with_for_update=True)
+            if twin is None or twin.deleted:
+                raise TwinNotFound(f"no twin {twin_id!r}")
+            if twin.revoked_at is not None:
+                raise TwinRevoked(f"twin {twin_id!r} is revoked; it takes no new consent")
+            known = set(s.scalars(select(TenantRow.id).where(TenantRow.id.in_(tenant_ids))))
+            if missing := sorted(set(tenant_ids) - known):
+                raise TenantNotFound(f"unknown tenants: {missing}")
+            previous = s.scalar(select(func.max(ConsentRow.version)).where(ConsentRow.twin_id == twin_id)) or 0
+            row = ConsentRow(
+                twin_id=twin_id,
+                version=previous + 1,
+                uses=use_list,
+                territories=_strings(territories, "territories"),
+                valid_from=valid_from,
+                valid_until=None if valid_until is None else _aware(valid_until),
+                pay_rate_ref=pay_rate_ref,
+                excluded_categories=_strings(excluded_categories, "excluded_categories"),
+                included_categories=_strings(included_categories, "included_categories"),
+                deny_terms=_strings(deny_terms, "deny_terms"),
+                recorded_by=recorded_by,
+                signed_at=(_aware(signed_at) if signed_at else now) if signed else None,
+                created_at=now,
+            )
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError as exc:  # a concurrent writer took this version number
+                raise AlreadyExists("consent version was taken concurrently; retry", code="consent_conflict") from exc
+            s.add_all(ConsentTenantRow(consent_id=row.id, tenant_id=t) for t in tenant_ids)
+            self._bump(s)
+            return _consent(row, tenant_ids)
+
+    def amend_consent(self, consent_id: int, **changes: Any) -> ConsentRecord:
+        """Change fields of an unsigned draft. A signed record raises `ConsentImmutable`."""
+        allowed = {"uses", "territories", "valid_from", "valid_until", "pay_rate_ref", "excluded_categories",
+                   "included_categories", "deny_terms", "recorded_by"}  # fmt: skip
+        if unknown := set(changes) - allowed:
+            raise InvalidRequest(f"cannot amend {sorted(unknown)}", field=sorted(unknown)[0])
+        with self._session() as s, s.begin():
+            row = s.get(ConsentRow, consent_id, with_for_update=True)
+            if row is None:
+                raise ConsentNotFound(f"no consent record {consent_id}")
+            if row.signed_at is not None:
+                raise ConsentImmutable(f"consent record {consent_id} is signed; add a new version instead")
+            for name, value in changes.items():
+                if name in {"valid_from", "valid_until"} and value is not None:
+                    value = _aware(value)
+                elif name not in {"pay_rate_ref", "recorded_by"}:
+                    value = _strings(value, name)
+                setattr(row, name, value)
+            self._bump(s)
+            return _consent(row, self._tenants_of(s, row.id))
+
+    def sign_consent(self, consent_id: int, *, at: datetime | None = None) -> ConsentRecord:
+        with self._session() as s, s.begin():
+            row = s.get(ConsentRow, consent_id, with_for_update=True)
+            if row is None:
+                raise ConsentNotFound(f"no consent record {consent_id}")
+            if row.signed_at is not None:
+                raise ConsentImmutable(f"consent record {consent_id} is already signed")
+            row.signed_at = _aware(at)
+            self._bump(s)
+            return _consent(row, self._tenants_of(s, row.id))
+
+    def consent_history(self, twin_id: str) -> list[ConsentRecord]:
+        """Every version of a twin's consent, drafts included, oldest first."""
+        with self._session() as s:
+            rows = s.scalars(select(ConsentRow).where(ConsentRow.twin_id == twin_id).order_by(ConsentRow.version)).all()
+            return [_consent(r, self._tenants_of(s, r.id)) for r in rows]
+
+    def current_consent(self, twin_id: str, at: datetime | None = None) -> ConsentRecord | None:
+        """The governing record at `at`: the highest signed version signed at or before it."""
+        at = _aware(at)
+        with self._session() as s:
+            row = s.scalars(
+                select(ConsentRow)
+                .where(ConsentRow.twin_id == twin_id, ConsentRow.signed_at.is_not(None), ConsentRow.signed_at <= at)
+                .order_by(ConsentRow.version.desc())
+                .limit(1)
+            ).first()
+            return None if row is None else _consent(row, self._tenants_of(s, row.id))
+
+    def check_consent(self, twin_id: str, tenant_id: str, use: str, at: datetime | None = None) -> ConsentDecision:
+        """May `tenant_id` use `twin_id` for `use` at `at`? Reasons, checked in this order:
+        revoked (twin revoked/deleted), consent_missing (no governing record, or it does not
+        name this tenant: another tenant's twin looks absent), consent_expired (outside
+        valid_from..valid_until, "not yet valid" included), use_not_allowed."""
+        at = _aware(at)
+        twin = self.get_twin(twin_id, include_deleted=True)
+        if twin is None:
+            return ConsentDecision(False, "consent_missing")
+        if twin.deleted or (twin.revoked_at is not None and twin.revoked_at <= at):
+            return ConsentDecision(False, "revoked")
+        record = self.current_consent(twin_id, at)
+        if record is None or tenant_id not in record.tenants:
+            return ConsentDecision(False, "consent_missing")
+        ids = {"consent_id": record.id, "version": record.version}
+        if at < record.valid_from or (record.valid_until is not None and at >= record.valid_until):
+            return ConsentDecision(False, "consent_expired", **ids)
+        if use not in record.uses:
+            return ConsentDecision(False, "use_not_allowed", **ids)
+        return ConsentDecision(
+            True,
+            None,
+            deny_terms=record.deny_terms,
+            excluded_categories=record.excluded_categories,
+            included_categories=record.included_categories,
+            **ids,
+        )
+
+    @staticmethod
+    def _tenants_of(s: Session, consent_id: int) -> list[str]:
+        return list(s.scalars(select(ConsentTenantRow.tenant_id).where(ConsentTenantRow.consent_id == consent_id)))
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    def idempotency_get(
+        self, tenant_id: str, key: str, req_hash: str, *, now: datetime | None = None
+    ) -> IdempotentResponse | None:
+        """The stored response for (tenant, key), None when absent or expired. Raises
+        `IdempotencyConflict` when the key was used with a different request hash."""
+        _check_key(key)
+        now = _aware(now)
+        with self._session() as s:
+            row = s.scalars(
+                select(IdempotencyRow).where(IdempotencyRow.tenant_id == tenant_id, IdempotencyRow.key == key)
+            ).first()
+            if row is None or row.expires_at <= now:
+                return None
+            if row.request_hash != req_hash:
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request body", field="idempotency_key")
+            return IdempotentResponse(row.status_code, row.response, row.created_at, row.expires_at)
+
+    def idempotency_put(
+        self,
+        tenant_id: str,
+        key: str,
+        req_hash: str,
+        response: Any,
+        status_code: int,
+        *,
+        now: datetime | None = None,
+        ttl: timedelta = IDEMPOTENCY_TTL,
+    ) -> IdempotentResponse:
+        """Store a response under (tenant, key) for `ttl`. An expired entry is replaced; a live
+        one with the same hash wins (first writer) and is returned; a different hash conflicts."""
+        _check_key(key)
+        now = _aware(now)
+        with self._session() as s, s.begin():
+            s.execute(
+                delete(IdempotencyRow).where(
+                    IdempotencyRow.tenant_id == tenant_id, IdempotencyRow.key == key, IdempotencyRow.expires_at <= now
+                )
+            )
+            row = IdempotencyRow(
+                tenant_id=tenant_id,
+                key=key,
+                request_hash=req_hash,
+                response=response,
+                status_code=status_code,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+            try:
+                with s.begin_nested():
+                    s.add(row)
+            except IntegrityError:
+                existing = s.scalars(
+                    select(IdempotencyRow).where(IdempotencyRow.tenant_id == tenant_id, IdempotencyRow.key == key)
+                ).one()
+                if existing.request_hash != req_hash:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was used with a different request body", field="idempotency_key"
+                    ) from None
+                row = existing
+            return IdempotentResponse(row.status_code, row.response, row.created_at, row.expires_at)
+
+    def purge_expired_idempotency(self, *, now: datetime | None = None) -> int:
+        with self._session() as s, s.begin():
+            result = s.execute(delete(IdempotencyRow).where(IdempotencyRow.expires_at <= _aware(now)))
+            return result.rowcount or 0
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters", field="idempotency_key")
+
+
+def _twin_info(row: TwinRow) -> TwinInfo:
+    return TwinInfo(
+        id=row.id,
+        display_name=row.display_name,
+        adapter_key=row.adapter_key,
+        adapter_sha256=row.adapter_sha256,
+        rank=row.rank,
+        deleted=row.deleted,
+        revision=row.revision,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _consent(row: ConsentRow, tenants: Iterable[str]) -> ConsentRecord:
+    return ConsentRecord(
+        id=row.id,
+        twin_id=row.twin_id,
+        version=row.version,
+        tenants=frozenset(tenants),
+        uses=tuple(row.uses),
+        territories=tuple(row.territories),
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        pay_rate_ref=row.pay_rate_ref,
+        excluded_categories=tuple(row.excluded_categories),
+        included_categories=tuple(row.included_categories),
+        deny_terms=tuple(row.deny_terms),
+        recorded_by=row.recorded_by,
+        signed_at=row.signed_at,
+    )
+
+
