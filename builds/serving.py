@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,9 +31,15 @@ class ServedAtelier:
     process: subprocess.Popen
     url: str
     log_path: Path
+    workers: list[int] = field(default_factory=list)  # BentoML's workers run in sessions of their own
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM the server's process group (BentoML's workers included); SIGKILL if it hangs."""
+        """SIGTERM the server's process group, then any worker still alive; SIGKILL what hangs.
+
+        A worker outlives its arbiter when the arbiter is SIGKILLed (a durability test does
+        that on purpose), so the workers seen at start-up are stopped by PID as well."""
+        import psutil
+
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -41,6 +47,17 @@ class ServedAtelier:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+        alive = []
+        for pid in self.workers:
+            try:
+                worker = psutil.Process(pid)
+                worker.terminate()
+                alive.append(worker)
+            except psutil.NoSuchProcess:
+                continue
+        _, still = psutil.wait_procs(alive, timeout=10)
+        for worker in still:
+            worker.kill()
         return self.process.returncode
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -83,6 +100,9 @@ def serve(atelier_home: Path, workdir: Path, env: dict[str, str] | None = None, 
         try:
             with urllib.request.urlopen(served.url + "/readyz", timeout=2) as response:
                 if response.status == 200:
+                    import psutil
+
+                    served.workers = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
                     return served
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
