@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import functools
 import logging
 from pathlib import Path
@@ -50,6 +51,7 @@ from service.schemas import (
 from service.tenancy.admin_token import check_admin
 from service.tenancy.policy import PromptPolicy
 from service.twins.metrics import PrometheusCacheEvents
+from service.twins.records import check_twin_id
 
 log = logging.getLogger("atelier.app")
 
@@ -264,10 +266,27 @@ class Atelier:
         return result
 
 
+async def audited_failure(exc: Exception, event: dict) -> Response:
+    """The error response of a /v1 sub-app route, recorded first (a failed record is a 503)."""
+    if isinstance(exc, AtelierError):
+        log.info("request refused", extra={"fields": {"code": exc.code, "status": exc.status}})
+        response = error_response(exc)
+    else:
+        log.exception("request failed")
+        response = internal_error_response()
+    recorder = EDGE_AUDIT.recorder
+    if recorder is not None and not isinstance(exc, AuditUnavailable):
+        try:
+            await anyio.to_thread.run_sync(recorder.record, event)
+        except AtelierError:
+            return error_response(AuditUnavailable("the audit log cannot record this request"))
+    return response
+
+
 async def verify_endpoint(request: Request) -> Response:
     """POST /v1/verify: the image as the raw body, or as multipart field `image`."""
     settings = get_settings()
-    data, report = b"", None
+    data = b""
     ip = request.client.host if request.client else None
     try:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -280,24 +299,13 @@ async def verify_endpoint(request: Request) -> Response:
         else:
             data = await request.body()
         report = await anyio.to_thread.run_sync(verify_image, data, settings.max_verify_pixels, settings.c2pa_trust_anchors)
-        recorder = EDGE_AUDIT.recorder
         body = report.as_dict()
+        recorder = EDGE_AUDIT.recorder
         if recorder is not None:
             body["audit"] = await anyio.to_thread.run_sync(recorder.generation_summary, report.generation_id)
             await anyio.to_thread.run_sync(recorder.record, verify_event(upload=data, report=report, client_ip=ip))
     except Exception as exc:
-        if isinstance(exc, AtelierError):
-            log.info("verify refused", extra={"fields": {"code": exc.code, "status": exc.status}})
-            response = error_response(exc)
-        else:
-            log.exception("verify failed")
-            response = internal_error_response()
-        if EDGE_AUDIT.recorder is not None and not getattr(exc, "code", "") == "audit_unavailable":
-            try:
-                await anyio.to_thread.run_sync(EDGE_AUDIT.recorder.record, verify_event(upload=data, error=exc, client_ip=ip))
-            except AtelierError:
-                return error_response(AuditUnavailable("the audit log cannot record this request"))
-        return response
+        return await audited_failure(exc, verify_event(upload=data, error=exc, client_ip=ip))
     return JSONResponse(body)
 
 
@@ -314,20 +322,14 @@ async def usage_endpoint(request: Request) -> Response:
             raise AuditUnavailable("the audit log is not open")
         rows = await anyio.to_thread.run_sync(lambda: aggregate(recorder.log.iter_records(), query["twin"], query["from"], query["to"]))
         await anyio.to_thread.run_sync(recorder.record, admin_event(action="usage", client_ip=ip, query=params))
-    except AtelierError as exc:
-        if EDGE_AUDIT.recorder is not None and exc.code != "audit_unavailable":
-            await anyio.to_thread.run_sync(EDGE_AUDIT.recorder.record, admin_event(action="usage", client_ip=ip, error=exc, query=params))
-        return error_response(exc)
+    except Exception as exc:
+        return await audited_failure(exc, admin_event(action="usage", client_ip=ip, error=exc, query=params))
     if query["format"] == "csv":
         return Response(to_csv(rows), media_type="text/csv")
     return JSONResponse({"rows": rows})
 
 
 def usage_query(params: dict[str, str]) -> dict:
-    import datetime as dt
-
-    from service.twins.records import check_twin_id
-
     unknown = set(params) - {"twin", "from", "to", "format"}
     if unknown:
         raise InvalidRequest(f"unknown query parameter {sorted(unknown)[0]!r}", field=sorted(unknown)[0])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import time
 import uuid
 
 import pytest
@@ -13,9 +12,8 @@ from safetensors.torch import save
 
 from service.errors import AdapterUnavailable
 from service.twins import s3_store
-from service.twins.records import TwinRecord
 from service.twins.s3_store import S3AdapterStore
-from service.twins.store import load_verified_adapter
+from service.twins.store import parse_adapter
 
 UNSAFE_KEYS = ["../x.safetensors", "a/../../b.safetensors", "x.bin", "/abs.safetensors"]
 
@@ -56,17 +54,12 @@ def test_write_then_read_round_trips_under_the_prefix(store, s3_server, prefix):
 def test_verified_load_accepts_the_recorded_hash_and_refuses_another(store):
     data = lora_bytes(seed=1)
     store.write_bytes("ada.safetensors", data)
-    record = TwinRecord(id="ada", display_name="Ada", adapter_path="ada.safetensors",
-                        sha256=hashlib.sha256(data).hexdigest())
-
-    state_dict = load_verified_adapter(store, record)
+    state_dict = parse_adapter(store.read_bytes("ada.safetensors"), hashlib.sha256(data).hexdigest(), "twin 'ada'")
     assert sorted(state_dict) == ["unet.down.0.to_q.lora_A.weight", "unet.down.0.to_q.lora_B.weight"]
     assert state_dict["unet.down.0.to_q.lora_A.weight"].shape == (4, 32)
 
-    tampered = TwinRecord(id="ada", display_name="Ada", adapter_path="ada.safetensors",
-                          sha256=hashlib.sha256(b"another file").hexdigest())
     with pytest.raises(AdapterUnavailable, match="does not match its recorded sha256"):
-        load_verified_adapter(store, tampered)
+        parse_adapter(store.read_bytes("ada.safetensors"), hashlib.sha256(b"another file").hexdigest(), "twin 'ada'")
 
 
 def test_a_missing_key_is_adapter_unavailable(store):

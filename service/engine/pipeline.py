@@ -20,9 +20,9 @@ import torch
 
 from service.config import Settings
 from service.engine.backends import Backend, create_backend
-from service.engine.marking import ImageMarker, MarkContext, PlainEncoder
 from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
+from service.imaging import ImageMarker, MarkContext, PlainEncoder
 from service.schemas import MAX_SEED, GenerateRequest
 from service.twins import TwinAdapters
 from service.twins.admin import register_twin
@@ -117,23 +117,23 @@ class Engine:
 
     def evict(self, twin_id: str) -> list[str]:
         """Drop a twin's adapter from every cache tier and from the slot."""
-        record = self.twins.catalog.get(twin_id)
-        removed = self.twins.cache.evict(record.sha256)
-        with self._lock:
-            if self.twins.slot.owner == record.sha256:
-                self.twins.slot.clear()
-                removed.append("slot")
-        return removed
+        return self._forget(self.twins.catalog.get(twin_id).sha256)
 
     def register(self, twin_id: str, display_name: str | None, data: bytes | None, adapter_key: str | None):
         """Add or update a twin (validated against the slot); the old adapter leaves the caches."""
         record, previous = register_twin(self.twins, twin_id, display_name, data, adapter_key)
         if previous is not None and previous.sha256 != record.sha256:
-            self.twins.cache.evict(previous.sha256)
-            with self._lock:
-                if self.twins.slot.owner == previous.sha256:
-                    self.twins.slot.clear()
+            self._forget(previous.sha256)
         return record, previous
+
+    def _forget(self, sha256: str) -> list[str]:
+        """Remove an adapter from every cache tier and, under the pipeline lock, from the slot."""
+        removed = self.twins.cache.evict(sha256)
+        with self._lock:
+            if self.twins.slot.owner == sha256:
+                self.twins.slot.clear()
+                removed.append("slot")
+        return removed
 
     def twin_state(self, record: TwinRecord) -> dict:
         return {

@@ -17,9 +17,8 @@ from PIL import Image
 
 from service import __version__
 from service.config import Settings
-from service.engine.encoding import encode_image
-from service.engine.marking import MarkContext, MarkedImage
 from service.errors import MarkingFailed, ModelLoadError
+from service.imaging import MarkContext, MarkedImage, encode_image
 from service.provenance import watermark
 from service.provenance.c2pa import C2paSigner, ManifestInfo
 from service.provenance.xmp import add_xmp

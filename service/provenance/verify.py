@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image
@@ -80,14 +81,19 @@ class VerifyReport:
         }
 
 
+@lru_cache(maxsize=4)
+def _anchors_pem(path: Path | None) -> str | None:
+    """The trust anchors' PEM, read once per process (a new anchor file needs a restart)."""
+    return path.read_text() if path is not None and path.is_file() else None
+
+
 def verify_image(data: bytes, max_pixels: int, trust_anchors: Path | None) -> VerifyReport:
     if not data:
         raise MalformedRequest("the body is empty; send the image bytes (raw body or multipart field 'image')")
     fmt = sniff_format(data)
     image = open_bounded(data, fmt, max_pixels)
     reading = watermark.detect(image.convert("RGB"))
-    anchors = trust_anchors.read_text() if trust_anchors and trust_anchors.is_file() else None
-    c2pa = read_c2pa(data, MIME[fmt], anchors)
+    c2pa = read_c2pa(data, MIME[fmt], _anchors_pem(trust_anchors))
     return VerifyReport(
         format=fmt,
         width=image.width,

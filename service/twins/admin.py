@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from service.errors import AdapterUnavailable, InvalidRequest
+from service.errors import AdapterUnavailable, AtelierError, InvalidRequest
 from service.twins import TwinAdapters
 from service.twins.records import TwinRecord, check_twin_id
 from service.twins.slot import AdapterIncompatible, safetensors_metadata
@@ -42,7 +42,7 @@ def register_twin(
         twins.store.write_bytes(adapter_key, data)
     try:
         previous = twins.catalog.get(twin_id)
-    except Exception:  # noqa: BLE001 - no usable previous record
+    except AtelierError:  # no twin yet, or an unreadable record that this one replaces
         previous = None
     record = TwinRecord(
         id=twin_id,

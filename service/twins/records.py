@@ -7,7 +7,9 @@ Owns: the TwinRecord data type, twin id validation, and the file-backed catalogu
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +72,6 @@ class TwinCatalog:
 
     def put(self, record: TwinRecord) -> None:
         """Write a record atomically (temp file + rename): readers see the old or the new one."""
-        import os
-        import tempfile
-
         check_twin_id(record.id)
         self.directory.mkdir(parents=True, exist_ok=True)
         body = json.dumps(

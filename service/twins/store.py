@@ -1,7 +1,7 @@
 """Where adapter files live, and reading one safely: safetensors only, sha256 checked.
 
 Owns: the AdapterStore interface (bytes by key), the local-directory backend, key validation,
-and turning a TwinRecord into a verified LoRA state dict. A file whose hash differs from the
+and turning adapter bytes into a verified LoRA state dict (`parse_adapter`). A file whose hash differs from the
 record, a pickle format, or a key that escapes the store's root is refused, never loaded.
 Must never touch the pipeline.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Protocol
 
 from service.errors import AdapterUnavailable, InvalidRequest
-from service.twins.records import TwinRecord
 
 PICKLE_SUFFIXES = frozenset({".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle"})
 MAX_ADAPTER_BYTES = 2 * 1024**3
@@ -114,7 +113,3 @@ def parse_adapter(data: bytes, expected_sha256: str, label: str) -> dict:
         raise AdapterUnavailable(f"the adapter of {label} holds no LoRA weights")
     return state_dict
 
-
-def load_verified_adapter(store: AdapterStore, record: TwinRecord) -> dict:
-    """Read the twin's adapter from `store`, verify it, and return its state dict."""
-    return parse_adapter(store.read_bytes(record.adapter_path), record.sha256, f"twin {record.id!r}")
