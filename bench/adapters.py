@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe, median  # noqa: E402
 from builds.demo import build_demo, build_twin_adapter, sha256_file  # noqa: E402
+from service.config import Settings  # noqa: E402
+from service.registry import open_registry  # noqa: E402
 
 N_TWINS = 8
 
@@ -35,11 +37,12 @@ def make_home(root: Path) -> Path:
     """A demo home with 8 bench twins."""
     home = root / "home"
     build_demo(home)
+    registry = open_registry(Settings.from_env({"ATELIER_HOME": str(home)}).db_url)
     for i in range(N_TWINS):
         adapter = home / "adapters" / f"bench-{i}.safetensors"
         build_twin_adapter(home / "demo" / "pipeline", 100 + i, adapter)
-        record = {"id": f"bench-{i}", "display_name": f"Bench {i}", "adapter_path": adapter.name, "sha256": sha256_file(adapter), "rank": 4}
-        (home / "twins" / f"bench-{i}.json").write_text(json.dumps(record))
+        registry.put_twin(f"bench-{i}", display_name=f"Bench {i}", adapter_key=adapter.name,
+                          adapter_sha256=sha256_file(adapter), rank=4)
     return home
 
 
@@ -136,7 +139,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args(argv)
 
-    from service.config import Settings
     from service.engine import Engine
     from service.schemas import GenerateRequest
 
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         home = make_home(root)
         settings = Settings.from_env({"ATELIER_HOME": str(home), "ATELIER_CACHE_DIR": str(root / "cache")})
-        engine = Engine.from_settings(settings)
+        engine = Engine.from_settings(settings, open_registry(settings.db_url))
         records = [engine.twins.catalog.get(f"bench-{i}") for i in range(N_TWINS)]
         adapter_bytes = engine.twins.cache.acquire(records[0])[0].nbytes
 

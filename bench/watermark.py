@@ -72,10 +72,12 @@ def demo_images(count: int, root: Path) -> list[Image.Image]:
     from builds.demo import build_demo
     from service.config import Settings
     from service.engine import Engine
+    from service.registry import open_registry
     from service.schemas import GenerateRequest
 
     build_demo(root)
-    engine = Engine.from_settings(Settings.from_env({"ATELIER_HOME": str(root), "ATELIER_WARMUP": "0"}))
+    settings = Settings.from_env({"ATELIER_HOME": str(root), "ATELIER_WARMUP": "0"})
+    engine = Engine.from_settings(settings, open_registry(settings.db_url))
     prompts = ["a red wool coat, studio light", "a linen summer dress on a beach", "a black suit, runway", "denim jacket, street"]
     images = []
     for i in range(count):

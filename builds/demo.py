@@ -2,9 +2,11 @@
 
 Owns: `$ATELIER_HOME/demo/pipeline` (a diffusers pipeline directory saved with
 `save_pretrained`), `$ATELIER_HOME/adapters/<twin>.safetensors` (rank-4 UNet LoRAs in the
-diffusers LoRA format), `$ATELIER_HOME/twins/<twin>.json` (twin records with the adapter's
-sha256) and, through dev_ca.py, `$ATELIER_HOME/keys/` (a development CA and the C2PA
-signing key). Everything is built from configs with seeded random weights: nothing is
+diffusers LoRA format), the demo's rows in the registry (`$ATELIER_HOME/registry.db`: the
+three twins with their adapters' sha256, a `demo` tenant with signed consent for all three,
+a generate+verify key and an admin key), `$ATELIER_HOME/demo.env` (those two keys, mode
+0600) and, through dev_ca.py, `$ATELIER_HOME/keys/` (a development CA and the C2PA signing
+key). Everything is built from configs with seeded random weights: nothing is
 downloaded, ever. The images it produces are abstract noise-like patterns, not photographs.
 
     python builds/demo.py [--home DIR] [--force]
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
+import os
 import shutil
 import sys
 import tempfile
@@ -34,6 +36,9 @@ DEMO_TWINS = {
 LORA_RANK = 4
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 DONE_MARKER = ".atelier-demo-complete"
+DEMO_TENANT = "demo"
+DEMO_USES = ["ecommerce", "lookbook", "social_ads"]
+ENV_FILE = "demo.env"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class DemoAssets:
     home: Path
     pipeline_dir: Path
     adapters_dir: Path
-    twins_dir: Path
+    env_file: Path
 
 
 def _components(vocab_size: int):
@@ -162,7 +167,7 @@ def build_demo(home: Path, force: bool = False, progress: bool = False) -> DemoA
     from tqdm import tqdm
 
     home = home.resolve()
-    assets = DemoAssets(home, home / "demo" / "pipeline", home / "adapters", home / "twins")
+    assets = DemoAssets(home, home / "demo" / "pipeline", home / "adapters", home / ENV_FILE)
     marker = home / "demo" / DONE_MARKER
     from builds.audit_key import build_audit_key
     from builds.dev_ca import build_dev_ca
@@ -170,28 +175,59 @@ def build_demo(home: Path, force: bool = False, progress: bool = False) -> DemoA
     build_dev_ca(home / "keys")  # C2PA signing material for local use; kept if present
     build_audit_key(home / "keys")  # Ed25519 key that signs audit checkpoints
     if marker.exists() and not force:
+        setup_demo_registry(assets)
         return assets
     steps = tqdm(total=1 + len(DEMO_TWINS), desc="demo assets", unit="step", disable=not progress)
     if assets.pipeline_dir.exists():
         shutil.rmtree(assets.pipeline_dir)
     build_pipeline(assets.pipeline_dir)
     steps.update()
-    assets.twins_dir.mkdir(parents=True, exist_ok=True)
-    for index, (twin_id, display_name) in enumerate(DEMO_TWINS.items()):
-        adapter = assets.adapters_dir / f"{twin_id}.safetensors"
-        build_twin_adapter(assets.pipeline_dir, index, adapter)
-        record = {
-            "id": twin_id,
-            "display_name": display_name,
-            "adapter_path": adapter.name,
-            "sha256": sha256_file(adapter),
-            "rank": LORA_RANK,
-        }
-        (assets.twins_dir / f"{twin_id}.json").write_text(json.dumps(record, indent=2) + "\n")
+    for index, twin_id in enumerate(DEMO_TWINS):
+        build_twin_adapter(assets.pipeline_dir, index, assets.adapters_dir / f"{twin_id}.safetensors")
         steps.update()
     steps.close()
     marker.write_text("ok\n")
+    assets.env_file.unlink(missing_ok=True)  # new adapters: register them again
+    setup_demo_registry(assets)
     return assets
+
+
+def setup_demo_registry(assets: DemoAssets, db_url: str | None = None) -> None:
+    """Twins, the demo tenant, its consent and its two keys, written once: skipped while
+    demo.env exists and its tenant is in the registry (keys are shown once, so a rerun
+    would otherwise mint new ones each time)."""
+    from service.config import Settings
+    from service.registry import open_registry
+    from service.tenancy.manage import record_consent
+
+    db_url = db_url or Settings.from_env({"ATELIER_HOME": str(assets.home)}).db_url
+    registry = open_registry(db_url)
+    if assets.env_file.exists() and registry.get_tenant(DEMO_TENANT) is not None:
+        return
+    for twin_id, display_name in DEMO_TWINS.items():
+        adapter = assets.adapters_dir / f"{twin_id}.safetensors"
+        registry.put_twin(twin_id, display_name=display_name, adapter_key=adapter.name,
+                          adapter_sha256=sha256_file(adapter), rank=LORA_RANK)
+    if registry.get_tenant(DEMO_TENANT) is None:
+        registry.create_tenant(DEMO_TENANT, "Demo brand")
+    for twin_id in DEMO_TWINS:
+        record_consent(registry, twin_id, tenants=[DEMO_TENANT], uses=DEMO_USES,
+                       recorded_by="builds/demo.py", pay_rate_ref="demo-rate-card")
+    # Generous limits: the demo and the test suite send bursts from one key.
+    limits = {"requests_per_minute": 600, "max_concurrent_jobs": 8}
+    _, demo_key = registry.create_api_key(DEMO_TENANT, ["generate", "verify"], name="demo key", **limits)
+    _, admin_key = registry.create_api_key(DEMO_TENANT, ["admin", "generate", "verify"], name="demo admin key", **limits)
+    registry.engine.dispose()
+    body = f"ATELIER_DEMO_KEY={demo_key}\nATELIER_ADMIN_KEY={admin_key}\n"
+    fd = os.open(assets.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(body)
+
+
+def read_demo_env(env_file: Path) -> dict[str, str]:
+    """The keys in demo.env as a dict."""
+    pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         args.home = Settings.from_env().home
     assets = build_demo(args.home, force=args.force, progress=True)
     print(f"demo pipeline: {assets.pipeline_dir}")
-    for twin_id in DEMO_TWINS:
-        print(f"demo twin:     {twin_id} -> {assets.twins_dir / (twin_id + '.json')}")
+    print(f"demo twins:    {', '.join(DEMO_TWINS)} (tenant {DEMO_TENANT!r}, uses {', '.join(DEMO_USES)})")
+    print(f"demo keys:     {assets.env_file} (source it: . {assets.env_file})")
+    for name, value in read_demo_env(assets.env_file).items():
+        print(f"  {name}={value}")
     return 0
 
 

@@ -26,6 +26,8 @@ from service.config import get_settings
 from service.engine import Engine, GenerationResult
 from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
+from service.admin_api import admin_routes, audited_failure
+from service.admin_api import json_routes as admin_json_routes
 from service.audit.events import admin_event, edge_refusal_event, generation_event, verify_event
 from service.audit.record import AuditError as AuditUnavailable
 from service.audit.recorder import Recorder
@@ -48,8 +50,8 @@ from service.schemas import (
     TwinListResponse,
     TwinState,
 )
-from service.tenancy.admin_token import check_admin
-from service.tenancy.policy import PromptPolicy
+from service.registry import TwinInfo, open_registry
+from service.tenancy import Principal, Tenancy
 from service.twins.metrics import PrometheusCacheEvents
 from service.twins.records import check_twin_id
 
@@ -131,11 +133,14 @@ class Atelier:
         settings = get_settings()
         configure_logging(settings.log_level)
         self.settings = settings
+        self.registry = open_registry(settings.db_url, migrate=settings.db_migrate)
         self.audit = Recorder.from_settings(settings)
-        self.policy = PromptPolicy()  # the global deny list; consent records will add their own
         EDGE_AUDIT.recorder = self.audit
         marker = ProvenanceMarker.from_settings(settings)  # every image is watermarked and signed
-        self.engine = Engine.from_settings(settings, events=PrometheusCacheEvents(), marker=marker)
+        self.engine = Engine.from_settings(settings, self.registry, events=PrometheusCacheEvents(), marker=marker)
+        self.tenancy = Tenancy.build(self.registry, self._drop_revoked, settings.registry_poll_ms / 1000)
+        self.tenancy.watcher.start()
+        V1_EXTRA.state.atelier = self
         log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
 
     def __is_ready__(self) -> bool:
@@ -179,7 +184,6 @@ class Atelier:
     ) -> RegisterResponse:
         """Add or update a twin: multipart upload of its LoRA (`adapter`) or a store `adapter_key`."""
         with self._audited(ctx, "register", twin_id=twin_id, adapter_key=adapter_key or None) as details:
-            self._admin(ctx)
             data = None
             if adapter is not None:
                 if adapter.stat().st_size > self.settings.max_upload_bytes:
@@ -199,7 +203,6 @@ class Atelier:
     def list_twins(self, body: EmptyBody, /, ctx: bentoml.Context) -> TwinListResponse:
         """Every twin with the cache tiers holding its adapter, and the cache's totals."""
         with self._audited(ctx, "list"):
-            self._admin(ctx)
             return TwinListResponse(twins=self.engine.twin_states(), cache=self.engine.twins.cache.stats())
 
     @bentoml.api(route="/v1/admin/twins/evict")
@@ -207,7 +210,6 @@ class Atelier:
     def evict_twin(self, body: TwinIdBody, /, ctx: bentoml.Context) -> EvictResponse:
         """Drop a twin's adapter from every cache tier and from the pipeline's slot."""
         with self._audited(ctx, "evict", twin_id=body.twin_id) as details:
-            self._admin(ctx)
             details["evicted_from"] = self.engine.evict(body.twin_id)
             return EvictResponse(twin_id=body.twin_id, evicted_from=details["evicted_from"])
 
@@ -216,13 +218,14 @@ class Atelier:
     def prefetch_twins(self, body: PrefetchBody, /, ctx: bentoml.Context) -> PrefetchResponse:
         """Warm twins' adapters onto the device; twin id -> serving tier or error code."""
         with self._audited(ctx, "prefetch", twin_ids=body.twin_ids):
-            self._admin(ctx)
             return PrefetchResponse(results=self.engine.prefetch(body.twin_ids))
 
     @contextlib.contextmanager
     def _audited(self, ctx: bentoml.Context, action: str, **details):
-        """Record an admin action (refused, failed or done) before the response goes out."""
+        """Authenticate an admin key, then record the action (refused, failed or done) before
+        the response goes out."""
         try:
+            details["actor"] = self._admin(ctx).audit_fields()
             yield details
         except Exception as exc:
             self.audit.record(admin_event(action=action, client_ip=client_ip(ctx), error=exc, **details))
@@ -230,12 +233,19 @@ class Atelier:
         self.audit.record(admin_event(action=action, client_ip=client_ip(ctx), **details))
 
     @bentoml.on_shutdown
-    def close_audit(self) -> None:
-        """Final checkpoint and seal on a graceful stop (every record is already on disk)."""
+    def close(self) -> None:
+        """Stop polling the registry; final checkpoint and seal (every record is already on disk)."""
+        self.tenancy.watcher.stop()
         self.audit.close()
 
-    def _admin(self, ctx: bentoml.Context) -> None:
-        check_admin(ctx.request.headers.get("authorization"), self.settings.admin_token)
+    def _admin(self, ctx: bentoml.Context) -> Principal:
+        return self.tenancy.authenticate(ctx.request.headers.get("authorization"), "admin")
+
+    def _drop_revoked(self, twin: TwinInfo) -> None:
+        """A twin was revoked (here or on another replica): its adapter leaves every tier."""
+        evicted = self.engine.drop_adapter(twin.adapter_sha256)
+        self.audit.record(admin_event(action="revocation_applied", client_ip=None, twin_id=twin.id,
+                                      deleted=twin.deleted, evicted_from=evicted))
 
     def _run(self, body: GenerateRequest, ctx: bentoml.Context, route: str) -> GenerationResult:
         """One generation, audited whatever its outcome; the record is durable before we answer."""
@@ -243,13 +253,21 @@ class Atelier:
             generation_event, route=route, request=body, client_ip=client_ip(ctx),
             base_model_id=self.engine.base_model_id, prompts=self.audit.prompts,
         )
+        who: dict = {}
+        result = None
         try:
-            self.policy.check(body.prompt, body.negative_prompt)  # before any GPU work
-            result = self.engine.generate(body)
+            principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
+            who = principal.audit_fields()
+            with self.tenancy.limits(principal):
+                grant = self.tenancy.gate.admit(principal, body)  # consent and prompt policy, before any GPU work
+                who["consent"] = grant.audit_fields()
+                result = self.engine.generate(body, between_steps=self.tenancy.watcher.guard(body.twin_id))
+                if body.twin_id is not None:  # revoked while rendering: made, recorded, never delivered
+                    self.tenancy.gate.decide(principal, body)
         except Exception as exc:
-            self.audit.record(event(error=exc))
+            self.audit.record(event(error=exc, result=result, **who))
             raise
-        self.audit.record(event(result=result))
+        self.audit.record(event(result=result, **who))
         log.info(
             "generation",
             extra={
@@ -266,46 +284,34 @@ class Atelier:
         return result
 
 
-async def audited_failure(exc: Exception, event: dict) -> Response:
-    """The error response of a /v1 sub-app route, recorded first (a failed record is a 503)."""
-    if isinstance(exc, AtelierError):
-        log.info("request refused", extra={"fields": {"code": exc.code, "status": exc.status}})
-        response = error_response(exc)
-    else:
-        log.exception("request failed")
-        response = internal_error_response()
-    recorder = EDGE_AUDIT.recorder
-    if recorder is not None and not isinstance(exc, AuditUnavailable):
-        try:
-            await anyio.to_thread.run_sync(recorder.record, event)
-        except AtelierError:
-            return error_response(AuditUnavailable("the audit log cannot record this request"))
-    return response
-
-
 async def verify_endpoint(request: Request) -> Response:
     """POST /v1/verify: the image as the raw body, or as multipart field `image`."""
     settings = get_settings()
     data = b""
     ip = request.client.host if request.client else None
+    who: dict = {}
     try:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "multipart/form-data":
-            form = await request.form(max_files=1, max_fields=4, max_part_size=settings.max_verify_bytes)
-            upload = form.get("image")
-            if upload is None or isinstance(upload, str):
-                raise MalformedRequest("send the image as the multipart file field 'image'", field="image")
-            data = await upload.read()
-        else:
-            data = await request.body()
-        report = await anyio.to_thread.run_sync(verify_image, data, settings.max_verify_pixels, settings.c2pa_trust_anchors)
+        tenancy: Tenancy = request.app.state.atelier.tenancy
+        principal = await anyio.to_thread.run_sync(tenancy.authenticate, request.headers.get("authorization"), "verify")
+        who = principal.audit_fields()
+        with tenancy.limits(principal):
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type == "multipart/form-data":
+                form = await request.form(max_files=1, max_fields=4, max_part_size=settings.max_verify_bytes)
+                upload = form.get("image")
+                if upload is None or isinstance(upload, str):
+                    raise MalformedRequest("send the image as the multipart file field 'image'", field="image")
+                data = await upload.read()
+            else:
+                data = await request.body()
+            report = await anyio.to_thread.run_sync(verify_image, data, settings.max_verify_pixels, settings.c2pa_trust_anchors)
         body = report.as_dict()
         recorder = EDGE_AUDIT.recorder
         if recorder is not None:
             body["audit"] = await anyio.to_thread.run_sync(recorder.generation_summary, report.generation_id)
-            await anyio.to_thread.run_sync(recorder.record, verify_event(upload=data, report=report, client_ip=ip))
+            await anyio.to_thread.run_sync(recorder.record, verify_event(upload=data, report=report, client_ip=ip, **who))
     except Exception as exc:
-        return await audited_failure(exc, verify_event(upload=data, error=exc, client_ip=ip))
+        return await audited_failure(EDGE_AUDIT.recorder, exc, verify_event(upload=data, error=exc, client_ip=ip, **who))
     return JSONResponse(body)
 
 
@@ -314,16 +320,19 @@ async def usage_endpoint(request: Request) -> Response:
     day, tenant and twin, aggregated from the audit log (for the twins' compensation)."""
     ip = request.client.host if request.client else None
     params = dict(request.query_params)
+    actor: dict = {}
     try:
-        check_admin(request.headers.get("authorization"), get_settings().admin_token)
+        tenancy: Tenancy = request.app.state.atelier.tenancy
+        principal = await anyio.to_thread.run_sync(tenancy.authenticate, request.headers.get("authorization"), "admin")
+        actor = principal.audit_fields()
         query = usage_query(params)
         recorder = EDGE_AUDIT.recorder
         if recorder is None:
             raise AuditUnavailable("the audit log is not open")
         rows = await anyio.to_thread.run_sync(lambda: aggregate(recorder.log.iter_records(), query["twin"], query["from"], query["to"]))
-        await anyio.to_thread.run_sync(recorder.record, admin_event(action="usage", client_ip=ip, query=params))
+        await anyio.to_thread.run_sync(recorder.record, admin_event(action="usage", client_ip=ip, query=params, actor=actor))
     except Exception as exc:
-        return await audited_failure(exc, admin_event(action="usage", client_ip=ip, error=exc, query=params))
+        return await audited_failure(EDGE_AUDIT.recorder, exc, admin_event(action="usage", client_ip=ip, error=exc, query=params, actor=actor))
     if query["format"] == "csv":
         return Response(to_csv(rows), media_type="text/csv")
     return JSONResponse({"rows": rows})
@@ -345,11 +354,10 @@ def usage_query(params: dict[str, str]) -> dict:
 
 
 # Mounted after BentoML's own routes, so only /v1 paths that no API claims reach it.
-Atelier.mount_asgi_app(
-    Starlette(routes=[Route("/verify", verify_endpoint, methods=["POST"]), Route("/usage", usage_endpoint, methods=["GET"])]),
-    path="/v1",
-    name="v1-extra",
+V1_EXTRA = Starlette(
+    routes=[Route("/verify", verify_endpoint, methods=["POST"]), Route("/usage", usage_endpoint, methods=["GET"]), *admin_routes()]
 )
+Atelier.mount_asgi_app(V1_EXTRA, path="/v1", name="v1-extra")
 
 Atelier.add_asgi_middleware(
     HttpEdge,
@@ -359,6 +367,7 @@ Atelier.add_asgi_middleware(
         "/v1/admin/twins/list": EmptyBody,
         "/v1/admin/twins/evict": TwinIdBody,
         "/v1/admin/twins/prefetch": PrefetchBody,
+        **admin_json_routes(),
     },
     max_body_bytes=lambda: get_settings().max_body_bytes,
     on_refused=EDGE_AUDIT,

@@ -89,7 +89,6 @@ class Settings:
 
     home: Path = Path("var")
     base_model: Path = Path("var/demo/pipeline")
-    twins_dir: Path = Path("var/twins")
     adapters_dir: Path = Path("var/adapters")
     # "local" (files under adapters_dir) or "s3://bucket/prefix". S3 credentials come from the
     # standard AWS chain (env vars, profile, role); never from Atelier's own settings.
@@ -106,8 +105,13 @@ class Settings:
     cache_disk_bytes: int = 20 * 1024**3
     cache_dir: Path = Path("var/cache/adapters")
     prefetch: tuple[str, ...] = ()
-    # Admin routes need `Authorization: Bearer <this>`; unset disables them (403).
-    admin_token: str | None = field(default=None, repr=False)
+    # The registry (tenants, API keys, twins, consent): SQLite under home by default, any
+    # PostgreSQL URL in production, shared by every replica. Migrated at start-up unless off.
+    db_url: str = field(default="sqlite:///var/registry.db", repr=False)
+    db_migrate: bool = True
+    # How often a replica polls the registry version to drop revoked twins' adapters and
+    # cancel their in-flight generations (new requests always check the database itself).
+    registry_poll_ms: int = 500
     max_upload_bytes: int = 1024**3
     # Provenance: C2PA signing key and chain (PEM), trust anchors for verification.
     c2pa_chain: Path = Path("var/keys/signer_chain.pem")
@@ -144,7 +148,6 @@ class Settings:
         return cls(
             home=home,
             base_model=Path(env.get("ATELIER_BASE_MODEL") or home / "demo" / "pipeline").expanduser().resolve(),
-            twins_dir=Path(env.get("ATELIER_TWINS_DIR") or home / "twins").expanduser().resolve(),
             adapters_dir=Path(env.get("ATELIER_ADAPTERS_DIR") or home / "adapters").expanduser().resolve(),
             adapter_store=_adapter_store(env),
             s3_endpoint_url=env.get("ATELIER_S3_ENDPOINT_URL") or None,
@@ -156,7 +159,9 @@ class Settings:
             cache_disk_bytes=_int(env, "ATELIER_CACHE_DISK_BYTES", 20 * 1024**3),
             cache_dir=Path(env.get("ATELIER_CACHE_DIR") or home / "cache" / "adapters").expanduser().resolve(),
             prefetch=_list(env, "ATELIER_PREFETCH", ()),
-            admin_token=env.get("ATELIER_ADMIN_TOKEN") or None,
+            db_url=env.get("ATELIER_DB_URL") or f"sqlite:///{home / 'registry.db'}",
+            db_migrate=_bool(env, "ATELIER_DB_MIGRATE", True),
+            registry_poll_ms=_int(env, "ATELIER_REGISTRY_POLL_MS", 500, minimum=50),
             max_upload_bytes=_int(env, "ATELIER_MAX_UPLOAD_BYTES", 1024**3, minimum=1024),
             c2pa_chain=Path(env.get("ATELIER_C2PA_CHAIN") or home / "keys" / "signer_chain.pem").expanduser().resolve(),
             c2pa_key=Path(env.get("ATELIER_C2PA_KEY") or home / "keys" / "signer_key.pem").expanduser().resolve(),

@@ -21,6 +21,10 @@ class AtelierError(Exception):
         if code is not None:
             self.code = code
 
+    def response_headers(self) -> dict[str, str]:
+        """Extra HTTP headers the error's response carries (`Retry-After` for a 429)."""
+        return {}
+
 
 class InvalidRequest(AtelierError):
     """The request is well-formed JSON but a field is out of bounds or of the wrong type."""

@@ -43,7 +43,7 @@ def error_body(exc: AtelierError) -> dict:
 
 def error_response(exc: AtelierError) -> JSONResponse:
     """The single place a typed error becomes an HTTP response."""
-    return JSONResponse(error_body(exc), status_code=exc.status)
+    return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.response_headers())
 
 
 def internal_error_response() -> JSONResponse:

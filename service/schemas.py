@@ -6,9 +6,10 @@ Must never import bentoml, torch, or anything that does work: these are plain da
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 TWIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_PROMPT_CHARS = 2000
@@ -41,6 +42,10 @@ class GenerateRequest(BaseModel):
     num_images: int = Field(1, ge=1, le=4)
     output_format: OutputFormat = "png"
     use: str = Field("ecommerce", pattern=r"^[a-z][a-z_]{0,31}$", description="Declared use, checked against consent.")
+    territory: str | None = Field(
+        None, pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 country where the image will be used; required when the consent lists territories.",
+    )
 
 
 class ImageOut(BaseModel):
@@ -136,3 +141,101 @@ class EvictResponse(BaseModel):
 
 class PrefetchResponse(BaseModel):
     results: dict[str, str]
+
+
+# -- admin: tenants, keys, consent ------------------------------------------------------------
+
+TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+Scope = Literal["generate", "verify", "admin"]
+
+
+class TenantCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN, examples=["maison-lumen"])
+    name: str = Field(..., min_length=1, max_length=200)
+
+
+class TenantDisableBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
+    disabled: bool = True
+
+
+class KeyCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
+    scopes: list[Scope] = Field(..., min_length=1, max_length=3)
+    name: str = Field("", max_length=200)
+    requests_per_minute: int = Field(60, ge=1, le=100_000)
+    max_concurrent_jobs: int = Field(4, ge=1, le=1000)
+
+
+class KeyListBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str | None = Field(None, pattern=TENANT_ID_PATTERN)
+
+
+class KeyIdBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key_id: str = Field(..., pattern=r"^[0-9a-f]{12}$")
+
+
+class TwinRevokeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    twin_id: str = Field(..., pattern=TWIN_ID_PATTERN)
+    delete: bool = Field(False, description="Also delete the adapter file from the store.")
+
+
+class ConsentBody(BaseModel):
+    """A new consent version for a twin; it is signed (immutable) when recorded."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    twin_id: str = Field(..., pattern=TWIN_ID_PATTERN)
+    tenants: list[str] = Field(..., min_length=1, max_length=1000)
+    uses: list[str] = Field(..., min_length=1, max_length=32, examples=[["ecommerce", "lookbook"]])
+    territories: list[str] = Field([], max_length=250, description="ISO 3166-1 alpha-2 codes; empty means worldwide.")
+    valid_from: AwareDatetime | None = Field(None, description="Default: now.")
+    valid_until: AwareDatetime | None = None
+    pay_rate_ref: str | None = Field(None, max_length=200)
+    excluded_categories: list[str] = Field([], max_length=32)
+    included_categories: list[str] = Field([], max_length=32)
+    deny_terms: list[str] = Field([], max_length=500)
+    recorded_by: str = Field(..., min_length=1, max_length=200)
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(TENANT_ID_PATTERN, value):
+                raise ValueError(f"{value!r} is not a tenant id")
+        return values
+
+    @field_validator("uses", "excluded_categories", "included_categories")
+    @classmethod
+    def _labels(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"^[a-z][a-z_]{0,31}$", value):
+                raise ValueError(f"{value!r} is not a lowercase label")
+        return values
+
+    @field_validator("territories")
+    @classmethod
+    def _territories(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"^[A-Z]{2}$", value):
+                raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code")
+        return values
+
+    @field_validator("deny_terms")
+    @classmethod
+    def _terms(cls, values: list[str]) -> list[str]:
+        if any(not v.strip() or len(v) > 100 for v in values):
+            raise ValueError("deny terms are 1-100 characters each")
+        return values

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from builds.demo import build_demo
+from builds.demo import ENV_FILE, build_demo, read_demo_env
 from service.config import Settings, get_settings
 
 pytest_plugins = ["tests.s3server"]
 SMALL = {"width": 256, "height": 256, "steps": 2}
-ADMIN_TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +25,33 @@ def demo_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_keys(demo_home) -> dict[str, str]:
+    """ATELIER_DEMO_KEY (generate+verify) and ATELIER_ADMIN_KEY from the demo's demo.env."""
+    return read_demo_env(demo_home / ENV_FILE)
+
+
+@pytest.fixture(scope="session")
+def admin_headers(demo_keys) -> dict[str, str]:
+    return {"Authorization": f"Bearer {demo_keys['ATELIER_ADMIN_KEY']}"}
+
+
+@pytest.fixture(scope="session")
 def settings(demo_home) -> Settings:
     return Settings.from_env({"ATELIER_HOME": str(demo_home), "ATELIER_WARMUP": "0"})
 
 
 @pytest.fixture(scope="session")
-def engine(settings):
+def registry(settings):
+    from service.registry import open_registry
+
+    return open_registry(settings.db_url)
+
+
+@pytest.fixture(scope="session")
+def engine(settings, registry):
     from service.engine import Engine
 
-    return Engine.from_settings(settings)
+    return Engine.from_settings(settings, registry)
 
 
 @pytest.fixture()
@@ -46,18 +63,20 @@ def copied_home(demo_home, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def client(demo_home):
-    """The BentoML service's ASGI app (every route but /metrics), started like a server would."""
+def client(demo_home, demo_keys):
+    """The BentoML service's ASGI app (every route but /metrics), started like a server would.
+    Requests carry the demo tenant's generate+verify key unless a test sends other headers."""
     from starlette.testclient import TestClient
 
     # One service instance per process: BentoML registers its Prometheus metrics once.
-    saved = {name: os.environ.get(name) for name in ("ATELIER_HOME", "ATELIER_ADMIN_TOKEN")}
+    saved = {name: os.environ.get(name) for name in ("ATELIER_HOME", "ATELIER_REGISTRY_POLL_MS")}
     os.environ["ATELIER_HOME"] = str(demo_home)
-    os.environ["ATELIER_ADMIN_TOKEN"] = ADMIN_TOKEN
+    os.environ["ATELIER_REGISTRY_POLL_MS"] = "100"
     get_settings.cache_clear()
     from service.app import Atelier
 
-    with TestClient(Atelier.to_asgi()) as test_client:
+    headers = {"Authorization": f"Bearer {demo_keys['ATELIER_DEMO_KEY']}"}
+    with TestClient(Atelier.to_asgi(), headers=headers) as test_client:
         yield test_client
     for name, value in saved.items():
         if value is None:
@@ -65,6 +84,17 @@ def client(demo_home):
         else:
             os.environ[name] = value
     get_settings.cache_clear()
+
+
+@pytest.fixture()
+def records(demo_home):
+    """Read the service's audit log from disk (as another process would): records where field == value."""
+    from service.audit.log import AuditLog
+
+    def read(field: str, value: str) -> list[dict]:
+        return AuditLog.read_only(demo_home / "audit").find(field, value)
+
+    return read
 
 
 def open_image(data: bytes) -> Image.Image:

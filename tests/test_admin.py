@@ -1,4 +1,4 @@
-"""Admin routes for twins: token required, register by upload or store key, list, evict, prefetch."""
+"""Admin routes for twins: an admin key required, register by upload or store key, list, evict, prefetch."""
 
 import hashlib
 
@@ -6,9 +6,6 @@ import pytest
 
 from tests.test_adapter_slot import lora_file
 
-from service.errors import Forbidden
-from service.tenancy.admin_token import check_admin
-from tests.conftest import ADMIN_TOKEN as TOKEN
 from tests.conftest import same_picture
 
 
@@ -17,34 +14,48 @@ def b64(response) -> bytes:
 
     return base64.b64decode(response.json()["images"][0]["data_base64"])
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GEN = {"prompt": "studio photo", "width": 256, "height": 256, "steps": 2, "seed": 4}
+AUTH: dict = {}
 
 
 @pytest.fixture()
-def admin_client(client):
+def admin_client(client, admin_headers):
+    AUTH.update(admin_headers)
     return client
 
 
-@pytest.mark.parametrize("headers, status, code", [
-    ({}, 401, "unauthorized"),
-    ({"Authorization": "Bearer wrong"}, 401, "unauthorized"),
-    ({"Authorization": f"Basic {TOKEN}"}, 401, "unauthorized"),
+def consent(client, twin_id: str) -> None:
+    """Let the demo tenant use a freshly registered twin (a new twin has no consent)."""
+    response = client.post("/v1/admin/consent", headers=AUTH, json={
+        "twin_id": twin_id, "tenants": ["demo"], "uses": ["ecommerce"], "recorded_by": "tests"})
+    assert response.status_code == 201, response.text
+
+
+ADMIN_ROUTES = [("/v1/admin/twins/list", {}), ("/v1/admin/twins/evict", {"twin_id": "demo-ava"}),
+                ("/v1/admin/twins/prefetch", {"twin_ids": ["demo-ava"]}),
+                ("/v1/admin/twins", {"twin_id": "x", "adapter_key": "demo-ava.safetensors"}),
+                ("/v1/admin/twins/revoke", {"twin_id": "demo-ava"}), ("/v1/admin/tenants/list", {}),
+                ("/v1/admin/keys/list", {}), ("/v1/admin/consent/history", {"twin_id": "demo-ava"})]
+
+
+@pytest.mark.parametrize("headers, code", [
+    ({"Authorization": ""}, "missing_api_key"),
+    ({"Authorization": "Bearer wrong"}, "invalid_api_key"),
+    ({"Authorization": "Bearer atl_000000000000_guessedsecret"}, "invalid_api_key"),
 ])
-def test_admin_routes_need_the_token(admin_client, headers, status, code):
-    for route, body in [("/v1/admin/twins/list", {}), ("/v1/admin/twins/evict", {"twin_id": "demo-ava"}),
-                        ("/v1/admin/twins/prefetch", {"twin_ids": ["demo-ava"]}),
-                        ("/v1/admin/twins", {"twin_id": "x", "adapter_key": "demo-ava.safetensors"})]:
+def test_admin_routes_need_an_admin_key(admin_client, headers, code):
+    for route, body in ADMIN_ROUTES:
         response = admin_client.post(route, json=body, headers=headers)
-        assert response.status_code == status, (route, response.text)
+        assert response.status_code == 401, (route, response.text)
         assert response.json()["error"]["code"] == code
 
 
-def test_admin_routes_are_closed_without_a_configured_token():
-    with pytest.raises(Forbidden) as refused:
-        check_admin(f"Bearer {TOKEN}", None)
-    assert refused.value.code == "admin_disabled" and refused.value.status == 403
-    check_admin(f"Bearer {TOKEN}", TOKEN)  # and open with the right one
+def test_a_generate_key_cannot_use_admin_routes(admin_client, demo_keys):
+    basic = {"Authorization": f"Basic {demo_keys['ATELIER_ADMIN_KEY']}"}  # the right key, the wrong scheme
+    for route, body in ADMIN_ROUTES:
+        response = admin_client.post(route, json=body)  # the client's default: the demo generate+verify key
+        assert (response.status_code, response.json()["error"]["code"]) == (403, "insufficient_scope"), route
+        assert admin_client.post(route, json=body, headers=basic).status_code == 401
 
 
 def test_register_by_upload_then_generate_list_evict(admin_client, demo_home):
@@ -55,6 +66,9 @@ def test_register_by_upload_then_generate_list_evict(admin_client, demo_home):
     twin = response.json()["twin"]
     assert response.json()["created"] is True and twin["sha256"] == hashlib.sha256(data).hexdigest()
     assert (demo_home / "adapters" / twin["adapter_path"]).read_bytes() == data
+    refused = admin_client.post("/v1/generate", json={"twin_id": "uploaded-dana", **GEN})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "consent_missing"
+    consent(admin_client, "uploaded-dana")
 
     generated = admin_client.post("/v1/generate", json={"twin_id": "uploaded-dana", **GEN})
     assert generated.status_code == 200
@@ -77,6 +91,7 @@ def test_register_by_store_key_and_replace(admin_client):
     second = admin_client.post("/v1/admin/twins", headers=AUTH, json={"twin_id": "keyed-eli", "adapter_key": "demo-cleo.safetensors"})
     assert second.status_code == 200 and second.json()["created"] is False
     assert second.json()["replaced_sha256"] == first.json()["twin"]["sha256"]
+    consent(admin_client, "keyed-eli")
     cleo = admin_client.post("/v1/generate", json={"twin_id": "demo-cleo", **GEN})
     eli = admin_client.post("/v1/generate", json={"twin_id": "keyed-eli", **GEN})
     assert same_picture(b64(cleo), b64(eli))  # same adapter, same seed: same picture
@@ -89,14 +104,14 @@ def test_register_by_store_key_and_replace(admin_client):
     ({"twin_id": "../x", "adapter_key": "demo-ava.safetensors"}, "twin_id"),
     ({"twin_id": "x4"}, "adapter"),
 ])
-def test_bad_registrations_are_4xx_naming_the_field(admin_client, body, field, demo_home):
+def test_bad_registrations_are_4xx_naming_the_field(admin_client, body, field, registry):
     response = admin_client.post("/v1/admin/twins", headers=AUTH, json=body)
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["error"]["field"] == field
-    assert not (demo_home / "twins" / f"{body['twin_id']}.json").exists()
+    assert all(t.id != body["twin_id"] for t in registry.list_twins(include_revoked=True))
 
 
-def test_incompatible_or_garbage_uploads_are_refused_and_leave_nothing(admin_client, demo_home):
+def test_incompatible_or_garbage_uploads_are_refused_and_leave_nothing(admin_client, demo_home, registry):
     pipeline = demo_home / "demo" / "pipeline"
     for twin_id, payload, expected in [
         ("too-wide", lora_file(pipeline, 64, 64.0, targets=("to_q",)), "slot holds rank"),
@@ -107,7 +122,7 @@ def test_incompatible_or_garbage_uploads_are_refused_and_leave_nothing(admin_cli
                                      files={"adapter": ("a.safetensors", payload, "application/octet-stream")})
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "adapter_incompatible" and expected in response.json()["error"]["message"]
-        assert not (demo_home / "twins" / f"{twin_id}.json").exists()
+        assert registry.get_twin(twin_id, include_deleted=True) is None
         assert not (demo_home / "adapters" / twin_id).exists()
 
 

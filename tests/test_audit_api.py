@@ -11,17 +11,9 @@ from builds.serving import serve
 from service.audit.events import generation_event
 from service.audit.log import AuditLog
 from service.schemas import GenerateRequest
-from tests.conftest import ADMIN_TOKEN, SMALL
+from tests.conftest import SMALL
 
 GEN = {"twin_id": "demo-ben", "prompt": "audit me, linen shirt", "seed": 77, **SMALL}
-
-
-@pytest.fixture()
-def records(demo_home):
-    """Read the service's audit log from disk (as another process would)."""
-    def read(field: str, value: str) -> list[dict]:
-        return AuditLog.read_only(demo_home / "audit").find(field, value)
-    return read
 
 
 def test_generation_is_recorded_with_images_and_marks(client, records):
@@ -40,7 +32,7 @@ def test_generation_is_recorded_with_images_and_marks(client, records):
 def test_refusals_and_failures_are_recorded(client, records, monkeypatch):
     client.post("/v1/generate", json={**GEN, "twin_id": "nobody-audited"})
     [refused] = records("twin_id", "nobody-audited")
-    assert refused["outcome"] == "refused" and refused["reason"] == "twin_not_found"
+    assert refused["outcome"] == "refused" and refused["reason"] == "consent_missing"
 
     client.post("/v1/generate", json={**GEN, "width": 250, "prompt": "edge-refused"})
     edge = [r for r in records("event", "refused_at_edge") if r.get("field") == "width"]
@@ -55,7 +47,7 @@ def test_refusals_and_failures_are_recorded(client, records, monkeypatch):
     assert failed[-1]["error_class"] == "MarkingFailed" and "images" not in failed[-1]
 
 
-def test_verify_and_admin_are_recorded_and_verify_finds_the_generation(client, records):
+def test_verify_and_admin_are_recorded_and_verify_finds_the_generation(client, records, admin_headers, demo_keys):
     import base64
 
     body = client.post("/v1/generate", json={**GEN, "seed": 78}).json()
@@ -65,8 +57,14 @@ def test_verify_and_admin_are_recorded_and_verify_finds_the_generation(client, r
     assert report["audit"]["twin_id"] == "demo-ben" and report["audit"]["outcome"] == "ok"
     assert any(r["event"] == "verify" for r in records("generation_id", body["generation_id"]))
 
-    client.post("/v1/admin/twins/evict", json={"twin_id": "demo-ben"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert records("event", "admin.evict")[-1]["twin_id"] == "demo-ben"
+    verified = records("generation_id", body["generation_id"])
+    generated = next(r for r in verified if r["event"] == "generation")
+    assert generated["tenant"] == "demo" and generated["consent"]["version"] >= 1
+    assert generated["key_id"] == demo_keys["ATELIER_DEMO_KEY"].split("_")[1]
+    client.post("/v1/admin/twins/evict", json={"twin_id": "demo-ben"}, headers=admin_headers)
+    evicted = records("event", "admin.evict")[-1]
+    assert evicted["twin_id"] == "demo-ben" and evicted["actor"]["tenant"] == "demo"
+    assert demo_keys["ATELIER_ADMIN_KEY"] not in json.dumps(evicted)
 
 
 def test_prompts_can_be_stored_as_hashes_only():
@@ -77,12 +75,13 @@ def test_prompts_can_be_stored_as_hashes_only():
 
 
 @pytest.mark.slow
-def test_kill_9_right_after_a_response_loses_nothing(demo_home, tmp_path):
+def test_kill_9_right_after_a_response_loses_nothing(demo_home, demo_keys, tmp_path):
     audit_dir = tmp_path / "audit"
     server = serve(demo_home, tmp_path, env={"ATELIER_AUDIT_DIR": str(audit_dir), "ATELIER_CACHE_DIR": str(tmp_path / "cache")})
     try:
         request = urllib.request.Request(server.url + "/v1/generate", data=json.dumps(GEN).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {demo_keys['ATELIER_DEMO_KEY']}"})
         with urllib.request.urlopen(request, timeout=120) as response:
             generation_id = json.loads(response.read())["generation_id"]
         os.killpg(server.process.pid, signal.SIGKILL)  # no shutdown hook runs
@@ -93,10 +92,11 @@ def test_kill_9_right_after_a_response_loses_nothing(demo_home, tmp_path):
     assert record["outcome"] == "ok"
 
 
-def test_usage_report_for_admins(client):
+def test_usage_report_for_admins(client, admin_headers):
     client.post("/v1/generate", json={**GEN, "twin_id": "demo-cleo", "num_images": 2, "seed": 90})
-    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    assert client.get("/v1/usage").status_code == 401
+    auth = admin_headers
+    assert client.get("/v1/usage", headers={"Authorization": ""}).status_code == 401
+    assert client.get("/v1/usage").json()["error"]["code"] == "insufficient_scope"  # a generate key
     rows = client.get("/v1/usage", params={"twin": "demo-cleo"}, headers=auth).json()["rows"]
     assert rows and all(r["twin_id"] == "demo-cleo" for r in rows)
     assert sum(r["images"] for r in rows) >= 2

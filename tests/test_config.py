@@ -11,7 +11,7 @@ def test_defaults_live_under_home(tmp_path):
     settings = Settings.from_env({"ATELIER_HOME": str(tmp_path)})
     assert settings.home == tmp_path.resolve()
     assert settings.base_model == tmp_path.resolve() / "demo" / "pipeline"
-    assert settings.twins_dir == tmp_path.resolve() / "twins"
+    assert settings.db_url == f"sqlite:///{tmp_path.resolve() / 'registry.db'}" and settings.db_migrate is True
     assert settings.device == "auto" and settings.backend == "eager" and settings.warmup is True
     assert settings.cpu_threads == 1
 

@@ -1,8 +1,9 @@
 """The demo builder: an SDXL-architecture pipeline and three twins, offline, safetensors only."""
 
 import json
+from pathlib import Path
 
-from builds.demo import DEMO_TWINS, LORA_RANK, build_demo, sha256_file
+from builds.demo import DEMO_TENANT, DEMO_TWINS, LORA_RANK, build_demo, sha256_file
 from service.engine.loading import check_pipeline_dir
 from service.twins.store import PICKLE_SUFFIXES
 
@@ -25,13 +26,28 @@ def test_only_safetensors_weights(demo_home):
     assert not [p for p in files if p.suffix in PICKLE_SUFFIXES]
 
 
-def test_twin_records_match_their_adapters(demo_home):
+def test_twin_records_match_their_adapters(registry):
     for twin_id in DEMO_TWINS:
-        record = json.loads((demo_home / "twins" / f"{twin_id}.json").read_text())
-        assert record["id"] == twin_id
-        assert record["rank"] == LORA_RANK
-        adapter = demo_home / "adapters" / record["adapter_path"]
-        assert sha256_file(adapter) == record["sha256"]
+        record = registry.get_twin(twin_id)
+        assert record.id == twin_id and record.rank == LORA_RANK
+        assert sha256_file(registry_home(registry) / "adapters" / record.adapter_key) == record.adapter_sha256
+
+
+def registry_home(registry) -> Path:
+    return Path(registry.engine.url.database).parent
+
+
+def test_demo_tenant_has_consent_for_every_twin_and_two_keys(demo_home, registry, demo_keys):
+    for twin_id in DEMO_TWINS:
+        record = registry.current_consent(twin_id)
+        assert record.tenants == {DEMO_TENANT} and set(record.uses) >= {"ecommerce"} and record.signed_at is not None
+    demo, admin = registry.authenticate(demo_keys["ATELIER_DEMO_KEY"]), registry.authenticate(demo_keys["ATELIER_ADMIN_KEY"])
+    assert demo.scopes == {"generate", "verify"} and "admin" in admin.scopes
+    assert demo.tenant_id == admin.tenant_id == DEMO_TENANT
+    assert (demo_home / "demo.env").stat().st_mode & 0o077 == 0  # the keys are the owner's alone
+    stored = b"".join(p.read_bytes() for p in demo_home.glob("registry.db*"))
+    assert demo_keys["ATELIER_DEMO_KEY"].encode() not in stored
+    assert demo_keys["ATELIER_DEMO_KEY"].split("_", 2)[2].encode() not in stored  # nor the secret alone
 
 
 def test_adapters_are_diffusers_lora_format(demo_home):
@@ -45,12 +61,14 @@ def test_adapters_are_diffusers_lora_format(demo_home):
 
 
 def test_twins_get_different_weights(demo_home):
-    digests = {json.loads((demo_home / "twins" / f"{t}.json").read_text())["sha256"] for t in DEMO_TWINS}
+    digests = {sha256_file(demo_home / "adapters" / f"{t}.safetensors") for t in DEMO_TWINS}
     assert len(digests) == len(DEMO_TWINS)
 
 
 def test_rebuild_is_skipped_when_complete(demo_home):
     adapter = demo_home / "adapters" / "demo-ava.safetensors"
     before = adapter.stat().st_mtime_ns
+    env_before = (demo_home / "demo.env").read_text()
     build_demo(demo_home)
     assert adapter.stat().st_mtime_ns == before
+    assert (demo_home / "demo.env").read_text() == env_before  # no new keys minted on a rerun

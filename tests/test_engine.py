@@ -11,6 +11,7 @@ from service.engine.loading import check_pipeline_dir, load_pipeline, pick_devic
 from service.errors import AdapterUnavailable, ModelLoadError, TwinNotFound, UnsafeWeights
 from service.schemas import GenerateRequest
 from service.config import Settings
+from service.registry import open_registry
 from service.twins import TwinAdapters
 from tests.conftest import SMALL, open_image
 
@@ -88,10 +89,23 @@ def test_unknown_twin(engine):
 
 
 def engine_on(home, shared: Engine) -> Engine:
-    """An engine over `shared`'s pipeline and slot, with twins, store and cache from `home`."""
+    """An engine over `shared`'s pipeline and slot, with registry, store and cache from `home`."""
     settings = Settings.from_env({"ATELIER_HOME": str(home)})
-    twins = TwinAdapters.build(settings, shared.pipe.unet, shared.device, slot=shared.twins.slot)
+    twins = TwinAdapters.build(settings, open_registry(settings.db_url), shared.pipe.unet, shared.device, slot=shared.twins.slot)
     return Engine(shared.pipe, shared.device, shared.backend, twins)
+
+
+def set_twin(home, twin_id: str, **changes) -> None:
+    """Overwrite fields of a twin's registry row in `home` (what a bad actor with DB access could do)."""
+    registry = open_registry(Settings.from_env({"ATELIER_HOME": str(home)}).db_url)
+    current = registry.get_twin(twin_id)
+    fields = {"display_name": twin_id, "adapter_key": "", "adapter_sha256": "0" * 64, "rank": 4}
+    if current is not None:
+        fields.update(display_name=current.display_name, adapter_key=current.adapter_key,
+                      adapter_sha256=current.adapter_sha256, rank=current.rank)
+    fields.update(changes)
+    registry.put_twin(twin_id, **fields)
+    registry.engine.dispose()
 
 
 def test_adapter_with_wrong_hash_is_refused_and_others_still_work(engine, copied_home):
@@ -113,10 +127,7 @@ def test_missing_adapter_file(engine, copied_home):
 
 @pytest.mark.parametrize("adapter_path", ["../../../etc/passwd.safetensors", "demo-ben.bin", "demo-ben.ckpt"])
 def test_adapter_paths_outside_store_or_pickle_are_refused(engine, copied_home, adapter_path):
-    record_file = copied_home / "twins" / "demo-ben.json"
-    record = json.loads(record_file.read_text())
-    record["adapter_path"] = adapter_path
-    record_file.write_text(json.dumps(record))
+    set_twin(copied_home, "demo-ben", adapter_key=adapter_path)
     with pytest.raises(AdapterUnavailable):
         engine_on(copied_home, engine).generate(request(twin_id="demo-ben"))
 
@@ -126,12 +137,9 @@ def test_pickle_adapter_content_is_not_unpickled(engine, copied_home):
 
     adapter = copied_home / "adapters" / "demo-ben.safetensors"
     adapter.write_bytes(pickle.dumps({"unet.x.lora_A.weight": [1.0]}))
-    record_file = copied_home / "twins" / "demo-ben.json"
-    record = json.loads(record_file.read_text())
     import hashlib
 
-    record["sha256"] = hashlib.sha256(adapter.read_bytes()).hexdigest()
-    record_file.write_text(json.dumps(record))
+    set_twin(copied_home, "demo-ben", adapter_sha256=hashlib.sha256(adapter.read_bytes()).hexdigest())
     with pytest.raises(AdapterUnavailable, match="not a valid safetensors"):
         engine_on(copied_home, engine).generate(request(twin_id="demo-ben"))
 
@@ -183,7 +191,8 @@ def test_sd15_pipelines_load_and_generate(tmp_path):
     )
     pipe.save_pretrained(tmp_path / "sd15", safe_serialization=True)
     loaded = load_pipeline(tmp_path / "sd15", pick_device("cpu"), torch.float32)
-    twins = TwinAdapters.build(Settings.from_env({"ATELIER_HOME": str(tmp_path)}), loaded.unet, pick_device("cpu"))
+    sd15_settings = Settings.from_env({"ATELIER_HOME": str(tmp_path)})
+    twins = TwinAdapters.build(sd15_settings, open_registry(sd15_settings.db_url), loaded.unet, pick_device("cpu"))
     sd15 = Engine(loaded, pick_device("cpu"), None, twins)
     result = sd15.generate(request(twin_id=None, width=256, height=256))
     assert open_image(result.images[0].data).size == (256, 256)
@@ -198,7 +207,6 @@ def test_record_pointing_at_an_adapter_the_slot_cannot_take_is_503(engine, copie
 
     data = lora_file(copied_home / "demo" / "pipeline", 4, 4.0, targets=("proj_in",))
     (copied_home / "adapters" / "odd.safetensors").write_bytes(data)
-    record = {"id": "odd", "display_name": "Odd", "adapter_path": "odd.safetensors", "sha256": hashlib.sha256(data).hexdigest()}
-    (copied_home / "twins" / "odd.json").write_text(json.dumps(record))
+    set_twin(copied_home, "odd", display_name="Odd", adapter_key="odd.safetensors", adapter_sha256=hashlib.sha256(data).hexdigest())
     with pytest.raises(AdapterUnavailable, match="does not fit the slot"):
         engine_on(copied_home, engine).generate(request(twin_id="odd"))

@@ -48,10 +48,11 @@ def test_image_route_matches_json_route_for_same_seed(client):
     assert not same_picture(other_seed, as_bytes)
 
 
-def test_unknown_twin_is_404(client):
+def test_unknown_twin_answers_like_a_twin_without_consent(client):
+    """No id oracle: an absent twin and someone else's twin get the same 403."""
     response = client.post("/v1/generate", json={**GOOD, "twin_id": "nobody-here"})
-    assert response.status_code == 404
-    assert response.json()["error"] == {"code": "twin_not_found", "message": "no twin with id 'nobody-here'", "field": "twin_id"}
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "consent_missing" and "nobody-here" not in response.text
 
 
 BAD_FIELDS = [
@@ -111,17 +112,18 @@ def test_wrong_content_type_is_415(client):
     assert response.json()["error"]["code"] == "unsupported_media_type"
 
 
-def test_corrupt_adapter_is_503_not_500(client, demo_home):
-    record = demo_home / "twins" / "demo-cleo.json"
-    original = record.read_text()
-    record.write_text(original.replace('"sha256": "', '"sha256": "00'))
+def test_corrupt_adapter_is_503_not_500(client, registry):
+    original = registry.get_twin("demo-cleo")
+    registry.put_twin("demo-cleo", display_name=original.display_name, adapter_key=original.adapter_key,
+                      adapter_sha256="00" + original.adapter_sha256[2:], rank=original.rank)
     try:
         response = client.post("/v1/generate", json={**GOOD, "twin_id": "demo-cleo"})
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "adapter_unavailable"
         assert client.post("/v1/generate", json=GOOD).status_code == 200  # other twins keep working
     finally:
-        record.write_text(original)
+        registry.put_twin("demo-cleo", display_name=original.display_name, adapter_key=original.adapter_key,
+                          adapter_sha256=original.adapter_sha256, rank=original.rank)
 
 
 def test_openapi_documents_the_routes(client):

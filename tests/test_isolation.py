@@ -41,10 +41,12 @@ def test_interleaved_requests_from_threads_match_single_request_references(engin
     assert not wrong, f"{len(wrong)} outputs carried another twin's weights: {wrong[:3]}"
 
 
-def test_interleaved_http_requests_match_references(client):
+def test_interleaved_http_requests_match_references(client, registry):
     """Over HTTP every image is watermarked with its own id, so pictures are compared, not bytes."""
+    _, token = registry.create_api_key("demo", ["generate"], name="isolation", max_concurrent_jobs=16)
+    headers = {"Authorization": f"Bearer {token}"}
     bodies = {t: {"twin_id": t, "prompt": "street style", "width": 256, "height": 256, "steps": 2, "seed": 9} for t in TWINS}
-    references = {t: client.post("/v1/generate/image", json=b).content for t, b in bodies.items()}
+    references = {t: client.post("/v1/generate/image", json=b, headers=headers).content for t, b in bodies.items()}
     assert not same_picture(references["demo-ava"], references["demo-ben"])
     assert not same_picture(references["demo-ben"], references["demo-cleo"])
     order = list(TWINS) * 4
@@ -52,7 +54,7 @@ def test_interleaved_http_requests_match_references(client):
     got = {}
 
     def call(i, twin_id):
-        got[i] = (twin_id, client.post("/v1/generate/image", json=bodies[twin_id]).content)
+        got[i] = (twin_id, client.post("/v1/generate/image", json=bodies[twin_id], headers=headers).content)
 
     threads = [threading.Thread(target=call, args=(i, t)) for i, t in enumerate(order)]
     for t in threads:

@@ -117,11 +117,21 @@ def test_per_record_extra_terms_apply_only_when_added() -> None:
     assert "swimwear" not in POLICY.categories
 
 
-def test_negative_prompt_is_not_checked_for_deny_terms() -> None:
+def test_negative_prompt_may_name_deny_terms_to_steer_away_from_them() -> None:
     POLICY.check("linen shirt dress, studio light", negative_prompt="nudity, blurry, child, gore")
     with pytest.raises(PromptRejected) as info:
         POLICY.check("naked model", negative_prompt="blurry")
     assert info.value.field == "prompt"
+
+
+@pytest.mark.parametrize(
+    "negative",
+    ["clothes, blurry", "CL0THING", "d r e s s e d", "underwear, bra", "censored, mosaic", "no shirt, covered"],
+)
+def test_negating_clothing_in_the_negative_prompt_is_refused(negative: str) -> None:
+    with pytest.raises(PromptRejected) as info:
+        POLICY.check("editorial portrait of the model, studio light", negative_prompt=negative)
+    assert (info.value.field, info.value.category) == ("negative_prompt", "nudity_sexual")
 
 
 def test_refusal_is_typed_names_the_category_and_never_echoes_the_prompt() -> None:
@@ -137,7 +147,8 @@ def test_refusal_is_typed_names_the_category_and_never_echoes_the_prompt() -> No
 
 
 def test_find_reports_the_field_and_earliest_match() -> None:
-    assert POLICY.find("gun and nude", field="negative_prompt") == PolicyMatch("violence", "gun", "negative_prompt")
+    assert POLICY.find("gun and clothes", field="negative_prompt") == PolicyMatch("nudity_sexual", "clothes", "negative_prompt")
+    assert POLICY.find("gun and nude", field="negative_prompt") is None  # deny terms may be negated
     assert POLICY.find("nude and gun").category == "nudity_sexual"
 
 

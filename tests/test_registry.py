@@ -248,7 +248,10 @@ def test_revocation_is_final_and_delete_hides_the_twin(world):
     with pytest.raises(TwinRevoked):
         world.put_twin("ava", display_name="Ava", adapter_key="k", adapter_sha256=SHA, rank=8)
     assert world.get_twin("ava") is not None
+    version = world.registry_version()
+    assert world.revoke_twin("ava") == revoked and world.registry_version() == version  # a repeat changes nothing
     world.revoke_twin("ava", delete=True)
+    assert world.registry_version() == version + 1
     assert world.get_twin("ava") is None
     assert world.get_twin("ava", include_deleted=True).deleted
     with pytest.raises(TwinNotFound):
@@ -334,9 +337,10 @@ def test_naive_timestamps_are_refused(world):
 
 
 def test_postgres_urls_use_the_psycopg3_driver():
-    from service.registry.db import default_sqlite_url, normalise_url
+    from service.config import Settings
+    from service.registry.db import normalise_url
 
     assert normalise_url("postgresql://u:p%40ss@db:5432/reg") == "postgresql+psycopg://u:p%40ss@db:5432/reg"
     assert normalise_url("postgres://u@db/reg") == "postgresql+psycopg://u@db/reg"
     assert normalise_url("sqlite:////x/registry.db") == "sqlite:////x/registry.db"
-    assert default_sqlite_url("/x").endswith("/x/registry.db")
+    assert Settings.from_env({"ATELIER_HOME": "/x"}).db_url == "sqlite:////x/registry.db"

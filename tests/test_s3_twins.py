@@ -26,7 +26,7 @@ def s3_engine(engine, demo_home, s3_server, tmp_path, monkeypatch):
         "ATELIER_S3_REGION": s3_server.region,
         "ATELIER_CACHE_DIR": str(tmp_path / "cache"),
     })
-    twins = TwinAdapters.build(settings, engine.pipe.unet, engine.device, slot=engine.twins.slot)
+    twins = TwinAdapters.build(settings, engine.twins.catalog.registry, engine.pipe.unet, engine.device, slot=engine.twins.slot)
     assert twins.store.describe().startswith("s3://")
     return Engine(engine.pipe, engine.device, engine.backend, twins)
 

@@ -10,11 +10,11 @@ from tests.conftest import open_image
 
 
 @pytest.mark.slow
-def test_bentoml_serve_generates_a_png(demo_home, tmp_path):
+def test_bentoml_serve_generates_a_png(demo_home, demo_keys, tmp_path):
     env = {"ATELIER_CACHE_DIR": str(tmp_path / "cache"), "ATELIER_AUDIT_DIR": str(tmp_path / "audit")}
     with serve(demo_home, tmp_path, env=env) as server:
         body = json.dumps({"twin_id": "demo-ben", "prompt": "street style, denim jacket", "width": 256, "height": 256, "steps": 2, "seed": 3}).encode()
-        request = urllib.request.Request(server.url + "/v1/generate/image", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(server.url + "/v1/generate/image", data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {demo_keys['ATELIER_DEMO_KEY']}"})
         with urllib.request.urlopen(request, timeout=120) as response:
             assert response.status == 200
             assert response.headers["Content-Type"] == "image/png"

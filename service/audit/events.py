@@ -69,6 +69,7 @@ def generation_event(
             "num_images": request.num_images,
             "output_format": request.output_format,
             "use": request.use,
+            "territory": getattr(request, "territory", None),
             "seed": request.seed,
         },
         **outcome_of(error),
@@ -87,11 +88,14 @@ def generation_event(
     return event
 
 
-def verify_event(*, upload: bytes, report=None, error: BaseException | None = None, client_ip: str | None) -> dict[str, Any]:
+def verify_event(*, upload: bytes, report=None, error: BaseException | None = None, client_ip: str | None,
+                 tenant: str | None = None, key_id: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": "verify",
         "route": "/v1/verify",
         "service_version": __version__,
+        "tenant": tenant,
+        "key_id": key_id,
         "client_ip": client_ip,
         "upload_sha256": hashlib.sha256(upload).hexdigest() if upload else None,
         "upload_bytes": len(upload),

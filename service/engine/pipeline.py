@@ -14,7 +14,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -22,6 +22,7 @@ from service.config import Settings
 from service.engine.backends import Backend, create_backend
 from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
+from service.registry import Registry
 from service.imaging import ImageMarker, MarkContext, PlainEncoder
 from service.schemas import MAX_SEED, GenerateRequest
 from service.twins import TwinAdapters
@@ -88,12 +89,13 @@ class Engine:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, events: CacheEvents | None = None, marker: ImageMarker | None = None) -> "Engine":
+    def from_settings(cls, settings: Settings, registry: Registry, events: CacheEvents | None = None,
+                      marker: ImageMarker | None = None) -> "Engine":
         device = pick_device(settings.device)
         if device.type == "cpu" and settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
         pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
-        twins = TwinAdapters.build(settings, pipe.unet, device, events)  # the slot goes on before compiling
+        twins = TwinAdapters.build(settings, registry, pipe.unet, device, events)  # the slot goes on before compiling
         backend = create_backend(settings.backend)
         backend.prepare(pipe)
         engine = cls(pipe, device, backend, twins, marker)
@@ -117,16 +119,16 @@ class Engine:
 
     def evict(self, twin_id: str) -> list[str]:
         """Drop a twin's adapter from every cache tier and from the slot."""
-        return self._forget(self.twins.catalog.get(twin_id).sha256)
+        return self.drop_adapter(self.twins.catalog.get(twin_id).sha256)
 
     def register(self, twin_id: str, display_name: str | None, data: bytes | None, adapter_key: str | None):
         """Add or update a twin (validated against the slot); the old adapter leaves the caches."""
         record, previous = register_twin(self.twins, twin_id, display_name, data, adapter_key)
         if previous is not None and previous.sha256 != record.sha256:
-            self._forget(previous.sha256)
+            self.drop_adapter(previous.sha256)
         return record, previous
 
-    def _forget(self, sha256: str) -> list[str]:
+    def drop_adapter(self, sha256: str) -> list[str]:
         """Remove an adapter from every cache tier and, under the pipeline lock, from the slot."""
         removed = self.twins.cache.evict(sha256)
         with self._lock:
@@ -147,19 +149,16 @@ class Engine:
         }
 
     def twin_states(self) -> list[dict]:
-        states = []
-        for twin_id in self.twins.catalog.ids():
-            try:
-                states.append(self.twin_state(self.twins.catalog.get(twin_id)))
-            except AtelierError:
-                continue  # an unreadable record is reported by requests for it, not here
-        return states
+        return [self.twin_state(record) for record in self.twins.catalog.all()]
 
     def warm_up(self) -> GenerationResult:
         """One small generation so the first real request pays no first-call costs."""
         return self.generate(WARMUP_REQUEST)
 
-    def generate(self, request: GenerateRequest) -> GenerationResult:
+    def generate(self, request: GenerateRequest, between_steps: Callable[[], None] | None = None) -> GenerationResult:
+        """Render `request`. `between_steps` runs after every denoising step; an exception it
+        raises stops the generation there and propagates (how a revoked twin's in-flight
+        generation is cancelled)."""
         started = time.perf_counter()
         timer = StageTimer(self.device)
         generation_id = uuid.uuid4().hex
@@ -182,7 +181,7 @@ class Engine:
                     slot.clear()
                 elif adapter is not None and slot.owner != adapter.sha256:
                     slot.load(adapter)
-            pil_images = self._denoise_and_decode(request, seed, timer)
+            pil_images = self._denoise_and_decode(request, seed, timer, between_steps)
         finally:
             self._lock.release()
 
@@ -212,8 +211,14 @@ class Engine:
             timings["mark"] = round(timer.ms["mark"], 3)
         return GenerationResult(generation_id, request.twin_id, seed, images, timings, source, adapter.sha256 if adapter else None)
 
-    def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer) -> list:
+    def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer,
+                            between_steps: Callable[[], None] | None = None) -> list:
         pipe = self.pipe
+        step_hook = None
+        if between_steps is not None:
+            def step_hook(_pipe, _step, _timestep, tensors):
+                between_steps()
+                return tensors
         do_cfg = request.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
         # One CPU generator per image: image i is reproducible alone from seed + i, on any device.
         generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(request.num_images)]
@@ -232,6 +237,7 @@ class Engine:
                     num_images_per_prompt=1,  # the embeddings already hold one row per image
                     generator=generators,
                     output_type="latent",
+                    callback_on_step_end=step_hook,
                 ).images
             # 4b. VAE decode to pixels.
             with timer.stage("decode"):

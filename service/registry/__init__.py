@@ -7,27 +7,41 @@ that reads or writes these tables. Must never import bentoml, `service.app` or a
 above it (tenancy, jobs, engine); callers get plain frozen dataclasses, never ORM rows.
 """
 
-from service.registry.db import default_sqlite_url, make_engine
-from service.registry.migrate import downgrade, upgrade
+from service.registry.db import make_engine
+from service.registry.migrate import downgrade, ensure_schema, upgrade
 from service.registry.repository import (
     ApiKeyInfo,
     ConsentDecision,
     ConsentRecord,
     IdempotentResponse,
+    KeyListing,
     Registry,
+    TenantInfo,
     TwinInfo,
     request_hash,
 )
 
+
+
+def open_registry(db_url: str, *, migrate: bool = True) -> Registry:
+    """The registry at `db_url`, its schema brought to head first unless `migrate` is off."""
+    if migrate:
+        ensure_schema(db_url)
+    return Registry(make_engine(db_url))
+
+
 __all__ = [
+    "open_registry",
     "ApiKeyInfo",
     "ConsentDecision",
     "ConsentRecord",
     "IdempotentResponse",
+    "KeyListing",
     "Registry",
+    "TenantInfo",
     "TwinInfo",
-    "default_sqlite_url",
     "downgrade",
+    "ensure_schema",
     "make_engine",
     "request_hash",
     "upgrade",

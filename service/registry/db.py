@@ -1,25 +1,15 @@
 """Engine construction for the registry: SQLite (embedded default) or PostgreSQL (production).
 
 Owns: turning a database URL into a configured SQLAlchemy `Engine` (SQLite gets foreign keys
-on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver) and the
-default embedded URL under `ATELIER_HOME`. Must never create tables (that is the
+on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver). The default
+URL (SQLite under `ATELIER_HOME`) is `service.config`'s. Must never create tables (that is the
 migrations' job) nor hold any query logic.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-
-REGISTRY_FILENAME = "registry.db"
-
-
-def default_sqlite_url(home: Path) -> str:
-    """The embedded registry: one SQLite file in `home` (the ATELIER_HOME directory)."""
-    return f"sqlite:///{(Path(home) / REGISTRY_FILENAME).resolve()}"
-
 
 def normalise_url(url: str) -> str:
     """`postgresql://` and `postgres://` mean psycopg 3 here; other URLs pass through."""
@@ -41,6 +31,9 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Readers never wait for a writer: replicas on one host share the file while an
+            # operator revokes a twin. (A no-op for in-memory databases.)
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")

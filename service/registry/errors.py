@@ -19,6 +19,10 @@ class TenantNotFound(RegistryNotFound):
     code = "tenant_not_found"
 
 
+class KeyNotFound(RegistryNotFound):
+    code = "key_not_found"
+
+
 class ConsentNotFound(RegistryNotFound):
     code = "consent_not_found"
 

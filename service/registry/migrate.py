@@ -42,3 +42,18 @@ def current_revision(db_url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def ensure_schema(db_url: str) -> bool:
+    """Bring the schema to head if it is behind; True when a migration ran. Cheap when it is
+    current, so every replica may call it at start-up."""
+    if current_revision(db_url) == head_revision():
+        return False
+    upgrade(db_url)
+    return True

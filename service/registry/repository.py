@@ -83,6 +83,29 @@ class ApiKeyInfo:
 
 
 @dataclass(frozen=True)
+class TenantInfo:
+    id: str
+    name: str
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """An API key as operators see it: never its secret or hash."""
+
+    key_id: str
+    tenant_id: str
+    name: str
+    scopes: tuple[str, ...]
+    requests_per_minute: int
+    max_concurrent_jobs: int
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
 class TwinInfo:
     id: str
     display_name: str
@@ -121,6 +144,7 @@ class ConsentDecision:
     deny_terms: tuple[str, ...] = ()
     excluded_categories: tuple[str, ...] = ()
     included_categories: tuple[str, ...] = ()
+    territories: tuple[str, ...] = ()  # empty: worldwide
 
 
 @dataclass(frozen=True)
@@ -189,6 +213,16 @@ class Registry:
                 raise AlreadyExists(f"tenant {tenant_id!r} already exists", code="tenant_exists")
             s.add(TenantRow(id=tenant_id, name=name, created_at=_aware(now), disabled=False))
             self._bump(s)
+
+    def get_tenant(self, tenant_id: str) -> TenantInfo | None:
+        with self._session() as s:
+            row = s.get(TenantRow, tenant_id)
+            return None if row is None else TenantInfo(row.id, row.name, row.disabled, row.created_at)
+
+    def list_tenants(self) -> list[TenantInfo]:
+        with self._session() as s:
+            rows = s.scalars(select(TenantRow).order_by(TenantRow.id)).all()
+            return [TenantInfo(r.id, r.name, r.disabled, r.created_at) for r in rows]
 
     def set_tenant_disabled(self, tenant_id: str, disabled: bool) -> None:
         with self._session() as s, s.begin():
@@ -267,6 +301,18 @@ class Registry:
                 max_concurrent_jobs=row.max_concurrent_jobs,
             )
 
+    def list_keys(self, tenant_id: str | None = None) -> list[KeyListing]:
+        """Keys (all, or one tenant's), oldest first; ids, scopes and limits only."""
+        with self._session() as s:
+            query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+            if tenant_id is not None:
+                query = query.where(ApiKeyRow.tenant_id == tenant_id)
+            return [
+                KeyListing(r.id, r.tenant_id, r.name, tuple(r.scopes.split(",")), r.requests_per_minute,
+                           r.max_concurrent_jobs, r.created_at, r.revoked_at, r.last_used_at)
+                for r in s.scalars(query).all()
+            ]
+
     def revoke_key(self, key_id: str, *, now: datetime | None = None) -> bool:
         """Revoke a key; False when it does not exist or was already revoked."""
         with self._session() as s, s.begin():
@@ -319,12 +365,29 @@ class Registry:
                 return None
             return _twin_info(row)
 
+    def list_twins(self, *, include_revoked: bool = False) -> list[TwinInfo]:
+        """Twins by id; revoked and deleted ones only when asked for."""
+        with self._session() as s:
+            query = select(TwinRow).order_by(TwinRow.id)
+            if not include_revoked:
+                query = query.where(TwinRow.revoked_at.is_(None), TwinRow.deleted.is_(False))
+            return [_twin_info(r) for r in s.scalars(query).all()]
+
+    def revoked_twins(self) -> list[TwinInfo]:
+        """Every revoked or deleted twin (what a replica must hold no adapter for)."""
+        with self._session() as s:
+            query = select(TwinRow).where((TwinRow.revoked_at.is_not(None)) | (TwinRow.deleted.is_(True)))
+            return [_twin_info(r) for r in s.scalars(query.order_by(TwinRow.id)).all()]
+
     def revoke_twin(self, twin_id: str, *, delete: bool = False, now: datetime | None = None) -> TwinInfo:
-        """Withdraw all consent for a twin (final). `delete=True` also hides it from `get_twin`."""
+        """Withdraw all consent for a twin (final). `delete=True` also hides it from `get_twin`.
+        Idempotent: repeating it changes nothing (and bumps no version) unless it adds `delete`."""
         with self._session() as s, s.begin():
             row = s.get(TwinRow, twin_id, with_for_update=True)
             if row is None:
                 raise TwinNotFound(f"no twin {twin_id!r}")
+            if row.revoked_at is not None and (row.deleted or not delete):
+                return _twin_info(row)
             if row.revoked_at is None:
                 row.revoked_at = _aware(now)
             row.deleted = row.deleted or delete
@@ -471,6 +534,7 @@ class Registry:
             deny_terms=record.deny_terms,
             excluded_categories=record.excluded_categories,
             included_categories=record.included_categories,
+            territories=record.territories,
             **ids,
         )
 

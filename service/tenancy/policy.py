@@ -39,10 +39,14 @@ trips on one.
 With a "minors" category present, ages under 18 are refused too ("15 years old", "15yo",
 "15 y/o", "aged 15", "fifteen-year-old").
 
-The negative prompt is NOT checked against the deny list: users legitimately write
-"nudity, gore, child" in a negative prompt to steer away from them, and a term there makes
-the image less likely to show it. `check` takes it only so that callers pass both fields
-through one gate and a future rule for negative prompts has one place to live.
+The negative prompt is checked differently from the prompt. Deny terms there are allowed:
+users legitimately write "nudity, gore, child" in a negative prompt to steer away from them,
+and such a term makes the image less likely to show it. What a negative prompt can abuse is
+the opposite: negating clothing ("clothes, dressed, underwear", or "censored, mosaic")
+steers a model towards nudity with an innocent-looking prompt. So the negative prompt is
+checked against `NEGATIVE_PROMPT_DENY` (clothing negation and censorship terms, category
+`nudity_sexual`) with the same normalisation. A fashion client has no reason to push a model
+away from clothes.
 
 What this cannot catch, honestly: semantic paraphrase ("wearing nothing but a smile",
 "in her birthday suit"), other languages, misspellings and novel spellings not in the
@@ -63,6 +67,7 @@ from service.errors import AtelierError
 __all__ = [
     "FASHION_ALLOW",
     "GLOBAL_CATEGORIES",
+    "NEGATIVE_PROMPT_DENY",
     "PolicyMatch",
     "PromptPolicy",
     "PromptRejected",
@@ -109,6 +114,15 @@ GLOBAL_CATEGORIES: dict[str, list[str]] = {
         "blood", "bloody", "bloodied", "gore", "gory", "gun", "gunshot", "knife attack",
         "stabbed", "stabbing", "wound", "wounded", "corpse", "dead body", "beaten", "bruise",
         "bruised", "murder", "mutilated",
+    ],
+}
+
+# Terms that must not be negated: in a negative prompt they steer towards nudity.
+NEGATIVE_PROMPT_DENY: dict[str, list[str]] = {
+    "nudity_sexual": [
+        "clothes", "clothing", "clothed", "dressed", "garment", "outfit", "apparel", "attire",
+        "underwear", "bra", "panties", "shirt", "pants", "trousers", "swimsuit", "bikini",
+        "covered", "modest", "censored", "censor", "mosaic", "pixelated",
     ],
 }
 
@@ -226,6 +240,7 @@ class PromptPolicy:
         self.allow: tuple[str, ...] = tuple(FASHION_ALLOW if allow is None else allow)
         self._allow_re = _compile(list(self.allow), suffixes=True)
         self._deny = {name: (terms, _compile(list(terms), suffixes=True)) for name, terms in self.categories.items()}
+        self._negative = {name: (tuple(terms), _compile(terms, suffixes=True)) for name, terms in NEGATIVE_PROMPT_DENY.items()}
 
     def with_extra(self, extra: dict[str, list[str]]) -> "PromptPolicy":
         """A new policy with a consent record's extra terms added (new or existing categories)."""
@@ -235,13 +250,20 @@ class PromptPolicy:
         return PromptPolicy(merged, allow=list(self.allow))
 
     def find(self, text: str, field: str = "prompt") -> PolicyMatch | None:
-        """The earliest deny match in `text`, or None. Allow-listed phrases are blanked first."""
+        """The earliest deny match in `text`, or None. Allow-listed phrases are blanked first.
+        `field="negative_prompt"` checks against the negation list instead (module docstring)."""
         if not text:
             return None
         folded = normalise(text)
         if self._allow_re is not None:
             folded = self._allow_re.sub(lambda m: " " * len(m.group(0)), folded)
         best: tuple[int, PolicyMatch] | None = None
+        if field == "negative_prompt":
+            for name, (terms, pattern) in self._negative.items():
+                m = pattern.search(folded) if pattern is not None else None
+                if m is not None and (best is None or m.start() < best[0]):
+                    best = (m.start(), PolicyMatch(name, terms[int(m.lastgroup[1:])], field))  # type: ignore[index]
+            return best[1] if best else None
         for name, (terms, pattern) in self._deny.items():
             m = pattern.search(folded) if pattern is not None else None
             if m is not None and (best is None or m.start() < best[0]):
@@ -254,13 +276,9 @@ class PromptPolicy:
         return best[1] if best else None
 
     def check(self, prompt: str, negative_prompt: str | None = None) -> None:
-        """Raise PromptRejected for the first deny match in the prompt.
-
-        The negative prompt is deliberately not checked for deny terms: "nudity, gore, blurry"
-        in a negative prompt steers the image away from them, and refusing it would punish
-        the careful caller. It is accepted here so both fields pass through one gate.
-        """
-        match = self.find(prompt, "prompt")
+        """Raise PromptRejected for the first deny match in the prompt, then for a negated
+        clothing term in the negative prompt (see the module docstring for why they differ)."""
+        match = self.find(prompt, "prompt") or self.find(negative_prompt or "", "negative_prompt")
         if match is not None:
             raise PromptRejected(
                 f"the {match.field} was refused by the content policy (category: {match.category})",

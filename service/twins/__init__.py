@@ -12,6 +12,7 @@ import torch
 
 from service.config import Settings
 from service.errors import AdapterUnavailable
+from service.registry import Registry
 from service.twins.cache import Budgets, CacheEvents, TieredAdapterCache
 from service.twins.records import TwinCatalog, TwinRecord
 from service.twins.slot import AdapterIncompatible, AdapterSlot, PreparedAdapter, safetensors_metadata
@@ -34,7 +35,7 @@ class TwinAdapters:
     cache: TieredAdapterCache
 
     @classmethod
-    def build(cls, settings: Settings, unet, device: torch.device, events: CacheEvents | None = None,
+    def build(cls, settings: Settings, registry: Registry, unet, device: torch.device, events: CacheEvents | None = None,
               slot: AdapterSlot | None = None, store: AdapterStore | None = None) -> "TwinAdapters":
         slot = slot or AdapterSlot(unet, settings.lora_slot_rank, settings.lora_targets)
         store = store or open_adapter_store(settings)
@@ -48,4 +49,4 @@ class TwinAdapters:
 
         budgets = Budgets(settings.cache_device_bytes, settings.cache_host_bytes, settings.cache_disk_bytes)
         cache = TieredAdapterCache(store, prepare, device, budgets, settings.cache_dir, events)
-        return cls(TwinCatalog(settings.twins_dir), store, slot, cache)
+        return cls(TwinCatalog(registry), store, slot, cache)

@@ -1,8 +1,9 @@
-"""Registering a twin's adapter: checked against the slot first, then stored, then recorded.
+"""Registering and revoking a twin's adapter.
 
 Owns: the order of a registration (validate -> write adapter -> write record), so that a
 twin record never points at an adapter the slot cannot take, and a refused upload leaves
-nothing behind. Must never touch the pipeline's weights.
+nothing behind; and the order of a revocation (registry first, then the file on request).
+Must never touch the pipeline's weights.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import hashlib
 
 from service.errors import AdapterUnavailable, AtelierError, InvalidRequest
+from service.registry import Registry, TwinInfo
 from service.twins import TwinAdapters
 from service.twins.records import TwinRecord, check_twin_id
 from service.twins.slot import AdapterIncompatible, safetensors_metadata
-from service.twins.store import check_adapter_key, parse_adapter
+from service.twins.store import AdapterStore, check_adapter_key, parse_adapter
 
 
 def register_twin(
@@ -53,3 +55,14 @@ def register_twin(
     )
     twins.catalog.put(record)
     return record, previous
+
+
+def revoke_twin(registry: Registry, store: AdapterStore, twin_id: str, *, delete: bool = False) -> TwinInfo:
+    """Revoke a twin's consent in the registry (final; every replica stops serving it) and,
+    with `delete`, remove its adapter file from the store unless another live twin uses the
+    same key. Cache tiers are emptied by each replica's revocation watcher."""
+    check_twin_id(twin_id)
+    info = registry.revoke_twin(twin_id, delete=delete)
+    if delete and info.adapter_key and not any(t.adapter_key == info.adapter_key for t in registry.list_twins()):
+        store.delete(info.adapter_key)
+    return info

@@ -1,19 +1,17 @@
 """Twin records: which person an id names and which adapter file (with its sha256) is theirs.
 
-Owns: the TwinRecord data type, twin id validation, and the file-backed catalogue under
-`$ATELIER_HOME/twins/<id>.json`. Must never load weights or touch the pipeline.
+Owns: the TwinRecord data type, twin id validation, and the catalogue, a view of the
+registry's twins table (the one source of truth across replicas). Must never load weights,
+touch the pipeline, or decide consent (that is `service.tenancy`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from service.errors import AdapterUnavailable, InvalidRequest, TwinNotFound
+from service.errors import Forbidden, InvalidRequest, TwinNotFound
+from service.registry import Registry, TwinInfo
 
 TWIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -36,57 +34,36 @@ class TwinRecord:
     sha256: str
     rank: int | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "TwinRecord":
-        return cls(
-            id=check_twin_id(data["id"]),
-            display_name=str(data.get("display_name") or data["id"]),
-            adapter_path=str(data["adapter_path"]),
-            sha256=str(data["sha256"]).lower(),
-            rank=int(data["rank"]) if data.get("rank") is not None else None,
-        )
-
 
 class TwinCatalog:
-    """Twin records stored as one JSON file per twin in a directory."""
+    """Twin records, read from and written to the registry database (shared by all replicas).
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    A revoked or deleted twin reads as revoked (403 `revoked`), never as its old adapter."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
 
     def get(self, twin_id: str) -> TwinRecord:
         check_twin_id(twin_id)
-        path = self.directory / f"{twin_id}.json"
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise TwinNotFound(f"no twin with id {twin_id!r}", field="twin_id") from None
-        except (OSError, ValueError) as exc:
-            raise AdapterUnavailable(f"the record of twin {twin_id!r} cannot be read: {exc}") from None
-        try:
-            record = TwinRecord.from_dict(data)
-        except (KeyError, TypeError, ValueError, InvalidRequest) as exc:
-            raise AdapterUnavailable(f"the record of twin {twin_id!r} is invalid: {exc}") from None
-        if record.id != twin_id:
-            raise AdapterUnavailable(f"the record file of twin {twin_id!r} names another twin ({record.id!r})")
-        return record
+        info = self.registry.get_twin(twin_id, include_deleted=True)
+        if info is None:
+            raise TwinNotFound(f"no twin with id {twin_id!r}", field="twin_id")
+        if info.deleted or info.revoked_at is not None:
+            raise Forbidden(f"twin {twin_id!r} has been revoked", field="twin_id", code="revoked")
+        return _record(info)
 
     def put(self, record: TwinRecord) -> None:
-        """Write a record atomically (temp file + rename): readers see the old or the new one."""
         check_twin_id(record.id)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        body = json.dumps(
-            {"id": record.id, "display_name": record.display_name, "adapter_path": record.adapter_path,
-             "sha256": record.sha256, "rank": record.rank},
-            indent=2,
+        self.registry.put_twin(
+            record.id, display_name=record.display_name, adapter_key=record.adapter_path,
+            adapter_sha256=record.sha256, rank=record.rank or 1,
         )
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".record-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(body + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.directory / f"{record.id}.json")
 
-    def ids(self) -> list[str]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p.stem for p in self.directory.glob("*.json") if TWIN_ID_RE.fullmatch(p.stem))
+    def all(self) -> list[TwinRecord]:
+        """Every twin that may still be served, by id."""
+        return [_record(info) for info in self.registry.list_twins()]
+
+
+def _record(info: TwinInfo) -> TwinRecord:
+    return TwinRecord(id=info.id, display_name=info.display_name, adapter_path=info.adapter_key,
+                      sha256=info.adapter_sha256, rank=info.rank)

@@ -11,6 +11,7 @@ from alembic import context
 from service.registry.db import make_engine
 from service.registry.models import Base
 
+MIGRATION_LOCK_ID = 0x41544C52  # "ATLR": the advisory lock that serialises migrations
 config = context.config
 target_metadata = Base.metadata
 
@@ -25,7 +26,14 @@ def run_migrations_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
             )
-            with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together: one migrates, the others wait and find it done.
+                # A transaction-level lock, released when the migration's transaction ends.
+                with context.begin_transaction():
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
+                    context.run_migrations()
+                return
+            with context.begin_transaction():  # SQLite: one host; several processes sharing it: run `atelier db upgrade` before starting them
                 context.run_migrations()
     finally:
         engine.dispose()

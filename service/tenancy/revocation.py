@@ -1,0 +1,76 @@
+"""Revocation on every replica: drop a revoked twin's adapter and stop its in-flight work.
+
+Owns: a background thread that polls the registry version (every `ATELIER_REGISTRY_POLL_MS`)
+and, when it changes, hands each newly revoked twin to a callback (the engine evicts its
+adapter from every cache tier and the slot), and the set of revoked twin ids that running
+generations check between denoising steps. Must never decide consent for a new request:
+that reads the database itself (`consent.ConsentGate`), so a revocation stops new requests
+on every replica the moment it is committed, and this poll only bounds how long an
+in-flight generation or a cached adapter outlives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from service.registry import Registry, TwinInfo
+from service.tenancy.consent import ConsentDenied
+
+log = logging.getLogger("atelier.revocation")
+
+
+class RevocationWatcher:
+    def __init__(self, registry: Registry, on_revoked: Callable[[TwinInfo], None], interval_s: float = 0.5):
+        self.registry = registry
+        self.on_revoked = on_revoked
+        self.interval_s = interval_s
+        self.revoked: frozenset[str] = frozenset()
+        self._seen_version: int | None = None
+        self._handled: set[tuple[str, int]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> list[TwinInfo]:
+        """Handle twins revoked since the last poll; returns them."""
+        version = self.registry.registry_version()
+        if version == self._seen_version:
+            return []
+        revoked = self.registry.revoked_twins()
+        self.revoked = frozenset(t.id for t in revoked)
+        fresh = [t for t in revoked if (t.id, t.revision) not in self._handled]
+        for twin in fresh:
+            self.on_revoked(twin)
+            self._handled.add((twin.id, twin.revision))
+            log.info("twin revoked", extra={"fields": {"twin_id": twin.id, "deleted": twin.deleted}})
+        self._seen_version = version
+        return fresh
+
+    def guard(self, twin_id: str | None) -> Callable[[], None] | None:
+        """A between-steps check for a generation of `twin_id`: raises once it is revoked."""
+        if twin_id is None:
+            return None
+
+        def check() -> None:
+            if twin_id in self.revoked:
+                raise ConsentDenied("revoked", " (while the image was being generated; it was not delivered)")
+
+        return check
+
+    def start(self) -> None:
+        self.poll_once()  # revocations from before this process started are applied first
+        self._thread = threading.Thread(target=self._run, name="atelier-revocation", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll_once()
+            except Exception:  # a database hiccup must not kill the watcher; the next poll retries
+                log.exception("revocation poll failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
