@@ -24,7 +24,7 @@ from starlette.routing import Route
 from service import __version__
 from service.config import get_settings
 from service.engine import Engine, GenerationResult
-from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
+from service.errors import AtelierError, InvalidRequest, MalformedRequest, NotReady, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
 from service.admin_api import admin_routes, audited_failure
 from service.admin_api import json_routes as admin_json_routes
@@ -97,6 +97,21 @@ class EdgeAudit:
 EDGE_AUDIT = EdgeAudit()
 
 
+class UploadGuard:
+    """Authenticates uploads at the edge, before their bodies are streamed in."""
+
+    tenancy: Tenancy | None = None
+    scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify"}
+
+    def __call__(self, path: str, authorization: str | None) -> None:
+        if self.tenancy is None:
+            raise NotReady("the service is starting")
+        self.tenancy.authenticate(authorization, self.scopes[path])
+
+
+UPLOAD_GUARD = UploadGuard()
+
+
 def to_response(result: GenerationResult) -> GenerateResponse:
     return GenerateResponse(
         generation_id=result.generation_id,
@@ -140,6 +155,7 @@ class Atelier:
         self.engine = Engine.from_settings(settings, self.registry, events=PrometheusCacheEvents(), marker=marker)
         self.tenancy = Tenancy.build(self.registry, self._drop_revoked, settings.registry_poll_ms / 1000)
         self.tenancy.watcher.start()
+        UPLOAD_GUARD.tenancy = self.tenancy
         V1_EXTRA.state.atelier = self
         log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
 
@@ -371,6 +387,7 @@ Atelier.add_asgi_middleware(
     },
     max_body_bytes=lambda: get_settings().max_body_bytes,
     on_refused=EDGE_AUDIT,
+    before_upload=UPLOAD_GUARD,
     streamed_limits={
         "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
         "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,

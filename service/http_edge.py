@@ -83,12 +83,16 @@ class HttpEdge:
         max_body_bytes: int | Callable[[], int] = 64 * 1024,
         streamed_limits: dict[str, int | Callable[[], int]] | None = None,
         on_refused: Callable[[str, AtelierError, str | None], None] | None = None,
+        before_upload: Callable[[str, str | None], None] | None = None,
     ):
         self.app = app
         self.json_routes = json_routes or {}
         self._max_body = max_body_bytes
         self.streamed_limits = streamed_limits or {}
         self.on_refused = on_refused  # e.g. the audit log: called (in a worker thread) before the reply
+        # Called (in a worker thread) with (path, Authorization header) before an upload is
+        # streamed in; raising refuses it, so no unauthenticated gigabyte is ever spooled.
+        self.before_upload = before_upload
 
     async def _refuse(self, exc: AtelierError, scope: Scope, receive: Receive, send: Send) -> None:
         if self.on_refused is not None:
@@ -144,6 +148,11 @@ class HttpEdge:
                 raise LengthRequired(f"uploads to {path} must declare a Content-Length")
             if declared > limit:
                 raise PayloadTooLarge(f"the body is {declared} bytes; the limit for {path} is {limit} bytes")
+            if self.before_upload is not None:
+                import anyio
+
+                authorization = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"authorization"), None)
+                await anyio.to_thread.run_sync(self.before_upload, path, authorization)
         except AtelierError as exc:
             await self._refuse(exc, scope, receive, send)
             return

@@ -136,3 +136,16 @@ def test_prefetch_reports_each_twin(admin_client):
 def test_upload_without_length_or_too_large(admin_client):
     response = admin_client.post("/v1/admin/twins", headers={**AUTH, "content-length": str(2 * 1024**3), "content-type": "multipart/form-data; boundary=x"}, content=b"")
     assert response.status_code == 413
+
+
+def test_uploads_are_authenticated_before_their_body_is_read(admin_client, records):
+    """The edge refuses an unauthenticated or under-scoped upload from its headers alone."""
+    payload = b"x" * 4096
+    for headers, expected in [({"Authorization": ""}, (401, "missing_api_key")), ({}, (403, "insufficient_scope"))]:
+        response = admin_client.post("/v1/admin/twins", headers=headers, data={"twin_id": "edge-check"},
+                                     files={"adapter": ("a.safetensors", payload, "application/octet-stream")})
+        assert (response.status_code, response.json()["error"]["code"]) == expected
+        last = records("event", "refused_at_edge")[-1]
+        assert last["route"] == "/v1/admin/twins" and last["reason"] == expected[1]
+    verify = admin_client.post("/v1/verify", content=payload, headers={"Authorization": "Bearer nope", "content-type": "image/png"})
+    assert (verify.status_code, verify.json()["error"]["code"]) == (401, "invalid_api_key")

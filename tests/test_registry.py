@@ -187,6 +187,16 @@ def test_consent_versions_append_and_the_newest_signed_governs(world):
     assert current.uses == ("ecommerce", "editorial")
 
 
+def test_a_signed_renewal_governs_from_its_start_not_its_signature(world):
+    _consent(world, valid_until=T0 + timedelta(days=30))
+    renewal = _consent(world, uses=["lookbook"], valid_from=T0 + timedelta(days=30), signed_at=T0 + timedelta(days=20))
+    day_25, day_31 = T0 + timedelta(days=25), T0 + timedelta(days=31)
+    assert world.current_consent("ava", day_25).version == 1  # signed, not yet started
+    assert world.check_consent("ava", "acme", "ecommerce", day_25).ok
+    assert world.current_consent("ava", day_31).version == renewal.version
+    assert world.check_consent("ava", "acme", "ecommerce", day_31).reason == "use_not_allowed"
+
+
 def test_signed_consent_is_immutable(world):
     signed = _consent(world)
     with pytest.raises(ConsentImmutable):
@@ -230,7 +240,7 @@ def test_check_consent_allows_and_names_each_refusal(world):
     assert world.check_consent("ava", "acme", "ecommerce", T0 + timedelta(days=30)).reason == "consent_expired"
     _consent(world, valid_from=T0 + timedelta(days=60), signed_at=T0 + timedelta(days=40))
     not_yet = world.check_consent("ava", "acme", "ecommerce", T0 + timedelta(days=50))
-    assert not_yet.reason == "consent_expired" and not_yet.version == 2
+    assert not_yet.reason == "consent_expired" and not_yet.version == 1  # v1 ended, v2 not started
     assert world.check_consent("ava", "acme", "ecommerce", T0 + timedelta(days=60)).ok
 
     world.revoke_twin("ava", now=T0 + timedelta(days=70))

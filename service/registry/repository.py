@@ -498,15 +498,16 @@ class Registry:
             return [_consent(r, self._tenants_of(s, r.id)) for r in rows]
 
     def current_consent(self, twin_id: str, at: datetime | None = None) -> ConsentRecord | None:
-        """The governing record at `at`: the highest signed version signed at or before it."""
+        """The governing record at `at`: the highest signed version (signed at or before `at`)
+        that has started (`valid_from <= at`). A renewal signed today that starts next month
+        does not cut off today's use; it governs from its start. When no signed version has
+        started yet, the highest signed one is returned (and reads as not yet valid)."""
         at = _aware(at)
         with self._session() as s:
-            row = s.scalars(
-                select(ConsentRow)
-                .where(ConsentRow.twin_id == twin_id, ConsentRow.signed_at.is_not(None), ConsentRow.signed_at <= at)
-                .order_by(ConsentRow.version.desc())
-                .limit(1)
-            ).first()
+            signed = select(ConsentRow).where(
+                ConsentRow.twin_id == twin_id, ConsentRow.signed_at.is_not(None), ConsentRow.signed_at <= at
+            ).order_by(ConsentRow.version.desc()).limit(1)
+            row = s.scalars(signed.where(ConsentRow.valid_from <= at)).first() or s.scalars(signed).first()
             return None if row is None else _consent(row, self._tenants_of(s, row.id))
 
     def check_consent(self, twin_id: str, tenant_id: str, use: str, at: datetime | None = None) -> ConsentDecision:
