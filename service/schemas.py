@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 TWIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_PROMPT_CHARS = 2000
@@ -192,6 +192,16 @@ class TwinRevokeBody(BaseModel):
     delete: bool = Field(False, description="Also delete the adapter file from the store.")
 
 
+_LABEL = (r"^[a-z][a-z_]{0,31}$", "a lowercase label")
+_CONSENT_ITEMS = {
+    "tenants": (TENANT_ID_PATTERN, "a tenant id"),
+    "uses": _LABEL,
+    "excluded_categories": _LABEL,
+    "included_categories": _LABEL,
+    "territories": (r"^[A-Z]{2}$", "an ISO 3166-1 alpha-2 code"),
+}
+
+
 class ConsentBody(BaseModel):
     """A new consent version for a twin; it is signed (immutable) when recorded."""
 
@@ -209,28 +219,13 @@ class ConsentBody(BaseModel):
     deny_terms: list[str] = Field([], max_length=500)
     recorded_by: str = Field(..., min_length=1, max_length=200)
 
-    @field_validator("tenants")
+    @field_validator("tenants", "uses", "excluded_categories", "included_categories", "territories")
     @classmethod
-    def _tenant_ids(cls, values: list[str]) -> list[str]:
+    def _items(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        pattern, what = _CONSENT_ITEMS[info.field_name]
         for value in values:
-            if not re.fullmatch(TENANT_ID_PATTERN, value):
-                raise ValueError(f"{value!r} is not a tenant id")
-        return values
-
-    @field_validator("uses", "excluded_categories", "included_categories")
-    @classmethod
-    def _labels(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.fullmatch(r"^[a-z][a-z_]{0,31}$", value):
-                raise ValueError(f"{value!r} is not a lowercase label")
-        return values
-
-    @field_validator("territories")
-    @classmethod
-    def _territories(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.fullmatch(r"^[A-Z]{2}$", value):
-                raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code")
+            if not re.fullmatch(pattern, value):
+                raise ValueError(f"{value!r} is not {what}")
         return values
 
     @field_validator("deny_terms")
