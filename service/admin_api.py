@@ -1,6 +1,7 @@
-"""Operator routes for the registry: tenants, API keys, twin revocation and consent.
+"""Operator routes: tenants, API keys, twin revocation, consent, delivery, presets, webhooks.
 
-Owns: the `/v1/admin/{tenants,keys,consent}` routes and `/v1/admin/twins/revoke`, each one
+Owns: the `/v1/admin/{tenants,keys,consent,presets,webhooks}` routes and
+`/v1/admin/twins/revoke`, each one
 authenticated with an `admin` key, validated, run off the event loop and audited (done,
 refused or failed) before it answers; and `audited_failure`, the error answer of every
 route on the mounted `/v1` sub-app. Plain Starlette (mounted by `service.app`, which is the
@@ -25,9 +26,17 @@ from service.audit.record import AuditError as AuditUnavailable
 from service.errors import AtelierError, TwinNotFound
 from service.http_edge import error_response, internal_error_response, validation_error
 from service.registry.errors import KeyNotFound, TenantNotFound
+from service.jobs.delivery import check_output_target
+from service.jobs.presets import BUILTIN_SCENES
+from service.jobs.webhooks import check_callback_url, new_secret
 from service.schemas import (
     ConsentBody,
+    DeliveryIdBody,
+    DeliveryListBody,
     EmptyBody,
+    PresetBody,
+    TenantDeliveryBody,
+    TenantIdBody,
     KeyCreateBody,
     KeyIdBody,
     KeyListBody,
@@ -145,6 +154,61 @@ def consent_history(atelier, body: TwinIdBody, details: dict) -> dict:
     return {"twin_id": body.twin_id, "versions": [shown(r) for r in atelier.registry.consent_history(body.twin_id)]}
 
 
+def set_delivery(atelier, body: TenantDeliveryBody, details: dict) -> dict:
+    """A tenant's output target, URL expiry and webhook; a new secret is shown once."""
+    details["tenant_id"] = body.tenant_id
+    if atelier.registry.get_tenant(body.tenant_id) is None:
+        raise TenantNotFound(f"no tenant {body.tenant_id!r}", field="tenant_id")
+    changes: dict = {}
+    if body.output_target is not None:
+        changes["output_target"] = check_output_target(body.output_target)
+    if body.url_expiry_s is not None:
+        changes["url_expiry_s"] = body.url_expiry_s
+    if body.webhook_url is not None:
+        changes["webhook_url"] = check_callback_url(body.webhook_url, allow_private=atelier.settings.dev_callbacks) if body.webhook_url else None
+    current = atelier.jobs.store.tenant_delivery(body.tenant_id)
+    secret = None
+    if body.rotate_webhook_secret or (changes.get("webhook_url") and not current.webhook_secret):
+        secret = changes["webhook_secret"] = new_secret()
+    settings = atelier.jobs.store.set_tenant_delivery(body.tenant_id, **changes)
+    details.update(changed=sorted(changes), secret_rotated=secret is not None)  # never the secret
+    shown_settings = {"tenant_id": body.tenant_id, "output_target": settings.output_target,
+                      "url_expiry_s": settings.url_expiry_s, "webhook_url": settings.webhook_url,
+                      "has_webhook_secret": settings.webhook_secret is not None}
+    return {"delivery": shown_settings, **({"webhook_secret": secret, "note": "the secret is shown once"} if secret else {})}
+
+
+def put_preset(atelier, body: PresetBody, details: dict) -> dict:
+    details.update(tenant_id=body.tenant_id, preset=body.name)
+    if atelier.registry.get_tenant(body.tenant_id) is None:
+        raise TenantNotFound(f"no tenant {body.tenant_id!r}", field="tenant_id")
+    atelier.jobs.store.put_preset(body.tenant_id, body.name, body.prompt, body.negative_prompt)
+    return list_presets(atelier, body, details)
+
+
+def list_presets(atelier, body, details: dict) -> dict:
+    own = atelier.jobs.store.presets(body.tenant_id)
+    merged = {name: {"prompt": p, "negative_prompt": n, "builtin": name not in own}
+              for name, (p, n) in (BUILTIN_SCENES | own).items()}
+    return {"tenant_id": body.tenant_id, "presets": merged}
+
+
+def list_deliveries(atelier, body: DeliveryListBody, details: dict) -> dict:
+    return {"deliveries": [shown_delivery(d) for d in atelier.jobs.store.deliveries(body.tenant_id, body.job_id)]}
+
+
+def redeliver(atelier, body: DeliveryIdBody, details: dict) -> dict:
+    details["delivery_id"] = body.delivery_id
+    delivery = atelier.jobs.store.redeliver(body.delivery_id)
+    atelier.jobs.dispatcher.wake()
+    return {"delivery": shown_delivery(delivery)}
+
+
+def shown_delivery(delivery) -> dict:
+    return {name: (value.isoformat() if hasattr(value, "isoformat") else list(value) if isinstance(value, tuple) else value)
+            for name, value in delivery.__dict__.items()}
+
+
 ROUTES: list[tuple[str, str, type[BaseModel], Operation, int]] = [
     ("/admin/tenants", "tenant_create", TenantCreateBody, create_tenant, 201),
     ("/admin/tenants/list", "tenant_list", EmptyBody, list_tenants, 200),
@@ -155,6 +219,11 @@ ROUTES: list[tuple[str, str, type[BaseModel], Operation, int]] = [
     ("/admin/twins/revoke", "revoke", TwinRevokeBody, revoke_twin_route, 200),
     ("/admin/consent", "consent_add", ConsentBody, add_consent, 201),
     ("/admin/consent/history", "consent_history", TwinIdBody, consent_history, 200),
+    ("/admin/tenants/delivery", "tenant_delivery", TenantDeliveryBody, set_delivery, 200),
+    ("/admin/presets", "preset_put", PresetBody, put_preset, 200),
+    ("/admin/presets/list", "preset_list", TenantIdBody, list_presets, 200),
+    ("/admin/webhooks/deliveries", "webhook_deliveries", DeliveryListBody, list_deliveries, 200),
+    ("/admin/webhooks/redeliver", "webhook_redeliver", DeliveryIdBody, redeliver, 200),
 ]
 
 

@@ -24,11 +24,14 @@ from starlette.routing import Route
 from service import __version__
 from service.config import get_settings
 from service.engine import Engine, GenerationResult
+from service.generation import GuardedGeneration
+from service.jobs.catalog import CatalogJobs
+from service.jobs_api import idempotency_key, job_routes
 from service.errors import AtelierError, InvalidRequest, MalformedRequest, NotReady, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
 from service.admin_api import admin_routes, audited_failure
 from service.admin_api import json_routes as admin_json_routes
-from service.audit.events import admin_event, edge_refusal_event, generation_event, verify_event
+from service.audit.events import admin_event, edge_refusal_event, verify_event
 from service.audit.record import AuditError as AuditUnavailable
 from service.audit.recorder import Recorder
 from service.audit.usage import aggregate, to_csv
@@ -41,6 +44,7 @@ from service.schemas import (
     EvictResponse,
     GenerateRequest,
     GenerateResponse,
+    JobSubmitBody,
     ImageOut,
     PrefetchBody,
     PrefetchResponse,
@@ -50,7 +54,7 @@ from service.schemas import (
     TwinListResponse,
     TwinState,
 )
-from service.registry import TwinInfo, open_registry
+from service.registry import TwinInfo, open_registry, request_hash
 from service.tenancy import Principal, Tenancy
 from service.twins.metrics import PrometheusCacheEvents
 from service.twins.records import check_twin_id
@@ -155,6 +159,10 @@ class Atelier:
         self.engine = Engine.from_settings(settings, self.registry, events=PrometheusCacheEvents(), marker=marker)
         self.tenancy = Tenancy.build(self.registry, self._drop_revoked, settings.registry_poll_ms / 1000)
         self.tenancy.watcher.start()
+        self.generation = GuardedGeneration(self.engine, self.tenancy, self.audit)
+        self.jobs = CatalogJobs.build(settings, self.registry, self.generation)
+        if settings.jobs_worker:
+            self.jobs.start()
         UPLOAD_GUARD.tenancy = self.tenancy
         V1_EXTRA.state.atelier = self
         log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
@@ -165,14 +173,44 @@ class Atelier:
     @bentoml.api(route="/v1/generate")
     @maps_errors
     def generate(self, body: GenerateRequest, /, ctx: bentoml.Context) -> GenerateResponse:
-        """Generate images of a twin; returns JSON with base64 images, seeds and timings."""
-        result = self._run(body, ctx, "/v1/generate")
-        return to_response(result)
+        """Generate images of a twin; returns JSON with base64 images, seeds and timings.
+        With an `Idempotency-Key`, a retry with the same body within 24 h replays the first
+        successful response instead of generating again."""
+        key = idempotency_key(ctx.request.headers.get("idempotency-key"))
+        replay = self._idempotent(key, body, ctx)
+        if replay is not None:
+            return replay
+        response = to_response(self._run(body, ctx, "/v1/generate"))
+        if key is not None:  # only successes are kept: a refused or failed request may be retried
+            principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
+            stored = self.registry.idempotency_put(principal.tenant_id, key, request_hash(body.model_dump(mode="json")),
+                                                   response.model_dump(mode="json"), 200)
+            if stored.response["generation_id"] != response.generation_id:  # a concurrent twin request won
+                return JSONResponse(stored.response, headers={"Idempotent-Replayed": "true"})
+        return response
+
+    def _idempotent(self, key: str | None, body: GenerateRequest, ctx: bentoml.Context) -> Response | None:
+        """The stored response for this key and body (409 for another body), audited as a replay."""
+        if key is None:
+            return None
+        try:
+            principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
+        except AtelierError:
+            return None  # the normal path refuses and audits it
+        stored = self.registry.idempotency_get(principal.tenant_id, key, request_hash(body.model_dump(mode="json")))
+        if stored is None:
+            return None
+        self.audit.record({"event": "idempotent_replay", "route": "/v1/generate", **principal.audit_fields(),
+                           "client_ip": client_ip(ctx), "generation_id": stored.response.get("generation_id")})
+        return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
     @bentoml.api(route="/v1/generate/image")
     @maps_errors
     def generate_image(self, body: GenerateRequest, /, ctx: bentoml.Context) -> Image:
         """Generate and return the first image's bytes, with its Content-Type."""
+        if ctx.request.headers.get("idempotency-key") is not None:
+            raise InvalidRequest("Idempotency-Key is supported on /v1/generate and /v1/jobs/submit, not on "
+                                 "/v1/generate/image", field="Idempotency-Key")
         result = self._run(body, ctx, "/v1/generate/image")
         first = result.images[0]
         return Response(
@@ -250,7 +288,9 @@ class Atelier:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        """Stop polling the registry; final checkpoint and seal (every record is already on disk)."""
+        """Stop taking jobs (the current item finishes) and polling the registry; final audit
+        checkpoint and seal (every record is already on disk)."""
+        self.jobs.stop()
         self.tenancy.watcher.stop()
         self.audit.close()
 
@@ -265,25 +305,14 @@ class Atelier:
 
     def _run(self, body: GenerateRequest, ctx: bentoml.Context, route: str) -> GenerationResult:
         """One generation, audited whatever its outcome; the record is durable before we answer."""
-        event = functools.partial(
-            generation_event, route=route, request=body, client_ip=client_ip(ctx),
-            base_model_id=self.engine.base_model_id, prompts=self.audit.prompts,
-        )
-        who: dict = {}
-        result = None
-        try:
+
+        @contextlib.contextmanager
+        def admit():
             principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
-            who = principal.audit_fields()
             with self.tenancy.limits(principal):
-                grant = self.tenancy.gate.admit(principal, body)  # consent and prompt policy, before any GPU work
-                who["consent"] = grant.audit_fields()
-                result = self.engine.generate(body, between_steps=self.tenancy.watcher.guard(body.twin_id))
-                if body.twin_id is not None:  # revoked while rendering: made, recorded, never delivered
-                    self.tenancy.gate.decide(principal, body)
-        except Exception as exc:
-            self.audit.record(event(error=exc, result=result, **who))
-            raise
-        self.audit.record(event(result=result, **who))
+                yield principal
+
+        result = self.generation.run(body, admit=admit, route=route, client_ip=client_ip(ctx))
         log.info(
             "generation",
             extra={
@@ -371,7 +400,8 @@ def usage_query(params: dict[str, str]) -> dict:
 
 # Mounted after BentoML's own routes, so only /v1 paths that no API claims reach it.
 V1_EXTRA = Starlette(
-    routes=[Route("/verify", verify_endpoint, methods=["POST"]), Route("/usage", usage_endpoint, methods=["GET"]), *admin_routes()]
+    routes=[Route("/verify", verify_endpoint, methods=["POST"]), Route("/usage", usage_endpoint, methods=["GET"]),
+            *admin_routes(), *job_routes()]
 )
 Atelier.mount_asgi_app(V1_EXTRA, path="/v1", name="v1-extra")
 
@@ -384,8 +414,10 @@ Atelier.add_asgi_middleware(
         "/v1/admin/twins/evict": TwinIdBody,
         "/v1/admin/twins/prefetch": PrefetchBody,
         **admin_json_routes(),
+        "/v1/jobs/submit": JobSubmitBody,
     },
     max_body_bytes=lambda: get_settings().max_body_bytes,
+    body_limits={"/v1/jobs/submit": lambda: get_settings().max_job_body_bytes},
     on_refused=EDGE_AUDIT,
     before_upload=UPLOAD_GUARD,
     streamed_limits={

@@ -83,6 +83,17 @@ def _adapter_store(env: Mapping[str, str]) -> str:
     raise ConfigError(f"ATELIER_ADAPTER_STORE must be 'local' or 's3://bucket[/prefix]', got {value!r}")
 
 
+def _schedule(env: Mapping[str, str]) -> tuple[float, ...]:
+    raw = _list(env, "ATELIER_WEBHOOK_SCHEDULE_S", ("0", "30", "120", "480", "1200"))
+    try:
+        delays = tuple(float(x) for x in raw)
+    except ValueError:
+        raise ConfigError(f"ATELIER_WEBHOOK_SCHEDULE_S must be comma-separated seconds, got {','.join(raw)!r}") from None
+    if any(d < 0 for d in delays):
+        raise ConfigError("ATELIER_WEBHOOK_SCHEDULE_S delays must be >= 0")
+    return delays
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service can be configured with. See the README's configuration table."""
@@ -112,6 +123,16 @@ class Settings:
     # How often a replica polls the registry version to drop revoked twins' adapters and
     # cancel their in-flight generations (new requests always check the database itself).
     registry_poll_ms: int = 500
+    # Catalogue jobs: this replica runs a job worker and a webhook sender (both share the
+    # queue in the registry); a job whose replica stops renewing its lease for job_lease_s
+    # is taken over. Webhook retries follow webhook_schedule_s (delays before tries 1..N).
+    jobs_worker: bool = True
+    job_lease_s: int = 30
+    job_poll_ms: int = 500
+    webhook_schedule_s: tuple[float, ...] = (0, 30, 120, 480, 1200)
+    # Development only: callback URLs may be http:// and point at loopback/private addresses.
+    dev_callbacks: bool = False
+    max_job_body_bytes: int = 1024**2
     max_upload_bytes: int = 1024**3
     # Provenance: C2PA signing key and chain (PEM), trust anchors for verification.
     c2pa_chain: Path = Path("var/keys/signer_chain.pem")
@@ -162,6 +183,12 @@ class Settings:
             db_url=env.get("ATELIER_DB_URL") or f"sqlite:///{home / 'registry.db'}",
             db_migrate=_bool(env, "ATELIER_DB_MIGRATE", True),
             registry_poll_ms=_int(env, "ATELIER_REGISTRY_POLL_MS", 500, minimum=50),
+            jobs_worker=_bool(env, "ATELIER_JOBS_WORKER", True),
+            job_lease_s=_int(env, "ATELIER_JOB_LEASE_S", 30, minimum=2),
+            job_poll_ms=_int(env, "ATELIER_JOB_POLL_MS", 500, minimum=10),
+            webhook_schedule_s=_schedule(env),
+            dev_callbacks=_bool(env, "ATELIER_DEV_CALLBACKS", False),
+            max_job_body_bytes=_int(env, "ATELIER_MAX_JOB_BODY_BYTES", 1024**2, minimum=1024),
             max_upload_bytes=_int(env, "ATELIER_MAX_UPLOAD_BYTES", 1024**3, minimum=1024),
             c2pa_chain=Path(env.get("ATELIER_C2PA_CHAIN") or home / "keys" / "signer_chain.pem").expanduser().resolve(),
             c2pa_key=Path(env.get("ATELIER_C2PA_KEY") or home / "keys" / "signer_key.pem").expanduser().resolve(),

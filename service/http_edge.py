@@ -84,8 +84,10 @@ class HttpEdge:
         streamed_limits: dict[str, int | Callable[[], int]] | None = None,
         on_refused: Callable[[str, AtelierError, str | None], None] | None = None,
         before_upload: Callable[[str, str | None], None] | None = None,
+        body_limits: dict[str, int | Callable[[], int]] | None = None,
     ):
         self.app = app
+        self.body_limits = body_limits or {}  # per-path caps that replace max_body_bytes
         self.json_routes = json_routes or {}
         self._max_body = max_body_bytes
         self.streamed_limits = streamed_limits or {}
@@ -114,7 +116,8 @@ class HttpEdge:
         if path in self.streamed_limits:
             await self._streamed(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.body_limits.get(path, self.max_body_bytes)
+        limit = limit() if callable(limit) else limit
         try:
             declared = _content_length(scope)
             if declared is not None and declared > limit:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 TWIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_PROMPT_CHARS = 2000
@@ -234,3 +234,98 @@ class ConsentBody(BaseModel):
         if any(not v.strip() or len(v) > 100 for v in values):
             raise ValueError("deny terms are 1-100 characters each")
         return values
+
+
+# -- catalogue jobs ----------------------------------------------------------------------------
+
+MAX_JOB_ITEMS = 500
+SizeName = Literal["square_2048", "portrait_4_5", "square_1024"]
+
+
+class JobItemSpec(BaseModel):
+    """One catalogue item: a twin wearing a garment in a scene, `count` images of it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    twin_id: str = Field(..., pattern=TWIN_ID_PATTERN)
+    prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    garment_description: str | None = Field(None, min_length=1, max_length=500, examples=["a red wool coat"])
+    scene: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["studio_white"])
+    sku: str | None = Field(None, min_length=1, max_length=100)
+    metadata: dict[str, str] = Field({}, max_length=20, description="Passed through to results and sidecars.")
+    size: SizeName | None = Field(None, description="A named size; or give width and height.")
+    width: int | None = Field(None, ge=256, le=2048, multiple_of=8)
+    height: int | None = Field(None, ge=256, le=2048, multiple_of=8)
+    steps: int = Field(30, ge=1, le=100)
+    guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    count: int = Field(1, ge=1, le=4)
+    output_format: OutputFormat = "png"
+    use: str = Field("ecommerce", pattern=r"^[a-z][a-z_]{0,31}$")
+    territory: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, values: dict[str, str]) -> dict[str, str]:
+        if any(len(k) > 64 or len(v) > 500 for k, v in values.items()):
+            raise ValueError("metadata keys are up to 64 characters, values up to 500")
+        return values
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "JobItemSpec":
+        if self.size is not None and (self.width is not None or self.height is not None):
+            raise ValueError("give a named size or width and height, not both")
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give both width and height")
+        if not (self.prompt or self.garment_description or self.scene):
+            raise ValueError("an item needs a prompt, a garment_description or a scene")
+        return self
+
+
+class JobSubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    items: list[JobItemSpec] = Field(..., min_length=1, max_length=MAX_JOB_ITEMS)
+    priority: int = Field(5, ge=0, le=9, description="Higher runs first; equal priorities run oldest first.")
+    webhook_per_item: bool = Field(False, description="Also post a job.item.completed event per item.")
+
+
+class TenantDeliveryBody(BaseModel):
+    """Where a tenant's job images go and where its job events are posted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
+    output_target: str | None = Field(None, max_length=1024, examples=["inline", "s3://brand-bucket/atelier"])
+    url_expiry_s: int | None = Field(None, ge=60, le=7 * 24 * 3600, description="Presigned URL lifetime.")
+    webhook_url: str | None = Field(None, max_length=2048, description="https URL; empty string removes it.")
+    rotate_webhook_secret: bool = Field(False, description="Mint a new signing secret (shown once).")
+
+
+class PresetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    prompt: str = Field(..., min_length=1, max_length=500)
+    negative_prompt: str | None = Field(None, max_length=500)
+
+
+class TenantIdBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
+
+
+class DeliveryListBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    tenant_id: str | None = Field(None, pattern=TENANT_ID_PATTERN)
+    job_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+
+class DeliveryIdBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    delivery_id: str = Field(..., pattern=r"^msg_[0-9a-f]{32}$")

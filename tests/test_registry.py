@@ -28,7 +28,8 @@ from service.registry.models import ApiKeyRow, Base, ConsentRow
 PG_ENV = "ATELIER_TEST_PG_URL"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 SHA = "ab" * 32
-TABLES = {"tenants", "api_keys", "twins", "consent_records", "consent_tenants", "idempotency_keys", "registry_state"}
+TABLES = {"tenants", "api_keys", "twins", "consent_records", "consent_tenants", "idempotency_keys", "registry_state",
+          "tenant_settings", "scene_presets", "jobs", "job_items", "webhook_deliveries"}
 
 
 def _reset_pg(url: str) -> None:
@@ -84,14 +85,17 @@ def test_migrations_apply_from_empty_downgrade_and_reapply(db_url):
         assert current_revision(db_url) is None
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(db_url)
-        assert current_revision(db_url) == "0001_initial"
+        assert current_revision(db_url) == "0002_jobs"
         assert TABLES <= set(inspect(engine).get_table_names())
         assert Registry(engine).registry_version() == 0
+        downgrade(db_url, "0001_initial")  # one step back: the jobs tables go, the rest stays
+        assert current_revision(db_url) == "0001_initial"
+        assert "jobs" not in set(inspect(engine).get_table_names()) and "tenants" in set(inspect(engine).get_table_names())
         downgrade(db_url, "base")
         assert current_revision(db_url) is None
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(db_url)
-        assert current_revision(db_url) == "0001_initial"
+        assert current_revision(db_url) == "0002_jobs"
         assert Registry(engine).registry_version() == 0
     finally:
         engine.dispose()

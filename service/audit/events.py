@@ -48,10 +48,12 @@ def generation_event(
     tenant: str | None = None,
     key_id: str | None = None,
     consent: dict | None = None,
+    job: dict | None = None,
 ) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": "generation",
         "route": route,
+        "job": job,
         "service_version": __version__,
         "tenant": tenant,
         "key_id": key_id,
@@ -112,6 +114,11 @@ def verify_event(*, upload: bytes, report=None, error: BaseException | None = No
 
 def admin_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
     return {"event": f"admin.{action}", "service_version": __version__, "client_ip": client_ip, **details, **outcome_of(error)}
+
+
+def job_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
+    """A catalogue job submitted or cancelled (each item's generation has its own record)."""
+    return {"event": f"job.{action}", "service_version": __version__, "client_ip": client_ip, **details, **outcome_of(error)}
 
 
 def edge_refusal_event(*, route: str, error: AtelierError, client_ip: str | None) -> dict[str, Any]:

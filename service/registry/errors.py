@@ -47,11 +47,8 @@ class TwinRevoked(AtelierError):
 
 
 class IdempotencyConflict(AtelierError):
-    """The idempotency key was already used with a different request body.
+    """The idempotency key was already used with a different request body: 409, so a client
+    can tell it apart from a validation error (422) of the body itself."""
 
-    422, as draft-ietf-httpapi-idempotency-key-header recommends for a reused key whose
-    payload differs.
-    """
-
-    status = 422
+    status = 409
     code = "idempotency_key_reused"

@@ -143,6 +143,88 @@ class IdempotencyRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class TenantSettingsRow(Base):
+    """Per-tenant delivery: where job images go and where job events are posted."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    output_target: Mapped[str] = mapped_column(String(1024), default="inline")  # "inline" | "s3://bucket/prefix"
+    url_expiry_s: Mapped[int] = mapped_column(Integer, default=3600)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)  # needed to sign: not hashable
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScenePresetRow(Base):
+    """A tenant's own scene preset (the built-in ones live in code)."""
+
+    __tablename__ = "scene_presets"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_scene_presets_tenant_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    prompt: Mapped[str] = mapped_column(String(500))
+    negative_prompt: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|completed|failed|canceled
+    priority: Mapped[int] = mapped_column(Integer)
+    items_total: Mapped[int] = mapped_column(Integer)
+    items_done: Mapped[int] = mapped_column(Integer, default=0)
+    items_failed: Mapped[int] = mapped_column(Integer, default=0)
+    output_target: Mapped[str] = mapped_column(String(1024))
+    url_expiry_s: Mapped[int] = mapped_column(Integer)
+    webhook_per_item: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class JobItemRow(Base):
+    __tablename__ = "job_items"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    spec: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending|done|failed|canceled
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One webhook message and its delivery state; `id` is the stable `webhook-id`."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    log: Mapped[list] = mapped_column(JSON)  # every attempt: {at, status_code, error, ms}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class RegistryStateRow(Base):
     """One row (id 1): `version` goes up on every tenant, key, twin or consent change."""
 
@@ -158,8 +240,13 @@ __all__ = [
     "ConsentRow",
     "ConsentTenantRow",
     "IdempotencyRow",
+    "JobItemRow",
+    "JobRow",
     "RegistryStateRow",
+    "ScenePresetRow",
     "TenantRow",
+    "TenantSettingsRow",
     "TwinRow",
+    "WebhookDeliveryRow",
     "UTCDateTime",
 ]

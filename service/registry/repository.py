@@ -301,6 +301,20 @@ class Registry:
                 max_concurrent_jobs=row.max_concurrent_jobs,
             )
 
+    def active_key(self, key_id: str, *, now: datetime | None = None) -> ApiKeyInfo | None:
+        """A key by id while it is usable (not revoked, tenant enabled): for work a key
+        submitted earlier, such as a job's items, which must stop when the key does."""
+        now = _aware(now)
+        with self._session() as s:
+            row = s.get(ApiKeyRow, key_id)
+            if row is None or (row.revoked_at is not None and row.revoked_at <= now):
+                return None
+            tenant = s.get(TenantRow, row.tenant_id)
+            if tenant is None or tenant.disabled:
+                return None
+            return ApiKeyInfo(row.id, row.tenant_id, frozenset(row.scopes.split(",")), row.requests_per_minute,
+                              row.max_concurrent_jobs)
+
     def list_keys(self, tenant_id: str | None = None) -> list[KeyListing]:
         """Keys (all, or one tenant's), oldest first; ids, scopes and limits only."""
         with self._session() as s:

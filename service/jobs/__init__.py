@@ -1,0 +1,1 @@
+"""Async catalogue jobs: queue, runner, delivery, webhooks."""

@@ -1,0 +1,114 @@
+"""Catalogue jobs as the HTTP layer sees them: submit, status, results, cancel.
+
+Owns: composing the queue (`store`), the worker (`runner`) and the webhook sender
+(`dispatch`) from the settings; what a submission must satisfy before it is queued (the
+key's open-job limit, known scene presets, a bounded inline payload), and the JSON shapes
+of a job's status and results (presigned URLs minted at read time). Must never render
+anything itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from service.config import Settings
+from service.errors import InvalidRequest
+from service.generation import GuardedGeneration
+from service.jobs.delivery import deliverer_for
+from service.jobs.dispatch import WebhookDispatcher
+from service.jobs.presets import BUILTIN_SCENES, SIZES
+from service.jobs.runner import JobRunner
+from service.jobs.store import Job, JobStore
+from service.registry import Registry
+from service.schemas import JobSubmitBody
+from service.tenancy import Principal
+from service.tenancy.ratelimit import RateLimited
+
+# Inline results carry base64 images in the database and in the response: past this many
+# images a job must deliver to S3.
+MAX_INLINE_IMAGES = 50
+
+
+class CatalogJobs:
+    def __init__(self, store: JobStore, runner: JobRunner, dispatcher: WebhookDispatcher,
+                 deliverer: Callable[[str], object]):
+        self.store = store
+        self.runner = runner
+        self.dispatcher = dispatcher
+        self.deliverer = deliverer
+
+    @classmethod
+    def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration) -> "CatalogJobs":
+        store = JobStore(registry.engine)
+        dispatcher = WebhookDispatcher(store, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
+                                       poll_s=settings.job_poll_ms / 1000)
+        deliverer = lambda target: deliverer_for(target, settings.s3_endpoint_url, settings.s3_region)  # noqa: E731
+        runner = JobRunner(store, registry, generation, deliverer, dispatcher.notify, lease_s=settings.job_lease_s,
+                           poll_s=settings.job_poll_ms / 1000)
+        return cls(store, runner, dispatcher, deliverer)
+
+    def start(self) -> None:
+        self.runner.start()
+        self.dispatcher.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.dispatcher.stop()
+
+    def submit(self, principal: Principal, body: JobSubmitBody) -> Job:
+        open_jobs = self.store.open_jobs(principal.key_id)
+        if open_jobs >= principal.max_concurrent_jobs:
+            raise RateLimited(f"this API key already has {open_jobs} jobs queued or running "
+                              f"(limit {principal.max_concurrent_jobs})", retry_after=30, code="too_many_concurrent")
+        scenes = BUILTIN_SCENES | self.store.presets(principal.tenant_id)
+        for index, item in enumerate(body.items):
+            if item.scene is not None and item.scene not in scenes:
+                raise InvalidRequest(f"unknown scene preset {item.scene!r}; known: {sorted(scenes)}",
+                                     field=f"items.{index}.scene")
+        delivery = self.store.tenant_delivery(principal.tenant_id)
+        images = sum(item.count for item in body.items)
+        if delivery.output_target == "inline" and images > MAX_INLINE_IMAGES:
+            raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for inline delivery; "
+                                 "ask an operator to set an S3 output target for your tenant", field="items")
+        job = self.store.create_job(
+            principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
+            priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
+            webhook_per_item=body.webhook_per_item,
+        )
+        self.runner.wake()
+        return job
+
+    def status(self, tenant_id: str, job_id: str) -> dict:
+        job = self.store.get_job(tenant_id, job_id)
+        return {**summary(job), "items": [
+            {"index": i.index, "sku": i.spec.get("sku"), "status": i.status, "error": i.error} for i in job.items]}
+
+    def results(self, tenant_id: str, job_id: str) -> dict:
+        """Status plus each finished item's images; partial while the job runs."""
+        job = self.store.get_job(tenant_id, job_id)
+        deliverer = self.deliverer(job.output_target)
+        items = []
+        for item in job.items:
+            entry = {"index": item.index, "sku": item.spec.get("sku"), "status": item.status, "error": item.error}
+            if item.result is not None:
+                result = dict(item.result)
+                result["images"] = [deliverer.with_urls(image, job.url_expiry_s) for image in result["images"]]
+                entry.update(result)
+            items.append(entry)
+        return {**summary(job), "items": items}
+
+    def cancel(self, tenant_id: str, job_id: str) -> dict:
+        return summary(self.store.request_cancel(tenant_id, job_id))
+
+
+def summary(job: Job) -> dict:
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    return {
+        "job_id": job.id, "task_id": job.id, "status": job.status, "priority": job.priority,
+        "items_total": job.items_total, "items_done": job.items_done, "items_failed": job.items_failed,
+        "output": "inline" if job.output_target == "inline" else "s3", "cancel_requested": job.cancel_requested,
+        "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
+    }
+
+
+__all__ = ["CatalogJobs", "MAX_INLINE_IMAGES", "SIZES", "summary"]

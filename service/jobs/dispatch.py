@@ -1,0 +1,85 @@
+"""The webhook sender of one replica: takes due deliveries from the shared log and posts them.
+
+Owns: the sender thread, turning a queued event into a signed POST (`webhooks.post_webhook`)
+with the tenant's current secret, and recording every attempt with the next try per the
+retry schedule (five tries over about 30 minutes by default) or the final outcome. Several
+replicas may run it: a delivery is claimed before it is sent, so each attempt is made once.
+Must never block a request or a job: events are queued (`JobStore.enqueue_delivery`) and
+sent from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+
+from service.jobs.store import Job, JobStore
+from service.jobs.webhooks import RETRY_SCHEDULE_S, next_attempt_delay, post_webhook
+
+log = logging.getLogger("atelier.webhooks")
+CLAIM_HOLD_S = 120.0  # longer than one attempt can take (its timeout): no double send
+
+
+class WebhookDispatcher:
+    def __init__(self, store: JobStore, *, allow_private: bool, schedule: tuple[float, ...] = RETRY_SCHEDULE_S,
+                 poll_s: float = 0.5, timeout_s: float = 10.0):
+        self.store = store
+        self.allow_private = allow_private
+        self.schedule = schedule
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def notify(self, job: Job, event_type: str, data: dict) -> str | None:
+        """Queue an event for the job's tenant; None when the tenant has no webhook URL."""
+        settings = self.store.tenant_delivery(job.tenant_id)
+        if not settings.webhook_url or not settings.webhook_secret:
+            return None
+        payload = {"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": data}
+        delivery_id = self.store.enqueue_delivery(job.tenant_id, job.id, event_type, settings.webhook_url, payload)
+        self._wake.set()
+        return delivery_id
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def send_due(self) -> bool:
+        """Make one due attempt; False when nothing is due."""
+        delivery = self.store.claim_due_delivery(CLAIM_HOLD_S)
+        if delivery is None:
+            return False
+        secret = self.store.tenant_delivery(delivery.tenant_id).webhook_secret
+        if not secret:
+            self.store.record_attempt(delivery.id, ok=False, status_code=None, error="the tenant has no webhook secret",
+                                      duration_ms=0.0, retry_in_s=None)
+            return True
+        attempt = post_webhook(delivery.url, secret, delivery.id, delivery.payload, allow_private=self.allow_private,
+                               timeout_s=self.timeout_s)
+        retry = None if attempt.ok else next_attempt_delay(delivery.attempts + 1, self.schedule)
+        self.store.record_attempt(delivery.id, ok=attempt.ok, status_code=attempt.status_code, error=attempt.error,
+                                  duration_ms=attempt.duration_ms, retry_in_s=retry)
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="atelier-webhooks", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.send_due()
+            except Exception:
+                log.exception("webhook dispatch failed")
+                sent = False
+            if not sent:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(15)

@@ -1,0 +1,121 @@
+"""HTTP routes of catalogue jobs: `/v1/jobs/submit`, `/status`, `/get`, `/cancel`.
+
+Owns: authenticating each call (`generate` scope), the `Idempotency-Key` replay of a
+submission, reading the job id from `job_id` (or `task_id`, as BentoML task clients send
+it), and auditing submissions and cancellations. The route names follow BentoML's task
+convention (submit, status, get, cancel) so BentoML task clients work against them; the
+queue behind them is Atelier's own (durable across restarts, shared by replicas, with
+per-item progress), see docs/API.md. Plain Starlette, mounted by `service.app`. Must never
+hold job logic (that is `service.jobs`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.admin_api import audited_failure
+from service.audit.events import job_event
+from service.errors import InvalidRequest
+from service.http_edge import validation_error
+from service.registry import request_hash
+from service.schemas import JobSubmitBody
+
+log = logging.getLogger("atelier.jobs")
+
+
+def job_id_of(request: Request) -> str:
+    job_id = request.query_params.get("job_id") or request.query_params.get("task_id")
+    if not job_id:
+        raise InvalidRequest("pass the job id as ?job_id=", field="job_id")
+    if len(job_id) != 32 or any(c not in "0123456789abcdef" for c in job_id):
+        raise InvalidRequest("job_id is 32 lowercase hex characters", field="job_id")
+    return job_id
+
+
+def idempotency_key(key: str | None) -> str | None:
+    """The `Idempotency-Key` header's value, checked (1-255 characters)."""
+    if key is not None and not (1 <= len(key) <= 255):
+        raise InvalidRequest("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
+    return key
+
+
+async def submit(request: Request) -> Response:
+    atelier = request.app.state.atelier
+    ip = request.client.host if request.client else None
+    details: dict = {}
+    try:
+        principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "generate")
+        details["actor"] = principal.audit_fields()
+        key = idempotency_key(request.headers.get("idempotency-key"))
+        try:
+            body = JobSubmitBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        digest = request_hash(body.model_dump(mode="json"))
+        if key is not None:
+            stored = await anyio.to_thread.run_sync(atelier.registry.idempotency_get, principal.tenant_id, key, digest)
+            if stored is not None:
+                details.update(job_id=stored.response["job_id"], replayed=True)
+                await anyio.to_thread.run_sync(atelier.audit.record, job_event(action="submit", client_ip=ip, **details))
+                return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
+
+        def queue() -> dict:
+            with atelier.tenancy.limits(principal):
+                job = atelier.jobs.submit(principal, body)
+            details.update(job_id=job.id, items=job.items_total, priority=job.priority)
+            response = {"job_id": job.id, "task_id": job.id, "status": job.status, "items_total": job.items_total,
+                        "status_url": f"/v1/jobs/status?job_id={job.id}", "result_url": f"/v1/jobs/get?job_id={job.id}"}
+            if key is not None:  # a concurrent twin of this request may have won: answer with its job
+                response = atelier.registry.idempotency_put(principal.tenant_id, key, digest, response, 202).response
+            return response
+
+        response = await anyio.to_thread.run_sync(queue)
+        await anyio.to_thread.run_sync(atelier.audit.record, job_event(action="submit", client_ip=ip, **details))
+    except Exception as exc:
+        return await audited_failure(atelier.audit, exc, job_event(action="submit", client_ip=ip, error=exc, **details))
+    return JSONResponse(response, status_code=202)
+
+
+def reader(operation: str):
+    """GET status / GET get: the caller's own jobs only (another tenant's id is a 404)."""
+
+    async def endpoint(request: Request) -> Response:
+        atelier = request.app.state.atelier
+        try:
+            principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "generate")
+            job_id = job_id_of(request)
+            body = await anyio.to_thread.run_sync(getattr(atelier.jobs, operation), principal.tenant_id, job_id)
+        except Exception as exc:
+            return await audited_failure(None, exc, {})  # reads are not audited; errors are logged
+        return JSONResponse(body)
+
+    return endpoint
+
+
+async def cancel(request: Request) -> Response:
+    atelier = request.app.state.atelier
+    ip = request.client.host if request.client else None
+    details: dict = {}
+    try:
+        principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "generate")
+        details.update(actor=principal.audit_fields(), job_id=job_id_of(request))
+        body = await anyio.to_thread.run_sync(atelier.jobs.cancel, principal.tenant_id, details["job_id"])
+        await anyio.to_thread.run_sync(atelier.audit.record, job_event(action="cancel", client_ip=ip, **details))
+    except Exception as exc:
+        return await audited_failure(atelier.audit, exc, job_event(action="cancel", client_ip=ip, error=exc, **details))
+    return JSONResponse(body)
+
+
+def job_routes() -> list[Route]:
+    return [
+        Route("/jobs/submit", submit, methods=["POST"]),
+        Route("/jobs/status", reader("status"), methods=["GET"]),
+        Route("/jobs/get", reader("results"), methods=["GET"]),
+        Route("/jobs/cancel", cancel, methods=["POST", "PUT"]),
+    ]
