@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-BACKENDS = ("eager",)
+BACKENDS = ("eager", "compile", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -153,6 +153,11 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "eager"
+    # torch.compile: "regional" (the UNet's repeated blocks) or "full"; dynamic shapes; the
+    # compiler ("inductor"; "aot_eager" traces without generating code).
+    compile_mode: str = "regional"
+    compile_dynamic: bool = False
+    compile_compiler: str = "inductor"
     warmup: bool = True
     # Intra-op threads on CPU. BentoML calls sync APIs from worker threads, where OpenMP
     # parallelism measured 2x slower than one thread on a 2-core machine (docs/BENCHMARKS.md).
@@ -206,6 +211,9 @@ class Settings:
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),
+            compile_mode=_choice(env, "ATELIER_COMPILE_MODE", "regional", ("regional", "full")),
+            compile_dynamic=_bool(env, "ATELIER_COMPILE_DYNAMIC", False),
+            compile_compiler=_choice(env, "ATELIER_COMPILE_COMPILER", "inductor", ("inductor", "aot_eager", "eager")),
             warmup=_bool(env, "ATELIER_WARMUP", True),
             cpu_threads=_int(env, "ATELIER_CPU_THREADS", 1, minimum=0),
             max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", 64 * 1024, minimum=1024),

@@ -96,7 +96,7 @@ class Engine:
             torch.set_num_threads(settings.cpu_threads)
         pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
         twins = TwinAdapters.build(settings, registry, pipe.unet, device, events)  # the slot goes on before compiling
-        backend = create_backend(settings.backend)
+        backend = create_backend(settings)
         backend.prepare(pipe)
         engine = cls(pipe, device, backend, twins, marker)
         engine.base_model_id = f"{settings.base_model.name}@{fingerprint_pipeline(settings.base_model)[:16]}"

@@ -1,22 +1,25 @@
 """Execution backends behind one interface: how the loaded pipeline's modules are run.
 
-`eager` is the plain PyTorch path. The compiled backends (torch.compile, TensorRT) plug in
-here with the same interface.
+`eager` is the plain PyTorch path; `compile` runs the UNet and VAE decoder under
+torch.compile with twins hot-swapped in place; `tensorrt` runs engines built by
+`builds/compile.py`. `create_backend(settings)` picks one from `ATELIER_BACKEND`.
 """
 
 from __future__ import annotations
 
+from service.config import Settings
 from service.engine.backends.base import Backend
 from service.engine.backends.eager import EagerBackend
 
-_BACKENDS: dict[str, type[Backend]] = {"eager": EagerBackend}
 
+def create_backend(settings: Settings) -> Backend:
+    if settings.backend == "eager":
+        return EagerBackend()
+    if settings.backend == "compile":
+        from service.engine.backends.compile import CompileBackend
 
-def create_backend(name: str) -> Backend:
-    try:
-        return _BACKENDS[name]()
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}") from None
+        return CompileBackend(settings.compile_mode, settings.compile_dynamic, settings.compile_compiler)
+    raise ValueError(f"unknown backend {settings.backend!r}")
 
 
 __all__ = ["Backend", "create_backend"]
