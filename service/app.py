@@ -140,9 +140,24 @@ def to_response(result: GenerationResult) -> GenerateResponse:
 
 @bentoml.service(
     name="atelier",
-    traffic={"timeout": 600},
+    # One GPU per replica; one worker owns it (the pipeline, the adapter slot and the caches
+    # are per process). Threads let requests queue in-process while the GPU renders one.
+    resources={"gpu": 1, "gpu_type": "nvidia-h100-80gb"},
     workers=1,
     threads=8,
+    traffic={
+        # The slowest allowed request: 4 images of 2048x2048 at 100 steps. On an H100 that is
+        # about 100 s; on an L4-class GPU about 6x that: 600 s covers both.
+        "timeout": 600,
+        # Beyond 8 requests in a replica, waiting in its queue is worse than a 429/503 that
+        # the platform retries on another replica.
+        "max_concurrency": 8,
+        # BentoCloud scales on in-flight requests per replica: at 2 one is rendering and one
+        # waits, so a third request means a new replica is worth starting.
+        "concurrency": 2,
+        # BentoCloud holds requests in its own queue while replicas start (scale from zero).
+        "external_queue": True,
+    },
     labels={"owner": "atelier", "version": __version__},
 )
 class Atelier:
