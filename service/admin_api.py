@@ -187,6 +187,8 @@ def put_preset(atelier, body: PresetBody, details: dict) -> dict:
 
 
 def list_presets(atelier, body, details: dict) -> dict:
+    if atelier.registry.get_tenant(body.tenant_id) is None:
+        raise TenantNotFound(f"no tenant {body.tenant_id!r}", field="tenant_id")
     own = atelier.jobs.store.presets(body.tenant_id)
     merged = {name: {"prompt": p, "negative_prompt": n, "builtin": name not in own}
               for name, (p, n) in (BUILTIN_SCENES | own).items()}

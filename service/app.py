@@ -31,7 +31,7 @@ from service.errors import AtelierError, InvalidRequest, MalformedRequest, NotRe
 from service.http_edge import HttpEdge, error_response, internal_error_response
 from service.admin_api import admin_routes, audited_failure
 from service.admin_api import json_routes as admin_json_routes
-from service.audit.events import admin_event, edge_refusal_event, verify_event
+from service.audit.events import admin_event, edge_refusal_event, generation_event, verify_event
 from service.audit.record import AuditError as AuditUnavailable
 from service.audit.recorder import Recorder
 from service.audit.usage import aggregate, to_csv
@@ -180,7 +180,8 @@ class Atelier:
             self.jobs.start()
         UPLOAD_GUARD.tenancy = self.tenancy
         V1_EXTRA.state.atelier = self
-        log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device)}})
+        log.info("ready", extra={"fields": {"base_model": str(settings.base_model), "device": str(self.engine.device),
+                                            "backend": self.engine.backend.name, "startup_ms": self.engine.startup_ms}})
 
     def __is_ready__(self) -> bool:
         return self.engine.ready
@@ -191,32 +192,37 @@ class Atelier:
         """Generate images of a twin; returns JSON with base64 images, seeds and timings.
         With an `Idempotency-Key`, a retry with the same body within 24 h replays the first
         successful response instead of generating again."""
-        key = idempotency_key(ctx.request.headers.get("idempotency-key"))
-        replay = self._idempotent(key, body, ctx)
-        if replay is not None:
-            return replay
-        response = to_response(self._run(body, ctx, "/v1/generate"))
-        if key is not None:  # only successes are kept: a refused or failed request may be retried
-            principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
-            stored = self.registry.idempotency_put(principal.tenant_id, key, request_hash(body.model_dump(mode="json")),
-                                                   response.model_dump(mode="json"), 200)
-            if stored.response["generation_id"] != response.generation_id:  # a concurrent twin request won
-                return JSONResponse(stored.response, headers={"Idempotent-Replayed": "true"})
-        return response
+        raw_key = ctx.request.headers.get("idempotency-key")
+        if raw_key is None:
+            return to_response(self._run(body, ctx, "/v1/generate"))
+        return self._generate_idempotent(body, ctx, raw_key)
 
-    def _idempotent(self, key: str | None, body: GenerateRequest, ctx: bentoml.Context) -> Response | None:
-        """The stored response for this key and body (409 for another body), audited as a replay."""
-        if key is None:
-            return None
+    def _generate_idempotent(self, body: GenerateRequest, ctx: bentoml.Context, raw_key: str):
+        """Replay the stored response for (tenant, key, body) if the twin may still be used
+        (a revocation or expiry since stops the replay too); else generate and store it.
+        Only successes are stored: a refused or failed request may be retried. Every refusal
+        here is audited like any other generation refusal."""
+        digest = request_hash(body.model_dump(mode="json"))
+        who: dict = {}
         try:
+            key = idempotency_key(raw_key)
             principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
-        except AtelierError:
-            return None  # the normal path refuses and audits it
-        stored = self.registry.idempotency_get(principal.tenant_id, key, request_hash(body.model_dump(mode="json")))
+            who = principal.audit_fields()
+            stored = self.registry.idempotency_get(principal.tenant_id, key, digest)  # 409 for another body
+            if stored is not None and body.twin_id is not None:
+                self.tenancy.gate.decide(principal, body)
+        except AtelierError as exc:
+            self.audit.record(generation_event(route="/v1/generate", request=body, error=exc, client_ip=client_ip(ctx),
+                                               base_model_id=self.engine.base_model_id, prompts=self.audit.prompts, **who))
+            raise
         if stored is None:
-            return None
-        self.audit.record({"event": "idempotent_replay", "route": "/v1/generate", **principal.audit_fields(),
-                           "client_ip": client_ip(ctx), "generation_id": stored.response.get("generation_id")})
+            response = to_response(self._run(body, ctx, "/v1/generate"))
+            stored = self.registry.idempotency_put(principal.tenant_id, key, digest, response.model_dump(mode="json"), 200)
+            if stored.response["generation_id"] == response.generation_id:
+                return response
+        # a retry, or a concurrent twin of this request that stored its response first
+        self.audit.record({"event": "idempotent_replay", "route": "/v1/generate", **who, "client_ip": client_ip(ctx),
+                           "generation_id": stored.response.get("generation_id")})
         return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
     @bentoml.api(route="/v1/generate/image")

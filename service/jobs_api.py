@@ -1,12 +1,12 @@
 """HTTP routes of catalogue jobs: `/v1/jobs/submit`, `/status`, `/get`, `/cancel`.
 
 Owns: authenticating each call (`generate` scope), the `Idempotency-Key` replay of a
-submission, reading the job id from `job_id` (or `task_id`, as BentoML task clients send
-it), and auditing submissions and cancellations. The route names follow BentoML's task
-convention (submit, status, get, cancel) so BentoML task clients work against them; the
-queue behind them is Atelier's own (durable across restarts, shared by replicas, with
-per-item progress), see docs/API.md. Plain Starlette, mounted by `service.app`. Must never
-hold job logic (that is `service.jobs`).
+submission, reading the job id from `job_id` (or `task_id`, BentoML's name for it), and
+auditing submissions and cancellations. The route names follow BentoML's task convention
+(submit, status, get, cancel); the queue behind them is Atelier's own (durable across restarts, shared by replicas, with
+per-item progress), see docs/API.md. BentoML's own Python task client does not fit them
+(it cannot parse `queued`/`running`): call them over HTTP. Plain Starlette, mounted by
+`service.app`. Must never hold job logic (that is `service.jobs`).
 """
 
 from __future__ import annotations
@@ -65,15 +65,26 @@ async def submit(request: Request) -> Response:
                 await anyio.to_thread.run_sync(atelier.audit.record, job_event(action="submit", client_ip=ip, **details))
                 return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
+        def accepted(job_id: str) -> dict:
+            return {"job_id": job_id, "task_id": job_id, "status": "queued", "items_total": len(body.items),
+                    "status_url": f"/v1/jobs/status?job_id={job_id}", "result_url": f"/v1/jobs/get?job_id={job_id}"}
+
         def queue() -> dict:
+            claimed: dict = {}
+
+            def reserve(job_id: str) -> bool:
+                """Claim the key for this job id before the job exists: of two concurrent
+                requests with one key, only the first creates a job; both answer with it."""
+                if key is None:
+                    claimed["response"] = accepted(job_id)
+                    return True
+                claimed["response"] = atelier.registry.idempotency_put(principal.tenant_id, key, digest, accepted(job_id), 202).response
+                return claimed["response"]["job_id"] == job_id
+
             with atelier.tenancy.limits(principal):
-                job = atelier.jobs.submit(principal, body)
-            details.update(job_id=job.id, items=job.items_total, priority=job.priority)
-            response = {"job_id": job.id, "task_id": job.id, "status": job.status, "items_total": job.items_total,
-                        "status_url": f"/v1/jobs/status?job_id={job.id}", "result_url": f"/v1/jobs/get?job_id={job.id}"}
-            if key is not None:  # a concurrent twin of this request may have won: answer with its job
-                response = atelier.registry.idempotency_put(principal.tenant_id, key, digest, response, 202).response
-            return response
+                atelier.jobs.submit(principal, body, reserve)
+            details.update(job_id=claimed["response"]["job_id"], items=len(body.items), priority=body.priority)
+            return claimed["response"]
 
         response = await anyio.to_thread.run_sync(queue)
         await anyio.to_thread.run_sync(atelier.audit.record, job_event(action="submit", client_ip=ip, **details))

@@ -241,14 +241,14 @@ def test_s3_delivery_with_presigned_urls_and_signed_webhooks_with_retries(privat
                                    webhook_url=receiver, webhook_secret=secret)
     principal = Authenticator(registry).authenticate(f"Bearer {demo_keys['ATELIER_DEMO_KEY']}", "generate")
     body = JobSubmitBody.model_validate({"items": [ITEM, {**ITEM, "twin_id": "nobody"}, {**ITEM, "count": 2, "sku": "RC-3"}]})
-    job = jobs.submit(principal, body)
-    final = jobs.runner.run_job(jobs.store.claim_next("test-replica", 60))
+    job_id = jobs.submit(principal, body)
+    final = jobs.runner.run_job(jobs.store.claim_next(jobs.runner.owner, 60))
     assert (final.status, final.items_done, final.items_failed) == ("completed", 2, 1)
 
-    result = jobs.results("demo", job.id)
+    result = jobs.results("demo", job_id)
     images = [image for item in result["items"] for image in item.get("images", [])]
-    assert [image["key"] for image in images] == [f"brand-out/{job.id}/0-0.png", f"brand-out/{job.id}/2-0.png",
-                                                  f"brand-out/{job.id}/2-1.png"]
+    assert [image["key"] for image in images] == [f"brand-out/{job_id}/0-0.png", f"brand-out/{job_id}/2-0.png",
+                                                  f"brand-out/{job_id}/2-1.png"]
     for image in images:
         with urllib.request.urlopen(image["url"], timeout=10) as response:  # presigned: no credentials needed
             data = response.read()
@@ -256,7 +256,7 @@ def test_s3_delivery_with_presigned_urls_and_signed_webhooks_with_retries(privat
         with urllib.request.urlopen(image["sidecar_url"], timeout=10) as response:
             sidecar = json.loads(response.read())
         assert sidecar["sha256"] == image["sha256"] and sidecar["watermark_id"] == image["watermark_id"]
-        assert sidecar["job_id"] == job.id and sidecar["twin_id"] == "demo-ava" and sidecar["generation_id"]
+        assert sidecar["job_id"] == job_id and sidecar["twin_id"] == "demo-ava" and sidecar["generation_id"]
         assert sidecar["seed"] == image["seed"] and "red wool coat" in sidecar["prompt"]
 
     deadline = time.monotonic() + 10
@@ -270,9 +270,9 @@ def test_s3_delivery_with_presigned_urls_and_signed_webhooks_with_retries(privat
         verify(secret, headers, raw)  # raises when the signature does not hold
     event = json.loads(Receiver.got[-1][1])
     assert event["type"] == "job.completed" and event["data"] == {
-        "job_id": job.id, "status": "completed", "items_total": 3, "items_done": 2, "items_failed": 1,
+        "job_id": job_id, "status": "completed", "items_total": 3, "items_done": 2, "items_failed": 1,
         "finished_at": event["data"]["finished_at"]}
-    [delivery] = jobs.store.deliveries("demo", job.id)
+    [delivery] = jobs.store.deliveries("demo", job_id)
     assert delivery.status == "delivered" and delivery.attempts == 3
     assert [entry["status_code"] for entry in delivery.log] == [500, 500, 204]
 
@@ -288,11 +288,11 @@ def test_items_stop_when_the_submitting_key_is_revoked(private_jobs, demo_keys):
     jobs, registry = private_jobs
     key_id, token = registry.create_api_key("demo", ["generate"], name="short-lived")
     principal = Authenticator(registry).authenticate(f"Bearer {token}", "generate")
-    job = jobs.submit(principal, JobSubmitBody.model_validate({"items": [ITEM, ITEM]}))
+    job_id = jobs.submit(principal, JobSubmitBody.model_validate({"items": [ITEM, ITEM]}))
     registry.revoke_key(key_id)
-    final = jobs.runner.run_job(jobs.store.claim_next("test-replica", 60))
+    final = jobs.runner.run_job(jobs.store.claim_next(jobs.runner.owner, 60))
     assert (final.status, final.items_failed) == ("failed", 2)
-    assert jobs.status("demo", job.id)["items"][0]["error"]["code"] == "invalid_api_key"
+    assert jobs.status("demo", job_id)["items"][0]["error"]["code"] == "invalid_api_key"
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "https://10.0.0.7/hook", "https://169.254.169.254/latest",
@@ -340,3 +340,44 @@ def test_lease_renewal_keeps_a_running_job(store):
         time.sleep(0.15)
         assert store.renew(job.id, "a", 0.3)
     assert store.claim_next("b", 30) is None
+
+
+def test_concurrent_submits_with_one_key_create_one_job(client, registry):
+    from sqlalchemy import func, select
+
+    from service.registry.models import JobRow
+
+    key_id, token = registry.create_api_key("demo", ["generate"], name="racer", max_concurrent_jobs=10)
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"}
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(client.post("/v1/jobs/submit", json={"items": [ITEM]},
+                                                                             headers=headers)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [202] * 4
+    assert len({a.json()["job_id"] for a in answers}) == 1
+    with registry.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(JobRow).where(JobRow.key_id == key_id)).scalar() == 1
+    wait_for(client, answers[0].json()["job_id"], headers={"Authorization": f"Bearer {token}"})
+
+
+def test_revocation_stops_replays_and_withholds_finished_job_images(client, admin_headers, demo_home, records):
+    from tests.test_tenancy import new_twin
+
+    new_twin(client, admin_headers, demo_home, "jobs-rae", seed=501)
+    body = {"twin_id": "jobs-rae", "prompt": "linen shirt, studio", "width": 256, "height": 256, "steps": 2}
+    first = client.post("/v1/generate", json=body, headers={"Idempotency-Key": "rae-1"})
+    assert first.status_code == 200
+    job_id = client.post("/v1/jobs/submit", json={"items": [{**ITEM, "twin_id": "jobs-rae"}]}).json()["job_id"]
+    assert wait_for(client, job_id)["items_done"] == 1
+    assert client.post("/v1/admin/twins/revoke", headers=admin_headers, json={"twin_id": "jobs-rae"}).status_code == 200
+
+    replay = client.post("/v1/generate", json=body, headers={"Idempotency-Key": "rae-1"})
+    assert error(replay) == (403, "revoked")
+    refused = [r for r in records("event", "generation") if r["twin_id"] == "jobs-rae"][-1]
+    assert (refused["outcome"], refused["reason"]) == ("refused", "revoked")
+    item = client.get("/v1/jobs/get", params={"job_id": job_id}).json()["items"][0]
+    assert item["images"] == [] and item["withheld"] == "revoked"

@@ -86,24 +86,40 @@ class Engine:
         self.marker = marker or PlainEncoder()
         self.base_model_id: str | None = None  # set from the pipeline directory when loaded from settings
         self.ready = False
+        self.startup_ms: dict[str, float] = {}  # phase -> milliseconds, from from_settings
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: Registry, events: CacheEvents | None = None,
                       marker: ImageMarker | None = None) -> "Engine":
+        phases: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def phase(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            phases[name] = round((now - clock) * 1000.0, 1)
+            clock = now
+
         device = pick_device(settings.device)
         if device.type == "cpu" and settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
         pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
+        phase("load_weights")
         twins = TwinAdapters.build(settings, registry, pipe.unet, device, events)  # the slot goes on before compiling
         backend = create_backend(settings)
         backend.prepare(pipe)
+        phase("prepare_backend")
         engine = cls(pipe, device, backend, twins, marker)
         engine.base_model_id = f"{settings.base_model.name}@{fingerprint_pipeline(settings.base_model)[:16]}"
+        phase("fingerprint")
         if settings.prefetch:
             engine.prefetch(list(settings.prefetch))
+            phase("prefetch_twins")
         if settings.warmup:
-            engine.warm_up()
+            engine.warm_up()  # pays first-call costs (and compilation, for the compile backend)
+            phase("warmup")
+        engine.startup_ms = phases
         engine.ready = True
         return engine
 

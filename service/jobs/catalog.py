@@ -9,6 +9,7 @@ anything itself.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from service.config import Settings
@@ -18,7 +19,7 @@ from service.jobs.delivery import deliverer_for
 from service.jobs.dispatch import WebhookDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
 from service.jobs.runner import JobRunner
-from service.jobs.store import Job, JobStore
+from service.jobs.store import JobStore
 from service.registry import Registry
 from service.schemas import JobSubmitBody
 from service.tenancy import Principal
@@ -31,7 +32,8 @@ MAX_INLINE_IMAGES = 50
 
 class CatalogJobs:
     def __init__(self, store: JobStore, runner: JobRunner, dispatcher: WebhookDispatcher,
-                 deliverer: Callable[[str], object]):
+                 deliverer: Callable[[str], object], revoked_twins: Callable[[], frozenset[str]] = frozenset):
+        self.revoked_twins = revoked_twins  # ids of revoked twins, as this replica knows them
         self.store = store
         self.runner = runner
         self.dispatcher = dispatcher
@@ -41,11 +43,12 @@ class CatalogJobs:
     def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration) -> "CatalogJobs":
         store = JobStore(registry.engine)
         dispatcher = WebhookDispatcher(store, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
-                                       poll_s=settings.job_poll_ms / 1000)
+                                       poll_s=settings.job_poll_ms / 1000, housekeeping=registry.purge_expired_idempotency)
         deliverer = lambda target: deliverer_for(target, settings.s3_endpoint_url, settings.s3_region)  # noqa: E731
         runner = JobRunner(store, registry, generation, deliverer, dispatcher.notify, lease_s=settings.job_lease_s,
-                           poll_s=settings.job_poll_ms / 1000)
-        return cls(store, runner, dispatcher, deliverer)
+                           poll_s=settings.job_poll_ms / 1000, on_finished=dispatcher.wake)
+        return cls(store, runner, dispatcher, deliverer,
+                   revoked_twins=lambda: frozenset(t.id for t in registry.revoked_twins()))
 
     def start(self) -> None:
         self.runner.start()
@@ -55,7 +58,24 @@ class CatalogJobs:
         self.runner.stop()
         self.dispatcher.stop()
 
-    def submit(self, principal: Principal, body: JobSubmitBody) -> Job:
+    def submit(self, principal: Principal, body: JobSubmitBody, reserve: Callable[[str], bool] = lambda job_id: True) -> str:
+        """Check a submission, then queue it under a new job id. `reserve(job_id)` runs just
+        before the job is written (the Idempotency-Key claim): False means another request
+        with the same key got there first, and no job is created. Returns the job id."""
+        self.check(principal, body)
+        job_id = uuid.uuid4().hex
+        if not reserve(job_id):
+            return job_id
+        delivery = self.store.tenant_delivery(principal.tenant_id)
+        self.store.create_job(
+            principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
+            priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
+            webhook_per_item=body.webhook_per_item, job_id=job_id,
+        )
+        self.runner.wake()
+        return job_id
+
+    def check(self, principal: Principal, body: JobSubmitBody) -> None:
         open_jobs = self.store.open_jobs(principal.key_id)
         if open_jobs >= principal.max_concurrent_jobs:
             raise RateLimited(f"this API key already has {open_jobs} jobs queued or running "
@@ -70,13 +90,6 @@ class CatalogJobs:
         if delivery.output_target == "inline" and images > MAX_INLINE_IMAGES:
             raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for inline delivery; "
                                  "ask an operator to set an S3 output target for your tenant", field="items")
-        job = self.store.create_job(
-            principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
-            priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
-            webhook_per_item=body.webhook_per_item,
-        )
-        self.runner.wake()
-        return job
 
     def status(self, tenant_id: str, job_id: str) -> dict:
         job = self.store.get_job(tenant_id, job_id)
@@ -84,15 +97,20 @@ class CatalogJobs:
             {"index": i.index, "sku": i.spec.get("sku"), "status": i.status, "error": i.error} for i in job.items]}
 
     def results(self, tenant_id: str, job_id: str) -> dict:
-        """Status plus each finished item's images; partial while the job runs."""
+        """Status plus each finished item's images; partial while the job runs. Images of a
+        twin revoked since are withheld (no inline data, no new presigned URL)."""
         job = self.store.get_job(tenant_id, job_id)
         deliverer = self.deliverer(job.output_target)
+        revoked = self.revoked_twins()
         items = []
         for item in job.items:
             entry = {"index": item.index, "sku": item.spec.get("sku"), "status": item.status, "error": item.error}
             if item.result is not None:
                 result = dict(item.result)
-                result["images"] = [deliverer.with_urls(image, job.url_expiry_s) for image in result["images"]]
+                if result.get("twin_id") in revoked:
+                    result["images"], result["withheld"] = [], "revoked"
+                else:
+                    result["images"] = [deliverer.with_urls(image, job.url_expiry_s) for image in result["images"]]
                 entry.update(result)
             items.append(entry)
         return {**summary(job), "items": items}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
-
+import time
+from collections.abc import Callable
 from service.jobs.store import Job, JobStore
 from service.jobs.webhooks import RETRY_SCHEDULE_S, next_attempt_delay, post_webhook
 
@@ -23,7 +23,10 @@ CLAIM_HOLD_S = 120.0  # longer than one attempt can take (its timeout): no doubl
 
 class WebhookDispatcher:
     def __init__(self, store: JobStore, *, allow_private: bool, schedule: tuple[float, ...] = RETRY_SCHEDULE_S,
-                 poll_s: float = 0.5, timeout_s: float = 10.0):
+                 poll_s: float = 0.5, timeout_s: float = 10.0, housekeeping: Callable[[], object] = lambda: None,
+                 housekeeping_s: float = 3600.0):
+        self.housekeeping = housekeeping  # e.g. purge expired idempotency keys, once per housekeeping_s
+        self.housekeeping_s = housekeeping_s
         self.store = store
         self.allow_private = allow_private
         self.schedule = schedule
@@ -34,12 +37,9 @@ class WebhookDispatcher:
         self._thread: threading.Thread | None = None
 
     def notify(self, job: Job, event_type: str, data: dict) -> str | None:
-        """Queue an event for the job's tenant; None when the tenant has no webhook URL."""
-        settings = self.store.tenant_delivery(job.tenant_id)
-        if not settings.webhook_url or not settings.webhook_secret:
-            return None
-        payload = {"type": event_type, "timestamp": datetime.now(timezone.utc).isoformat(), "data": data}
-        delivery_id = self.store.enqueue_delivery(job.tenant_id, job.id, event_type, settings.webhook_url, payload)
+        """Queue an event for the job's tenant; None when the tenant has no webhook URL.
+        (`job.completed` is queued by `JobStore.finish_job` itself, in its transaction.)"""
+        delivery_id = self.store.enqueue_event(job.tenant_id, job.id, event_type, data)
         self._wake.set()
         return delivery_id
 
@@ -68,7 +68,14 @@ class WebhookDispatcher:
         self._thread.start()
 
     def _loop(self) -> None:
+        last_housekeeping = 0.0
         while not self._stop.is_set():
+            if time.monotonic() - last_housekeeping >= self.housekeeping_s:
+                last_housekeeping = time.monotonic()
+                try:
+                    self.housekeeping()
+                except Exception:
+                    log.exception("housekeeping failed")
             try:
                 sent = self.send_due()
             except Exception:

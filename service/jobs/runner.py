@@ -22,7 +22,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 from service.errors import AtelierError, Forbidden, Unauthorized
 from service.generation import GuardedGeneration
@@ -46,12 +45,13 @@ def error_of(exc: BaseException) -> dict:
 class JobRunner:
     def __init__(self, store: JobStore, registry: Registry, generation: GuardedGeneration,
                  deliverer_for: Callable[[str], Deliverer], notify: Callable[[Job, str, dict], None],
-                 lease_s: float = 30.0, poll_s: float = 0.5):
+                 lease_s: float = 30.0, poll_s: float = 0.5, on_finished: Callable[[], None] = lambda: None):
         self.store = store
         self.registry = registry
         self.generation = generation
         self.deliverer_for = deliverer_for
-        self.notify = notify  # (job, event type, data) -> queues a webhook when the tenant has one
+        self.notify = notify  # (job, event type, data) -> queues a per-item webhook when the tenant has one
+        self.on_finished = on_finished  # e.g. wake the webhook sender
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.owner = f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -115,13 +115,10 @@ class JobRunner:
                         "status": "failed" if error else "done", "error": error and error["code"]})
         if self._stop.is_set():
             return job  # shutting down: the lease lapses and the job resumes elsewhere
-        final = self.store.finish_job(job.id, self.owner)
+        final = self.store.finish_job(job.id, self.owner)  # also queues job.completed
         log.info("job finished", extra={"fields": {"job_id": job.id, "status": final.status,
                                                    "done": final.items_done, "failed": final.items_failed}})
-        self.notify(final, "job.completed", {
-            "job_id": final.id, "status": final.status, "items_total": final.items_total,
-            "items_done": final.items_done, "items_failed": final.items_failed,
-            "finished_at": (final.finished_at or datetime.now(timezone.utc)).isoformat()})
+        self.on_finished()
         return final
 
     def render(self, job: Job, item: JobItem, scenes: dict, deliverer: Deliverer) -> dict:

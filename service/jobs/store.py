@@ -122,9 +122,9 @@ class JobStore:
     # -- jobs -----------------------------------------------------------------------------
 
     def create_job(self, tenant_id: str, key_id: str, items: list[dict], *, priority: int, output_target: str,
-                   url_expiry_s: int, webhook_per_item: bool) -> Job:
+                   url_expiry_s: int, webhook_per_item: bool, job_id: str | None = None) -> Job:
         now = utcnow()
-        job_id = uuid.uuid4().hex
+        job_id = job_id or uuid.uuid4().hex
         with self._session() as s, s.begin():
             row = JobRow(
                 id=job_id, tenant_id=tenant_id, key_id=key_id, status="queued", priority=priority,
@@ -162,6 +162,7 @@ class JobStore:
                 row.cancel_requested = True
                 if row.status == "queued":
                     self._cancel_rest(s, row, now)
+                    self._completed_event(s, row, now)
         return self.get_job(tenant_id, job_id)
 
     @staticmethod
@@ -169,6 +170,25 @@ class JobStore:
         s.execute(update(JobItemRow).where(JobItemRow.job_id == row.id, JobItemRow.status == "pending")
                   .values(status="canceled", updated_at=now))
         row.status, row.finished_at, row.lease_owner, row.lease_expires_at = "canceled", now, None, None
+
+    def _completed_event(self, s: Session, row: JobRow, now: datetime) -> None:
+        """Queue `job.completed` in the transaction that closes the job: never one without the other."""
+        self._queue_event(s, row.tenant_id, row.id, "job.completed", now, {
+            "job_id": row.id, "status": row.status, "items_total": row.items_total, "items_done": row.items_done,
+            "items_failed": row.items_failed, "finished_at": now.isoformat()})
+
+    @staticmethod
+    def _queue_event(s: Session, tenant_id: str, job_id: str | None, event_type: str, now: datetime, data: dict) -> str | None:
+        settings = s.get(TenantSettingsRow, tenant_id)
+        if settings is None or not settings.webhook_url or not settings.webhook_secret:
+            return None
+        delivery_id = f"msg_{uuid.uuid4().hex}"
+        s.add(WebhookDeliveryRow(
+            id=delivery_id, tenant_id=tenant_id, job_id=job_id, event_type=event_type, url=settings.webhook_url,
+            payload={"type": event_type, "timestamp": now.isoformat(), "data": data}, status="pending", attempts=0,
+            next_attempt_at=now, log=[], created_at=now,
+        ))
+        return delivery_id
 
     def claim_next(self, owner: str, lease_s: float) -> Job | None:
         """Lease the most urgent job nobody holds (compare-and-set: one replica wins)."""
@@ -224,15 +244,19 @@ class JobStore:
                 job.items_done += 1
 
     def finish_job(self, job_id: str, owner: str) -> Job:
-        """Close a job whose items are all finished (or whose cancel was requested)."""
+        """Close a job whose items are all finished (or whose cancel was requested) and queue
+        its `job.completed` event, in one transaction. Only the lease holder closes it."""
         now = utcnow()
         with self._session() as s, s.begin():
             row = s.get(JobRow, job_id, with_for_update=True)
+            if row.lease_owner != owner or row.status in FINISHED:
+                return _job(row)  # another replica took the job over (or closed it)
             if row.cancel_requested:
                 self._cancel_rest(s, row, now)
             else:
                 row.status = "completed" if row.items_done > 0 or row.items_total == 0 else "failed"
                 row.finished_at, row.lease_owner, row.lease_expires_at = now, None, None
+            self._completed_event(s, row, now)
             return _job(row)
 
     # -- tenant delivery settings and presets ---------------------------------------------
@@ -271,15 +295,10 @@ class JobStore:
 
     # -- webhook deliveries ---------------------------------------------------------------
 
-    def enqueue_delivery(self, tenant_id: str, job_id: str | None, event_type: str, url: str, payload: dict) -> str:
-        now = utcnow()
-        delivery_id = f"msg_{uuid.uuid4().hex}"
+    def enqueue_event(self, tenant_id: str, job_id: str | None, event_type: str, data: dict) -> str | None:
+        """Queue an event for the tenant's webhook; None when the tenant has none."""
         with self._session() as s, s.begin():
-            s.add(WebhookDeliveryRow(
-                id=delivery_id, tenant_id=tenant_id, job_id=job_id, event_type=event_type, url=url, payload=payload,
-                status="pending", attempts=0, next_attempt_at=now, log=[], created_at=now,
-            ))
-        return delivery_id
+            return self._queue_event(s, tenant_id, job_id, event_type, utcnow(), data)
 
     def claim_due_delivery(self, hold_s: float) -> Delivery | None:
         """Take the oldest due delivery, pushing its next attempt `hold_s` ahead so no other

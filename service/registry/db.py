@@ -38,7 +38,12 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock when the transaction starts. A deferred one that
+            # reads and then writes fails at once with "database is locked" when another
+            # process wrote in between (SQLite cannot wait there); IMMEDIATE waits its turn
+            # (busy timeout). Readers are not blocked (WAL); writers queue, which the embedded
+            # registry can afford. PostgreSQL is the multi-replica database.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

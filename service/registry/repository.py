@@ -573,7 +573,7 @@ class Registry:
             if row is None or row.expires_at <= now:
                 return None
             if row.request_hash != req_hash:
-                raise IdempotencyConflict("this Idempotency-Key was used with a different request body", field="idempotency_key")
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request body", field="Idempotency-Key")
             return IdempotentResponse(row.status_code, row.response, row.created_at, row.expires_at)
 
     def idempotency_put(
@@ -615,7 +615,7 @@ class Registry:
                 ).one()
                 if existing.request_hash != req_hash:
                     raise IdempotencyConflict(
-                        "this Idempotency-Key was used with a different request body", field="idempotency_key"
+                        "this Idempotency-Key was used with a different request body", field="Idempotency-Key"
                     ) from None
                 row = existing
             return IdempotentResponse(row.status_code, row.response, row.created_at, row.expires_at)
@@ -628,7 +628,7 @@ class Registry:
 
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters", field="idempotency_key")
+        raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters", field="Idempotency-Key")
 
 
 def _twin_info(row: TwinRow) -> TwinInfo:
