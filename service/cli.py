@@ -1,7 +1,7 @@
 """`atelier`: the admin command line.
 
 Owns: argument parsing, defaults from `Settings`, exit codes and what is printed.
-    atelier audit verify [--dir DIR] [--key PUBKEY_PEM ...] [--all] [--from-s3]   0 ok, 1 problems
+    atelier audit verify [--dir DIR] [--key PUBKEY_PEM ...] [--all] [--from-s3 [--log-id ID]]   0 ok, 1 problems
     atelier audit show GENERATION_ID [--dir DIR] [--from-s3]                      0 found, 1 none
     atelier usage [--twin ID] [--from DAY] [--to DAY] [--format csv|json] [--dir DIR] [--from-s3]
     atelier db upgrade                                            migrate the registry to head
@@ -102,14 +102,14 @@ def _names(text: str) -> list[str]:
 # lazily so the CLI works where S3 support is not installed or not configured.
 
 
-def _download_from_s3() -> Path:
+def _download_from_s3(log_id: str | None) -> Path:
     try:
         from service.audit.shipper import download_log
     except ImportError as exc:
         raise UsageError(f"--from-s3 needs service.audit.shipper.download_log, which is not available ({exc})") from None
     dest = Path(tempfile.mkdtemp(prefix="atelier-audit-"))
     try:
-        download_log(dest)
+        download_log(dest) if log_id is None else download_log(dest, log_id=log_id)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -118,7 +118,11 @@ def _download_from_s3() -> Path:
 
 def _log_dir(args: argparse.Namespace) -> Path:
     if args.from_s3:
-        args.cleanup = _download_from_s3()
+        log_id = getattr(args, "log_id", None)
+        local = (args.dir or _default_dir()) / "log_id"
+        if log_id is None and local.is_file():
+            log_id = local.read_text().strip()  # this machine's log, by default
+        args.cleanup = _download_from_s3(log_id)
         return args.cleanup
     return args.dir or _default_dir()
 
@@ -391,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     log_source.add_argument(
         "--from-s3", action="store_true", help="download the shipped log from S3 into a temp dir and use that"
     )
+    log_source.add_argument("--log-id", default=None, help="with --from-s3: which replica's log (each ships under "
+                            "<ATELIER_AUDIT_S3>/<log id>; default: the local log's id)")
 
     audit = commands.add_parser("audit", help="verify and inspect the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")

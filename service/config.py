@@ -67,10 +67,10 @@ def _trust_anchors(env: Mapping[str, str], home: Path) -> Path | None:
     return Path(raw or home / "keys" / "root_ca.pem").expanduser().resolve()
 
 
-def _audit_s3(env: Mapping[str, str]) -> str | None:
-    value = env.get("ATELIER_AUDIT_S3") or None
+def _s3_url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name) or None
     if value is not None and not (value.startswith("s3://") and len(value) > 5 and not value[5:].startswith("/")):
-        raise ConfigError(f"ATELIER_AUDIT_S3 must be 's3://bucket[/prefix]', got {value!r}")
+        raise ConfigError(f"{name} must be 's3://bucket[/prefix]', got {value!r}")
     return value.rstrip("/") if value else None
 
 
@@ -158,6 +158,13 @@ class Settings:
     compile_mode: str = "regional"
     compile_dynamic: bool = False
     compile_compiler: str = "inductor"
+    # TensorRT: the directory holding manifest.json and engines (builds/compile.py), and the
+    # backend to use instead when they do not match this machine (None: refuse to start).
+    engines_dir: Path = Path("var/engines")
+    # s3://bucket/prefix holding what `builds/compile.py upload` put there: downloaded into
+    # engines_dir and sha256-checked at start-up, before /readyz (cold starts of new replicas).
+    engines_s3: str | None = None
+    backend_fallback: str | None = None
     warmup: bool = True
     # Intra-op threads on CPU. BentoML calls sync APIs from worker threads, where OpenMP
     # parallelism measured 2x slower than one thread on a 2-core machine (docs/BENCHMARKS.md).
@@ -206,7 +213,7 @@ class Settings:
             audit_checkpoint_seconds=_int(env, "ATELIER_AUDIT_CHECKPOINT_SECONDS", 60, minimum=1),
             audit_segment_records=_int(env, "ATELIER_AUDIT_SEGMENT_RECORDS", 10000, minimum=1),
             audit_prompts=_choice(env, "ATELIER_AUDIT_PROMPTS", "verbatim", ("verbatim", "sha256")),
-            audit_s3=_audit_s3(env),
+            audit_s3=_s3_url(env, "ATELIER_AUDIT_S3"),
             audit_retention_days=_int(env, "ATELIER_AUDIT_RETENTION_DAYS", 2555, minimum=1),
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
@@ -214,6 +221,9 @@ class Settings:
             compile_mode=_choice(env, "ATELIER_COMPILE_MODE", "regional", ("regional", "full")),
             compile_dynamic=_bool(env, "ATELIER_COMPILE_DYNAMIC", False),
             compile_compiler=_choice(env, "ATELIER_COMPILE_COMPILER", "inductor", ("inductor", "aot_eager", "eager")),
+            engines_dir=Path(env.get("ATELIER_ENGINES_DIR") or home / "engines").expanduser().resolve(),
+            engines_s3=_s3_url(env, "ATELIER_ENGINES_S3"),
+            backend_fallback=_choice(env, "ATELIER_BACKEND_FALLBACK", "eager", ("eager", "compile")) if env.get("ATELIER_BACKEND_FALLBACK") else None,
             warmup=_bool(env, "ATELIER_WARMUP", True),
             cpu_threads=_int(env, "ATELIER_CPU_THREADS", 1, minimum=0),
             max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", 64 * 1024, minimum=1024),

@@ -402,3 +402,33 @@ def test_download_log_refuses_bytes_that_do_not_match_their_sha256(s3_server, lo
                                   Metadata={"sha256": hashlib.sha256(b"original\n").hexdigest()})
     with pytest.raises(AuditShipError, match="do not match"):
         download_log(tmp_path / "copy", bucket=locked_bucket, prefix="x", client=s3_server.client())
+
+
+def test_each_audit_log_ships_under_its_own_id(s3_env, locked_bucket, tmp_path, monkeypatch):
+    """Two replicas' logs both start at segment 1: under one prefix their names would collide."""
+    from service.audit.recorder import Recorder, log_id
+    from service.config import Settings
+    from builds.audit_key import build_audit_key
+
+    private, _ = build_audit_key(tmp_path / "keys")
+    ids = []
+    for replica in ("a", "b"):
+        settings = Settings.from_env({
+            "ATELIER_HOME": str(tmp_path), "ATELIER_AUDIT_DIR": str(tmp_path / f"audit-{replica}"),
+            "ATELIER_AUDIT_KEY": str(private), "ATELIER_AUDIT_S3": f"s3://{locked_bucket}/fleet",
+            "ATELIER_S3_ENDPOINT_URL": s3_env.endpoint_url, "ATELIER_S3_REGION": s3_env.region,
+            "ATELIER_AUDIT_SEGMENT_RECORDS": "2",
+        })
+        recorder = Recorder.from_settings(settings)
+        for i in range(3):
+            recorder.record({"event": "test", "replica": replica, "i": i})
+        recorder.close()
+        ids.append(log_id(settings.audit_dir))
+        assert log_id(settings.audit_dir) == ids[-1]  # stable once made
+    assert ids[0] != ids[1]
+    for replica, ident in zip(("a", "b"), ids):
+        copy = download_log(tmp_path / f"copy-{replica}", bucket=locked_bucket, prefix="fleet", log_id=ident,
+                            client=s3_env.client())
+        shipped = sorted(p.name for p in (copy / "segments").iterdir())
+        assert shipped and shipped == sorted(p.name for p in (tmp_path / f"audit-{replica}" / "segments").iterdir()
+                                             if not p.name.startswith("open-"))

@@ -358,3 +358,14 @@ def test_postgres_urls_use_the_psycopg3_driver():
     assert normalise_url("postgres://u@db/reg") == "postgresql+psycopg://u@db/reg"
     assert normalise_url("sqlite:////x/registry.db") == "sqlite:////x/registry.db"
     assert Settings.from_env({"ATELIER_HOME": "/x"}).db_url == "sqlite:////x/registry.db"
+
+
+def test_with_migrations_off_a_schema_behind_head_refuses_to_open(tmp_path):
+    from service.registry import SchemaBehind, open_registry
+
+    url = f"sqlite:///{tmp_path / 'behind.db'}"
+    upgrade(url, "0001_initial")
+    with pytest.raises(SchemaBehind, match="atelier db upgrade"):
+        open_registry(url, migrate=False)
+    upgrade(url)
+    assert open_registry(url, migrate=False).registry_version() == 0

@@ -8,6 +8,10 @@ Must never send a response itself: a failed append raises, and the caller answer
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
 import logging
 from typing import Any
 
@@ -17,6 +21,27 @@ from service.config import Settings
 from service.errors import ModelLoadError
 
 log = logging.getLogger("atelier.audit")
+
+
+LOG_ID_FILE = "log_id"
+
+
+def log_id(audit_dir: Path) -> str:
+    """This audit log's id (16 hex characters, created with the log, kept with it)."""
+    path = Path(audit_dir) / LOG_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_suffix(f".{secrets.token_hex(4)}")
+        candidate.write_text(secrets.token_hex(8) + "\n")
+        try:
+            os.link(candidate, path)  # first writer wins, atomically
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink(missing_ok=True)
+        return path.read_text().strip()
 
 
 class Recorder:
@@ -44,6 +69,9 @@ class Recorder:
             from service.audit.shipper import AuditShipper
 
             bucket, _, prefix = settings.audit_s3[len("s3://") :].partition("/")
+            # Each log ships under its own id: replicas (and a replica's successor on a fresh
+            # disk) number segments from 1, so a shared prefix would make their names collide.
+            prefix = f"{prefix.strip('/')}/{log_id(settings.audit_dir)}".strip("/")
             shipper = AuditShipper(settings.audit_dir, bucket, prefix, settings.audit_retention_days,
                                    endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
             for problem in shipper.check_bucket():

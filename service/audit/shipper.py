@@ -409,7 +409,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 def download_log(dest: Path, bucket: str | None = None, prefix: str | None = None, client=None,
-                 endpoint_url: str | None = None, region: str | None = None) -> Path:
+                 endpoint_url: str | None = None, region: str | None = None, log_id: str | None = None) -> Path:
     """Fetch every shipped segment and checkpoint into `dest/segments` and `dest/checkpoints`.
 
     Unset arguments come from ATELIER_AUDIT_S3 (s3://bucket/prefix), ATELIER_S3_ENDPOINT_URL and
@@ -428,6 +428,8 @@ def download_log(dest: Path, bucket: str | None = None, prefix: str | None = Non
             prefix = url_prefix if prefix is None else prefix
         endpoint_url = endpoint_url or settings.s3_endpoint_url
         region = region or settings.s3_region
+    if log_id is not None:  # the service ships each log under <prefix>/<log id>
+        prefix = f"{_clean_prefix(prefix)}/{log_id}"
     prefix = _clean_prefix(prefix)
     if client is None:
         client = make_client(endpoint_url, region, READ_TIMEOUT_S)

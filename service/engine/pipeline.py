@@ -107,6 +107,11 @@ class Engine:
         pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
         phase("load_weights")
         twins = TwinAdapters.build(settings, registry, pipe.unet, device, events)  # the slot goes on before compiling
+        if settings.engines_s3 and settings.backend == "tensorrt":
+            from service.engine.artifact_sync import download_artifacts
+
+            download_artifacts(settings.engines_s3, settings.engines_dir, settings.s3_endpoint_url, settings.s3_region)
+            phase("download_engines")
         backend = create_backend(settings)
         backend.prepare(pipe)
         phase("prepare_backend")
@@ -148,10 +153,19 @@ class Engine:
         """Remove an adapter from every cache tier and, under the pipeline lock, from the slot."""
         removed = self.twins.cache.evict(sha256)
         with self._lock:
-            if self.twins.slot.owner == sha256:
-                self.twins.slot.clear()
+            if self.adapter_in_use() == sha256:
+                if getattr(self.backend, "handles_adapters", False):
+                    self.backend.switch_adapter(None)
+                else:
+                    self.twins.slot.clear()
                 removed.append("slot")
         return removed
+
+    def adapter_in_use(self) -> str | None:
+        """The sha256 of the adapter the pipeline renders with now (slot or engine weights)."""
+        if getattr(self.backend, "handles_adapters", False):
+            return self.backend.adapter_owner
+        return self.twins.slot.owner
 
     def twin_state(self, record: TwinRecord) -> dict:
         return {
@@ -161,7 +175,7 @@ class Engine:
             "sha256": record.sha256,
             "rank": record.rank,
             "tiers": self.twins.cache.tiers_of(record.sha256),
-            "in_slot": self.twins.slot.owner == record.sha256,
+            "in_slot": self.adapter_in_use() == record.sha256,
         }
 
     def twin_states(self) -> list[dict]:
@@ -192,11 +206,14 @@ class Engine:
         try:
             # 2. Switch the slot to this twin (an in-place copy; nothing when it is already there).
             with timer.stage("adapter"):
-                slot = self.twins.slot
-                if adapter is None and slot.owner is not None:
-                    slot.clear()
-                elif adapter is not None and slot.owner != adapter.sha256:
-                    slot.load(adapter)
+                if getattr(self.backend, "handles_adapters", False):
+                    self.backend.switch_adapter(adapter)  # TensorRT: fuse and refit the touched weights
+                else:
+                    slot = self.twins.slot
+                    if adapter is None and slot.owner is not None:
+                        slot.clear()
+                    elif adapter is not None and slot.owner != adapter.sha256:
+                        slot.load(adapter)
             pil_images = self._denoise_and_decode(request, seed, timer, between_steps)
         finally:
             self._lock.release()

@@ -23,14 +23,28 @@ from service.registry.repository import (
 
 
 
+class SchemaBehind(RuntimeError):
+    """The database's schema is not the one this code needs (and migrating is off)."""
+
+
 def open_registry(db_url: str, *, migrate: bool = True) -> Registry:
-    """The registry at `db_url`, its schema brought to head first unless `migrate` is off."""
+    """The registry at `db_url`, its schema brought to head first unless `migrate` is off.
+    With migrations off (they run as a deploy step), a schema that is not at head refuses
+    to open: serving against the wrong schema would fail request by request instead."""
     if migrate:
         ensure_schema(db_url)
+    else:
+        from service.registry.migrate import current_revision, head_revision
+
+        current, head = current_revision(db_url), head_revision()
+        if current != head:
+            raise SchemaBehind(f"the registry schema is at {current or 'nothing'}, this service needs {head}: "
+                               "run `atelier db upgrade` (or set ATELIER_DB_MIGRATE=1)")
     return Registry(make_engine(db_url))
 
 
 __all__ = [
+    "SchemaBehind",
     "open_registry",
     "ApiKeyInfo",
     "ConsentDecision",

@@ -19,6 +19,13 @@ def create_backend(settings: Settings) -> Backend:
         from service.engine.backends.compile import CompileBackend
 
         return CompileBackend(settings.compile_mode, settings.compile_dynamic, settings.compile_compiler)
+    if settings.backend == "tensorrt":
+        from dataclasses import replace
+
+        from service.engine.backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(settings.engines_dir, settings.base_model, settings.backend_fallback,
+                               make_fallback=lambda name: create_backend(replace(settings, backend=name)))
     raise ValueError(f"unknown backend {settings.backend!r}")
 
 
