@@ -597,6 +597,10 @@ def parser() -> argparse.ArgumentParser:
     build_options(sub)
     sub = commands.add_parser("upload", help=summaries.get("upload"), description="Upload OUT to S3.")
     s3_options(sub, "upload")
+    sub = commands.add_parser("upload-model", help="upload the base pipeline (PIPELINE) with a sha256 manifest",
+                              description="Upload the base model's pipeline directory to S3 for ATELIER_BASE_MODEL_S3.")
+    sub.add_argument("--pipeline", type=Path, default=None, help="pipeline directory (default: ATELIER_BASE_MODEL)")
+    s3_options(sub, "(unused for upload-model)")
     sub = commands.add_parser("download", help=summaries.get("download"),
                               description="Download from S3 into OUT, verifying every sha256.")
     s3_options(sub, "download into")
@@ -627,6 +631,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args, settings, out: Path, progress: bool) -> int:
     try:
+        if args.command == "upload-model":
+            from service.engine.artifact_sync import upload_artifacts, write_weights_manifest
+
+            pipeline = (args.pipeline or settings.base_model).expanduser().resolve()
+            write_weights_manifest(pipeline)
+            manifest = upload_artifacts(pipeline, args.url, args.endpoint_url or settings.s3_endpoint_url,
+                                        args.region or settings.s3_region, progress=progress)
+            print(f"uploaded the base model ({len(manifest.artifacts)} files) from {pipeline} to {args.url.rstrip('/')}/")
+            return 0
         if args.command in ("upload", "download"):
             from service.engine.artifact_sync import download_artifacts, upload_artifacts
 

@@ -164,6 +164,9 @@ class Settings:
     # s3://bucket/prefix holding what `builds/compile.py upload` put there: downloaded into
     # engines_dir and sha256-checked at start-up, before /readyz (cold starts of new replicas).
     engines_s3: str | None = None
+    # s3://bucket/prefix of the base pipeline (`builds/compile.py upload-model`): downloaded
+    # into $ATELIER_HOME/models/base and sha256-checked at start-up, then loaded from there.
+    base_model_s3: str | None = None
     backend_fallback: str | None = None
     warmup: bool = True
     # Intra-op threads on CPU. BentoML calls sync APIs from worker threads, where OpenMP
@@ -223,6 +226,7 @@ class Settings:
             compile_compiler=_choice(env, "ATELIER_COMPILE_COMPILER", "inductor", ("inductor", "aot_eager", "eager")),
             engines_dir=Path(env.get("ATELIER_ENGINES_DIR") or home / "engines").expanduser().resolve(),
             engines_s3=_s3_url(env, "ATELIER_ENGINES_S3"),
+            base_model_s3=_s3_url(env, "ATELIER_BASE_MODEL_S3"),
             backend_fallback=_choice(env, "ATELIER_BACKEND_FALLBACK", "eager", ("eager", "compile")) if env.get("ATELIER_BACKEND_FALLBACK") else None,
             warmup=_bool(env, "ATELIER_WARMUP", True),
             cpu_threads=_int(env, "ATELIER_CPU_THREADS", 1, minimum=0),

@@ -144,3 +144,26 @@ def _download_one(client, bucket: str, prefix: str, artifact: Artifact, dest: Pa
     except ArtifactError as exc:
         final.unlink(missing_ok=True)
         raise ArtifactError(f"refused {_where(bucket, key, endpoint_url)} and deleted the copy: {exc}") from None
+
+
+def write_weights_manifest(pipeline_dir: Path) -> Manifest:
+    """List every file of a diffusers pipeline directory (kind `weights`, with its sha256) in
+    `pipeline_dir/manifest.json`, so `upload_artifacts` can ship the base model and a
+    replica can fetch and verify it at start-up (ATELIER_BASE_MODEL_S3)."""
+    from datetime import datetime, timezone
+
+    from service.engine.artifacts import write_manifest
+    from service.engine.loading import check_pipeline_dir, fingerprint_pipeline
+
+    pipeline_dir = Path(pipeline_dir).resolve()
+    check_pipeline_dir(pipeline_dir)  # a diffusers pipeline, safetensors only
+    (pipeline_dir / MANIFEST).unlink(missing_ok=True)
+    files = sorted(p for p in pipeline_dir.rglob("*") if p.is_file())
+    artifacts = tuple(
+        Artifact(component=p.relative_to(pipeline_dir).parts[0], kind="weights", file=p.relative_to(pipeline_dir).as_posix(),
+                 sha256=sha256_file(p), bytes=p.stat().st_size)
+        for p in files
+    )
+    manifest = Manifest(fingerprint_pipeline(pipeline_dir), datetime.now(timezone.utc).isoformat(), artifacts)
+    write_manifest(pipeline_dir, manifest)
+    return manifest

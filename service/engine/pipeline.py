@@ -104,7 +104,14 @@ class Engine:
         device = pick_device(settings.device)
         if device.type == "cpu" and settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
-        pipe = load_pipeline(settings.base_model, device, pick_dtype(settings.dtype, device))
+        model_dir = settings.base_model
+        if settings.base_model_s3:  # a replica on a fresh disk: fetch and verify the weights first
+            from service.engine.artifact_sync import download_artifacts
+
+            model_dir = settings.home / "models" / "base"
+            download_artifacts(settings.base_model_s3, model_dir, settings.s3_endpoint_url, settings.s3_region)
+            phase("download_weights")
+        pipe = load_pipeline(model_dir, device, pick_dtype(settings.dtype, device))
         phase("load_weights")
         twins = TwinAdapters.build(settings, registry, pipe.unet, device, events)  # the slot goes on before compiling
         if settings.engines_s3 and settings.backend == "tensorrt":
@@ -116,7 +123,7 @@ class Engine:
         backend.prepare(pipe)
         phase("prepare_backend")
         engine = cls(pipe, device, backend, twins, marker)
-        engine.base_model_id = f"{settings.base_model.name}@{fingerprint_pipeline(settings.base_model)[:16]}"
+        engine.base_model_id = f"{model_dir.name}@{fingerprint_pipeline(model_dir)[:16]}"
         phase("fingerprint")
         if settings.prefetch:
             engine.prefetch(list(settings.prefetch))
