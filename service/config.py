@@ -133,6 +133,8 @@ class Settings:
     # Development only: callback URLs may be http:// and point at loopback/private addresses.
     dev_callbacks: bool = False
     max_job_body_bytes: int = 1024**2
+    # Finished jobs (results, inline images, webhook logs) are deleted this long after they end.
+    job_retention_days: int = 30
     max_upload_bytes: int = 1024**3
     # Provenance: C2PA signing key and chain (PEM), trust anchors for verification.
     c2pa_chain: Path = Path("var/keys/signer_chain.pem")
@@ -204,6 +206,7 @@ class Settings:
             webhook_schedule_s=_schedule(env),
             dev_callbacks=_bool(env, "ATELIER_DEV_CALLBACKS", False),
             max_job_body_bytes=_int(env, "ATELIER_MAX_JOB_BODY_BYTES", 1024**2, minimum=1024),
+            job_retention_days=_int(env, "ATELIER_JOB_RETENTION_DAYS", 30, minimum=1),
             max_upload_bytes=_int(env, "ATELIER_MAX_UPLOAD_BYTES", 1024**3, minimum=1024),
             c2pa_chain=Path(env.get("ATELIER_C2PA_CHAIN") or home / "keys" / "signer_chain.pem").expanduser().resolve(),
             c2pa_key=Path(env.get("ATELIER_C2PA_KEY") or home / "keys" / "signer_key.pem").expanduser().resolve(),

@@ -333,6 +333,25 @@ def test_the_delivery_log_is_listed_for_operators_only(client, admin_headers):
     assert error(missing) == (404, "delivery_not_found")
 
 
+def test_finished_jobs_are_purged_after_the_retention_period(store):
+    from datetime import datetime, timedelta, timezone
+
+    from service.jobs.store import JobNotFound
+
+    done, running = submit(store, 5), submit(store, 5)
+    assert store.claim_next("w", 60).id == done.id  # equal priority: the older job first
+    store.finish_item(done.id, 0, result={"images": []})
+    store.finish_job(done.id, "w")
+    store.set_tenant_delivery("acme", webhook_url="https://hooks.example.com/x", webhook_secret="whsec_dGVzdA==")
+    store.enqueue_event("acme", done.id, "job.item.completed", {"job_id": done.id})
+    later = datetime.now(timezone.utc) + timedelta(days=31)
+    assert store.purge_finished(timedelta(days=30), now=later) == 1
+    with pytest.raises(JobNotFound):
+        store.get_job("acme", done.id)
+    assert store.deliveries("acme", done.id) == []
+    assert store.get_job("acme", running.id).status == "queued"  # unfinished jobs are never purged
+
+
 def test_lease_renewal_keeps_a_running_job(store):
     job = submit(store, 5)
     store.claim_next("a", 0.3)

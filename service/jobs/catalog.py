@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from service.config import Settings
 from service.errors import InvalidRequest
@@ -42,8 +43,12 @@ class CatalogJobs:
     @classmethod
     def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration) -> "CatalogJobs":
         store = JobStore(registry.engine)
+        def housekeeping() -> None:  # hourly, from the webhook sender's thread
+            registry.purge_expired_idempotency()
+            store.purge_finished(timedelta(days=settings.job_retention_days))
+
         dispatcher = WebhookDispatcher(store, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
-                                       poll_s=settings.job_poll_ms / 1000, housekeeping=registry.purge_expired_idempotency)
+                                       poll_s=settings.job_poll_ms / 1000, housekeeping=housekeeping)
         deliverer = lambda target: deliverer_for(target, settings.s3_endpoint_url, settings.s3_region)  # noqa: E731
         runner = JobRunner(store, registry, generation, deliverer, dispatcher.notify, lease_s=settings.job_lease_s,
                            poll_s=settings.job_poll_ms / 1000, on_finished=dispatcher.wake)

@@ -259,6 +259,20 @@ class JobStore:
             self._completed_event(s, row, now)
             return _job(row)
 
+    def purge_finished(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete jobs finished before `now - older_than`, with their items (inline images
+        included) and webhook deliveries. Returns how many jobs went."""
+        from sqlalchemy import delete
+
+        cutoff = (now or utcnow()) - older_than
+        with self._session() as s, s.begin():
+            old = list(s.scalars(select(JobRow.id).where(JobRow.status.in_(FINISHED), JobRow.finished_at < cutoff)))
+            if old:
+                s.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.job_id.in_(old)))
+                s.execute(delete(JobItemRow).where(JobItemRow.job_id.in_(old)))
+                s.execute(delete(JobRow).where(JobRow.id.in_(old)))
+            return len(old)
+
     # -- tenant delivery settings and presets ---------------------------------------------
 
     def tenant_delivery(self, tenant_id: str) -> TenantDelivery:
