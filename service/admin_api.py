@@ -70,18 +70,28 @@ async def audited_failure(recorder, exc: Exception, event: dict) -> Response:
     return response
 
 
+async def caller(request: Request, scope: str):
+    """The key behind this request, holding `scope` (401/403 otherwise), looked up off the loop."""
+    atelier = request.app.state.atelier
+    return await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), scope)
+
+
+async def parsed(request: Request, model: type[BaseModel]):
+    """The JSON body as `model` (the edge has validated it already; this is the typed copy)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
 def admin_route(path: str, action: str, model: type[BaseModel], operation: Operation, status: int = 200) -> Route:
     async def endpoint(request: Request) -> Response:
         atelier = request.app.state.atelier
         ip = request.client.host if request.client else None
         details: dict = {}
         try:
-            principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "admin")
-            details["actor"] = principal.audit_fields()
-            try:
-                body = model.model_validate_json(await request.body())
-            except ValidationError as exc:
-                raise validation_error(exc) from None
+            details["actor"] = (await caller(request, "admin")).audit_fields()
+            body = await parsed(request, model)
             result = await anyio.to_thread.run_sync(operation, atelier, body, details)
             await anyio.to_thread.run_sync(atelier.audit.record, admin_event(action=action, client_ip=ip, **details))
         except Exception as exc:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import logging
 
 import anyio
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.admin_api import audited_failure
+from service.admin_api import audited_failure, caller, parsed
 from service.audit.events import job_event
 from service.errors import InvalidRequest
-from service.http_edge import validation_error
 from service.registry import request_hash
 from service.schemas import JobSubmitBody
 
@@ -50,13 +48,10 @@ async def submit(request: Request) -> Response:
     ip = request.client.host if request.client else None
     details: dict = {}
     try:
-        principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "generate")
+        principal = await caller(request, "generate")
         details["actor"] = principal.audit_fields()
         key = idempotency_key(request.headers.get("idempotency-key"))
-        try:
-            body = JobSubmitBody.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        body = await parsed(request, JobSubmitBody)
         digest = request_hash(body.model_dump(mode="json"))
         if key is not None:
             stored = await anyio.to_thread.run_sync(atelier.registry.idempotency_get, principal.tenant_id, key, digest)
@@ -99,7 +94,7 @@ def reader(operation: str):
     async def endpoint(request: Request) -> Response:
         atelier = request.app.state.atelier
         try:
-            principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "generate")
+            principal = await caller(request, "generate")
             job_id = job_id_of(request)
             body = await anyio.to_thread.run_sync(getattr(atelier.jobs, operation), principal.tenant_id, job_id)
         except Exception as exc:
@@ -114,7 +109,7 @@ async def cancel(request: Request) -> Response:
     ip = request.client.host if request.client else None
     details: dict = {}
     try:
-        principal = await anyio.to_thread.run_sync(atelier.tenancy.authenticate, request.headers.get("authorization"), "generate")
+        principal = await caller(request, "generate")
         details.update(actor=principal.audit_fields(), job_id=job_id_of(request))
         body = await anyio.to_thread.run_sync(atelier.jobs.cancel, principal.tenant_id, details["job_id"])
         await anyio.to_thread.run_sync(atelier.audit.record, job_event(action="cancel", client_ip=ip, **details))
