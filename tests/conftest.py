@@ -54,11 +54,30 @@ def engine(settings, registry):
     return Engine.from_settings(settings, registry)
 
 
+def snapshot_registry(home: Path, dest: Path) -> Path:
+    """A consistent copy of `home`'s SQLite registry, taken through SQLite's backup API.
+
+    Never open, read or copy a live registry's files with plain file I/O: closing any file
+    descriptor of a SQLite database drops every POSIX lock this process holds on it, so
+    another process (a `bentoml serve` under test) believes it is alone, resets the WAL's
+    shared memory, and this process dies of SIGBUS on its next query."""
+    import sqlite3
+
+    source, target = sqlite3.connect(home / "registry.db"), sqlite3.connect(dest)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return dest
+
+
 @pytest.fixture()
 def copied_home(demo_home, tmp_path) -> Path:
     """A private copy of the demo home that a test may damage."""
     target = tmp_path / "home"
-    shutil.copytree(demo_home, target, ignore=shutil.ignore_patterns("cache"))
+    shutil.copytree(demo_home, target, ignore=shutil.ignore_patterns("cache", "registry.db*"))
+    snapshot_registry(demo_home, target / "registry.db")
     return target
 
 

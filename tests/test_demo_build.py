@@ -6,6 +6,7 @@ from pathlib import Path
 from builds.demo import DEMO_TENANT, DEMO_TWINS, LORA_RANK, build_demo, sha256_file
 from service.engine.loading import check_pipeline_dir
 from service.twins.store import PICKLE_SUFFIXES
+from tests.conftest import snapshot_registry
 
 
 def test_pipeline_is_sdxl_architecture(demo_home):
@@ -37,7 +38,7 @@ def registry_home(registry) -> Path:
     return Path(registry.engine.url.database).parent
 
 
-def test_demo_tenant_has_consent_for_every_twin_and_two_keys(demo_home, registry, demo_keys):
+def test_demo_tenant_has_consent_for_every_twin_and_two_keys(demo_home, registry, demo_keys, tmp_path):
     for twin_id in DEMO_TWINS:
         record = registry.current_consent(twin_id)
         assert record.tenants == {DEMO_TENANT} and set(record.uses) >= {"ecommerce"} and record.signed_at is not None
@@ -45,7 +46,7 @@ def test_demo_tenant_has_consent_for_every_twin_and_two_keys(demo_home, registry
     assert demo.scopes == {"generate", "verify"} and "admin" in admin.scopes
     assert demo.tenant_id == admin.tenant_id == DEMO_TENANT
     assert (demo_home / "demo.env").stat().st_mode & 0o077 == 0  # the keys are the owner's alone
-    stored = b"".join(p.read_bytes() for p in demo_home.glob("registry.db*"))
+    stored = snapshot_registry(demo_home, tmp_path / "copy.db").read_bytes()  # the live files stay unopened
     assert demo_keys["ATELIER_DEMO_KEY"].encode() not in stored
     assert demo_keys["ATELIER_DEMO_KEY"].split("_", 2)[2].encode() not in stored  # nor the secret alone
 
