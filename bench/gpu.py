@@ -21,8 +21,8 @@ count, with no memory or device time spent.
 TensorRT engines are tied to the pipeline they were built from (builds/compile.py records its
 fingerprint), and each run builds a new random pipeline: to time tensorrt, run once with
 `--workdir DIR --keep`, build engines for DIR/pipeline with builds/compile.py where the
-tensorrt backend's settings (passed through from ATELIER_TRT_* / ATELIER_TENSORRT_* /
-ATELIER_ENGINES*) point, and rerun with `--workdir DIR`, which reuses the pipeline. A
+tensorrt backend's settings (ATELIER_ENGINES_DIR, ATELIER_BACKEND_FALLBACK, passed
+through from the environment) point, and rerun with `--workdir DIR`, which reuses the pipeline. A
 tensorrt backend that falls back to eager or compile is reported as skipped, with its reason.
 
 On a machine without CUDA the same code runs on the demo pipeline (`builds/demo.py`), by

@@ -206,19 +206,15 @@ def list_presets(atelier, body, details: dict) -> dict:
 
 
 def list_deliveries(atelier, body: DeliveryListBody, details: dict) -> dict:
-    return {"deliveries": [shown_delivery(d) for d in atelier.jobs.store.deliveries(body.tenant_id, body.job_id)]}
+    return {"deliveries": [shown(d) for d in atelier.jobs.store.deliveries(body.tenant_id, body.job_id)]}
 
 
 def redeliver(atelier, body: DeliveryIdBody, details: dict) -> dict:
     details["delivery_id"] = body.delivery_id
     delivery = atelier.jobs.store.redeliver(body.delivery_id)
     atelier.jobs.dispatcher.wake()
-    return {"delivery": shown_delivery(delivery)}
+    return {"delivery": shown(delivery)}
 
-
-def shown_delivery(delivery) -> dict:
-    return {name: (value.isoformat() if hasattr(value, "isoformat") else list(value) if isinstance(value, tuple) else value)
-            for name, value in delivery.__dict__.items()}
 
 
 ROUTES: list[tuple[str, str, type[BaseModel], Operation, int]] = [

@@ -26,12 +26,12 @@ from service.config import get_settings
 from service.engine import Engine, GenerationResult
 from service.generation import GuardedGeneration
 from service.jobs.catalog import CatalogJobs
-from service.jobs_api import idempotency_key, job_routes
+from service.jobs_api import job_routes
 from service.errors import AtelierError, InvalidRequest, MalformedRequest, NotReady, PayloadTooLarge
 from service.http_edge import HttpEdge, error_response, internal_error_response
 from service.admin_api import admin_routes, audited_failure
 from service.admin_api import json_routes as admin_json_routes
-from service.audit.events import admin_event, edge_refusal_event, generation_event, verify_event
+from service.audit.events import admin_event, edge_refusal_event, generation_event, replay_event, verify_event
 from service.audit.record import AuditError as AuditUnavailable
 from service.audit.recorder import Recorder
 from service.audit.usage import aggregate, to_csv
@@ -54,7 +54,7 @@ from service.schemas import (
     TwinListResponse,
     TwinState,
 )
-from service.registry import TwinInfo, open_registry, request_hash
+from service.registry import TwinInfo, check_idempotency_key, open_registry, request_hash
 from service.tenancy import Principal, Tenancy
 from service.twins.metrics import PrometheusCacheEvents
 from service.twins.records import check_twin_id
@@ -205,7 +205,7 @@ class Atelier:
         digest = request_hash(body.model_dump(mode="json"))
         who: dict = {}
         try:
-            key = idempotency_key(raw_key)
+            key = check_idempotency_key(raw_key)
             principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
             who = principal.audit_fields()
             stored = self.registry.idempotency_get(principal.tenant_id, key, digest)  # 409 for another body
@@ -216,13 +216,13 @@ class Atelier:
                                                base_model_id=self.engine.base_model_id, prompts=self.audit.prompts, **who))
             raise
         if stored is None:
-            response = to_response(self._run(body, ctx, "/v1/generate"))
+            response = to_response(self._run(body, ctx, "/v1/generate", principal))
             stored = self.registry.idempotency_put(principal.tenant_id, key, digest, response.model_dump(mode="json"), 200)
             if stored.response["generation_id"] == response.generation_id:
                 return response
         # a retry, or a concurrent twin of this request that stored its response first
-        self.audit.record({"event": "idempotent_replay", "route": "/v1/generate", **who, "client_ip": client_ip(ctx),
-                           "generation_id": stored.response.get("generation_id")})
+        self.audit.record(replay_event(route="/v1/generate", client_ip=client_ip(ctx),
+                                       generation_id=stored.response.get("generation_id"), **who))
         return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
     @bentoml.api(route="/v1/generate/image")
@@ -324,14 +324,16 @@ class Atelier:
         self.audit.record(admin_event(action="revocation_applied", client_ip=None, twin_id=twin.id,
                                       deleted=twin.deleted, evicted_from=evicted))
 
-    def _run(self, body: GenerateRequest, ctx: bentoml.Context, route: str) -> GenerationResult:
-        """One generation, audited whatever its outcome; the record is durable before we answer."""
+    def _run(self, body: GenerateRequest, ctx: bentoml.Context, route: str,
+             principal: Principal | None = None) -> GenerationResult:
+        """One generation, audited whatever its outcome; the record is durable before we answer.
+        `principal`: the caller when the route has authenticated it already."""
 
         @contextlib.contextmanager
         def admit():
-            principal = self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
-            with self.tenancy.limits(principal):
-                yield principal
+            caller = principal or self.tenancy.authenticate(ctx.request.headers.get("authorization"), "generate")
+            with self.tenancy.limits(caller):
+                yield caller
 
         result = self.generation.run(body, admit=admit, route=route, client_ip=client_ip(ctx))
         log.info(

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from service.admin_api import audited_failure, caller, parsed
 from service.audit.events import job_event
 from service.errors import InvalidRequest
-from service.registry import request_hash
+from service.registry import check_idempotency_key, request_hash
 from service.schemas import JobSubmitBody
 
 log = logging.getLogger("atelier.jobs")
@@ -36,13 +36,6 @@ def job_id_of(request: Request) -> str:
     return job_id
 
 
-def idempotency_key(key: str | None) -> str | None:
-    """The `Idempotency-Key` header's value, checked (1-255 characters)."""
-    if key is not None and not (1 <= len(key) <= 255):
-        raise InvalidRequest("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
-    return key
-
-
 async def submit(request: Request) -> Response:
     atelier = request.app.state.atelier
     ip = request.client.host if request.client else None
@@ -50,7 +43,7 @@ async def submit(request: Request) -> Response:
     try:
         principal = await caller(request, "generate")
         details["actor"] = principal.audit_fields()
-        key = idempotency_key(request.headers.get("idempotency-key"))
+        key = check_idempotency_key(request.headers.get("idempotency-key"))
         body = await parsed(request, JobSubmitBody)
         digest = request_hash(body.model_dump(mode="json"))
         if key is not None:

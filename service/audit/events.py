@@ -90,6 +90,13 @@ def generation_event(
     return event
 
 
+def replay_event(*, route: str, client_ip: str | None, generation_id: str | None, tenant: str | None = None,
+                 key_id: str | None = None) -> dict[str, Any]:
+    """A stored response replayed for an Idempotency-Key: no new image was made."""
+    return {"event": "idempotent_replay", "route": route, "service_version": __version__, "tenant": tenant,
+            "key_id": key_id, "client_ip": client_ip, "generation_id": generation_id}
+
+
 def verify_event(*, upload: bytes, report=None, error: BaseException | None = None, client_ip: str | None,
                  tenant: str | None = None, key_id: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {

@@ -15,11 +15,10 @@ from datetime import timedelta
 
 from service.config import Settings
 from service.errors import InvalidRequest
-from service.generation import GuardedGeneration
 from service.jobs.delivery import deliverer_for
 from service.jobs.dispatch import WebhookDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
-from service.jobs.runner import JobRunner
+from service.jobs.runner import JobRunner, Renderer
 from service.jobs.store import JobStore
 from service.registry import Registry
 from service.schemas import JobSubmitBody
@@ -41,7 +40,7 @@ class CatalogJobs:
         self.deliverer = deliverer
 
     @classmethod
-    def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration) -> "CatalogJobs":
+    def build(cls, settings: Settings, registry: Registry, generation: Renderer) -> "CatalogJobs":
         store = JobStore(registry.engine)
         def housekeeping() -> None:  # hourly, from the webhook sender's thread
             registry.purge_expired_idempotency()

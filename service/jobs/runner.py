@@ -21,10 +21,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
 from service.errors import AtelierError, Forbidden, Unauthorized
-from service.generation import GuardedGeneration
 from service.jobs.delivery import Deliverer
 from service.jobs.presets import BUILTIN_SCENES, expand_item
 from service.jobs.store import Job, JobItem, JobStore
@@ -33,6 +33,13 @@ from service.schemas import GenerateRequest, JobItemSpec
 from service.tenancy import Principal
 
 log = logging.getLogger("atelier.jobs")
+
+
+class Renderer(Protocol):
+    """One guarded, audited generation (`service.generation.GuardedGeneration` in the service)."""
+
+    def run(self, request: GenerateRequest, *, admit: Callable[[], AbstractContextManager[Principal]], route: str,
+            client_ip: str | None, job: dict | None = None) -> Any: ...
 JOB_ROUTE = "/v1/jobs/submit"
 
 
@@ -43,7 +50,7 @@ def error_of(exc: BaseException) -> dict:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, registry: Registry, generation: GuardedGeneration,
+    def __init__(self, store: JobStore, registry: Registry, generation: Renderer,
                  deliverer_for: Callable[[str], Deliverer], notify: Callable[[Job, str, dict], None],
                  lease_s: float = 30.0, poll_s: float = 0.5, on_finished: Callable[[], None] = lambda: None):
         self.store = store

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import AtelierError
@@ -149,8 +149,8 @@ class JobStore:
     def open_jobs(self, key_id: str) -> int:
         """Queued or running jobs submitted with this key (its concurrent-jobs limit)."""
         with self._session() as s:
-            rows = s.scalars(select(JobRow.id).where(JobRow.key_id == key_id, JobRow.status.in_(("queued", "running")))).all()
-            return len(rows)
+            return s.scalar(select(func.count()).select_from(JobRow)
+                            .where(JobRow.key_id == key_id, JobRow.status.in_(("queued", "running"))))
 
     def request_cancel(self, tenant_id: str, job_id: str) -> Job:
         """Stop a job: a queued one at once, a running one before its next item."""

@@ -18,6 +18,7 @@ from service.registry.repository import (
     Registry,
     TenantInfo,
     TwinInfo,
+    check_idempotency_key,
     request_hash,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "Registry",
     "TenantInfo",
     "TwinInfo",
+    "check_idempotency_key",
     "downgrade",
     "ensure_schema",
     "make_engine",

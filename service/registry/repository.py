@@ -626,9 +626,16 @@ class Registry:
             return result.rowcount or 0
 
 
-def _check_key(key: str) -> None:
+def check_idempotency_key(key: str | None) -> str | None:
+    """An `Idempotency-Key` header's value when usable (1-255 characters); an absent header
+    (None) passes through."""
+    return None if key is None else _check_key(key)
+
+
+def _check_key(key: str) -> str:
     if not isinstance(key, str) or not key or len(key) > IDEMPOTENCY_KEY_MAX:
         raise InvalidRequest(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters", field="Idempotency-Key")
+    return key
 
 
 def _twin_info(row: TwinRow) -> TwinInfo:

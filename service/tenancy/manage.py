@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from service.registry import ConsentRecord, KeyListing, Registry, TenantInfo, TwinInfo
+from service.registry import ConsentRecord, Registry
 from service.registry.repository import utcnow
 from service.tenancy.consent import check_categories
 
@@ -49,6 +49,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def shown(item: TenantInfo | KeyListing | TwinInfo | ConsentRecord) -> dict[str, Any]:
-    """A registry record as an operator sees it in JSON."""
+def shown(item: Any) -> dict[str, Any]:
+    """A record (a frozen dataclass: tenant, key, twin, consent, webhook delivery) as an
+    operator sees it in JSON."""
     return {name: _jsonable(value) for name, value in asdict(item).items()}

@@ -31,9 +31,14 @@ class RevocationWatcher:
         self._handled: set[tuple[str, int]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._poll_lock = threading.Lock()  # the thread and an admin call may poll at once
 
     def poll_once(self) -> list[TwinInfo]:
         """Handle twins revoked since the last poll; returns them."""
+        with self._poll_lock:
+            return self._poll()
+
+    def _poll(self) -> list[TwinInfo]:
         version = self.registry.registry_version()
         if version == self._seen_version:
             return []
