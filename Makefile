@@ -24,7 +24,7 @@ demo: install
 	$(PY) builds/demo.py --home $(ATELIER_HOME)
 
 serve: demo
-	BENTOML_HOME=$(abspath $(ATELIER_HOME))/bentoml $(VENV)/bin/bentoml serve service.app:Atelier --host $(HOST) --port $(PORT)
+	BENTOML_HOME=$(abspath $(ATELIER_HOME))/bentoml $(VENV)/bin/bentoml serve service.gateway.service:Gateway --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest

@@ -59,7 +59,7 @@ def one_cold_start(home: Path, workdir: Path, args) -> dict:
     bentoml = Path(sys.executable).with_name("bentoml")
     started = time.monotonic()
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen([str(bentoml), "serve", "service.app:Atelier", "--host", "127.0.0.1", "--port", str(port)],
+        process = subprocess.Popen([str(bentoml), "serve", "service.gateway.service:Gateway", "--host", "127.0.0.1", "--port", str(port)],
                                    cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log_file,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

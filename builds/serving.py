@@ -1,7 +1,10 @@
-"""Start a real `bentoml serve` process on a free loopback port, wait until ready, stop it by PID.
+"""Start real BentoML server processes on free loopback ports, wait until ready, stop them by PID.
 
 Owns: the dev/test lifecycle of a served Atelier (used by the end-to-end tests and the
-benchmarks). Never used by the running service itself.
+benchmarks): `serve` runs the whole bento (`bentoml serve`: the gateway, and the renderer
+in its own processes), `serve_one` runs one service alone against another's URL, as a
+platform does (BentoML's `start-http-server --service-name --depends`). Never used by the
+running service itself.
 """
 
 from __future__ import annotations
@@ -73,11 +76,34 @@ class ServedAtelier:
         self.stop()
 
 
+TARGET = "service.gateway.service:Gateway"
+GATEWAY, RENDERER = "atelier-gateway", "atelier-renderer"
+
+
 def serve(atelier_home: Path, workdir: Path, env: dict[str, str] | None = None, ready_timeout: float = 180.0) -> ServedAtelier:
-    """Start `bentoml serve service.app:Atelier` and return once `/readyz` answers 200."""
+    """Start `bentoml serve` of the whole bento and return once `/readyz` answers 200."""
     port = free_port()
+    bentoml_cli = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml_cli), "serve", TARGET, "--host", "127.0.0.1", "--port", str(port)]
+    return _start(command, port, atelier_home, workdir, "server.log", env, ready_timeout)
+
+
+def serve_one(service_name: str, atelier_home: Path, workdir: Path, env: dict[str, str] | None = None,
+              depends: dict[str, str] | None = None, port: int | None = None, ready_timeout: float = 180.0,
+              wait_ready: bool = True) -> ServedAtelier:
+    """Start one service of the bento alone (the renderer, or the gateway against a renderer's
+    URL); with `wait_ready=False`, return as soon as the process runs."""
+    port = port or free_port()
+    command = [sys.executable, "-c", "from bentoml_cli._internal.start import start_command; start_command()",
+               "start-http-server", TARGET, "--service-name", service_name, "--host", "127.0.0.1", "--port", str(port),
+               *[arg for name, url in (depends or {}).items() for arg in ("--depends", f"{name}={url}")]]
+    return _start(command, port, atelier_home, workdir, f"{service_name}.log", env, ready_timeout if wait_ready else 0)
+
+
+def _start(command: list[str], port: int, atelier_home: Path, workdir: Path, log_name: str,
+           env: dict[str, str] | None, ready_timeout: float) -> ServedAtelier:
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "server.log"
+    log_path = workdir / log_name
     full_env = {
         **os.environ,
         "ATELIER_HOME": str(atelier_home),
@@ -86,13 +112,13 @@ def serve(atelier_home: Path, workdir: Path, env: dict[str, str] | None = None, 
         "PYTHONPATH": str(REPO),
         **(env or {}),
     }
-    bentoml_cli = Path(sys.executable).with_name("bentoml")
-    command = [str(bentoml_cli), "serve", "service.app:Atelier", "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             command, cwd=REPO, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
     served = ServedAtelier(process, f"http://127.0.0.1:{port}", log_path)
+    if ready_timeout <= 0:
+        return served
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

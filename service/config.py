@@ -171,12 +171,28 @@ class Settings:
     base_model_s3: str | None = None
     backend_fallback: str | None = None
     warmup: bool = True
+    # Sizes (WIDTHxHEIGHT px) the eager and compile backends warm up at before ready: set the
+    # production sizes (e.g. "1024x1024,1024x1280"); the default keeps CPU start-up cheap.
+    # The tensorrt backend warms up at its engines' OPT shapes instead.
+    warmup_sizes: tuple[str, ...] = ("256x256",)
     # Intra-op threads on CPU. BentoML calls sync APIs from worker threads, where OpenMP
     # parallelism measured 2x slower than one thread on a 2-core machine (docs/BENCHMARKS.md).
     # 0 leaves torch's default. Has no effect on GPU.
     cpu_threads: int = 1
     max_body_bytes: int = 64 * 1024
     log_level: str = "INFO"
+    # The renderer service: worker processes per replica (each loads the pipeline; >1 only for
+    # CPU tests and benches), render calls one worker takes at once (more are answered 429 and
+    # retried by the gateway elsewhere), and the most replicas the platform may start.
+    renderer_workers: int = 1
+    renderer_concurrency: int = 1
+    renderer_max_replicas: int = 1
+    # The gateway's dispatcher of catalogue items: render calls in flight (0: max replicas x
+    # workers x concurrency), items of one twin and shape per call, and how long a synchronous
+    # generation waits for a busy or starting renderer before answering 503.
+    dispatch_window: int = 0
+    dispatch_batch: int = 4
+    render_wait_s: int = 120
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -232,10 +248,22 @@ class Settings:
             base_model_s3=_s3_url(env, "ATELIER_BASE_MODEL_S3"),
             backend_fallback=_choice(env, "ATELIER_BACKEND_FALLBACK", "eager", ("eager", "compile")) if env.get("ATELIER_BACKEND_FALLBACK") else None,
             warmup=_bool(env, "ATELIER_WARMUP", True),
+            warmup_sizes=_list(env, "ATELIER_WARMUP_SIZES", ("256x256",)),
             cpu_threads=_int(env, "ATELIER_CPU_THREADS", 1, minimum=0),
             max_body_bytes=_int(env, "ATELIER_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
             log_level=(env.get("ATELIER_LOG_LEVEL") or "INFO").upper(),
+            renderer_workers=_int(env, "ATELIER_RENDERER_WORKERS", 1, minimum=1),
+            renderer_concurrency=_int(env, "ATELIER_RENDERER_CONCURRENCY", 1, minimum=1),
+            renderer_max_replicas=_int(env, "ATELIER_RENDERER_MAX_REPLICAS", 1, minimum=1),
+            dispatch_window=_int(env, "ATELIER_DISPATCH_WINDOW", 0, minimum=0),
+            dispatch_batch=_int(env, "ATELIER_DISPATCH_BATCH", 4, minimum=1),
+            render_wait_s=_int(env, "ATELIER_RENDER_WAIT_S", 120, minimum=1),
         )
+
+    @property
+    def window(self) -> int:
+        """Render calls the dispatcher keeps in flight: the load the autoscaler sees."""
+        return self.dispatch_window or self.renderer_max_replicas * self.renderer_workers * self.renderer_concurrency
 
 
 @lru_cache(maxsize=1)

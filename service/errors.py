@@ -100,3 +100,25 @@ class UnreadableImage(AtelierError):
 
     status = 422
     code = "unreadable_image"
+
+
+class RendererUnavailable(AtelierError):
+    """No renderer took the call in time (all busy, starting from zero, or unreachable)."""
+
+    status = 503
+    code = "renderer_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RemoteError(AtelierError):
+    """A typed error the renderer reported for one item, carried back to the caller as-is."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message, field=field, code=code)
+        self.status = status

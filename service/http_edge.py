@@ -1,32 +1,25 @@
-"""The HTTP edge: body-size limits, request validation, and the one mapping of errors to HTTP.
+"""The HTTP edge: what must happen before a body is read, and the one mapping of errors to HTTP.
 
 Owns: the `{"error": {"code", "message", "field"}}` body and its status code for every typed
-error, and an ASGI middleware that refuses oversized bodies (413), non-JSON bodies (400/415)
-and out-of-bounds fields (422) before BentoML parses anything, so callers always get our
-error shape naming the field. Plain ASGI: must never import bentoml.
+error, and an ASGI middleware that refuses oversized bodies (413) and unauthenticated uploads
+(401/403) before they are read or spooled. Validation of what is read is the router's
+(`service.gateway.errors`). Plain ASGI: must never import bentoml.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Awaitable, Callable
 
-from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 
-from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
+from service.errors import AtelierError, MalformedRequest, PayloadTooLarge
 
 log = logging.getLogger("atelier.http")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
-
-
-class UnsupportedMediaType(AtelierError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 class LengthRequired(AtelierError):
@@ -53,24 +46,9 @@ def internal_error_response() -> JSONResponse:
     )
 
 
-def validation_error(exc: ValidationError) -> AtelierError:
-    """Turn pydantic's first error into a typed error that names the field."""
-    first = exc.errors(include_url=False, include_input=False)[0]
-    kind, loc = first["type"], first["loc"]
-    if kind == "json_invalid":
-        return MalformedRequest(f"the body is not valid JSON: {first['msg']}")
-    if kind in ("model_type", "model_attributes_type") or not loc:
-        return MalformedRequest("the body must be a JSON object")
-    field = ".".join(str(part) for part in loc)
-    if kind == "extra_forbidden":
-        return InvalidRequest(f"unknown field {field!r}", field=field)
-    return InvalidRequest(f"{field}: {first['msg']}", field=field)
-
-
 class HttpEdge:
     """ASGI middleware in front of the BentoML app.
 
-    `json_routes` maps a POST path to the pydantic model its body must validate against.
     Every request body is buffered and capped at `max_body_bytes`, except on the upload paths
     of `streamed_limits`: those must declare a Content-Length within their own cap and are
     streamed through unbuffered.
@@ -79,7 +57,6 @@ class HttpEdge:
     def __init__(
         self,
         app,
-        json_routes: dict[str, type[BaseModel]] | None = None,
         max_body_bytes: int | Callable[[], int] = 64 * 1024,
         streamed_limits: dict[str, int | Callable[[], int]] | None = None,
         on_refused: Callable[[str, AtelierError, str | None], None] | None = None,
@@ -88,7 +65,6 @@ class HttpEdge:
     ):
         self.app = app
         self.body_limits = body_limits or {}  # per-path caps that replace max_body_bytes
-        self.json_routes = json_routes or {}
         self._max_body = max_body_bytes
         self.streamed_limits = streamed_limits or {}
         self.on_refused = on_refused  # e.g. the audit log: called (in a worker thread) before the reply
@@ -123,9 +99,6 @@ class HttpEdge:
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"the body is {declared} bytes; the limit for {path} is {limit} bytes")
             body = await _read_body(receive, limit, path)
-            model = self.json_routes.get(path) if scope["method"] == "POST" else None
-            if model is not None:
-                _check_json_request(scope, body, model)
         except AtelierError as exc:
             await self._refuse(exc, scope, receive, send)
             return
@@ -186,20 +159,3 @@ async def _read_body(receive: Receive, limit: int, path: str) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _check_json_request(scope: Scope, body: bytes, model: type[BaseModel]) -> None:
-    content_type = ""
-    for name, value in scope.get("headers", []):
-        if name == b"content-type":
-            content_type = value.decode("latin-1").split(";")[0].strip().lower()
-    if content_type not in ("", "application/json"):
-        raise UnsupportedMediaType(f"send the body as application/json, not {content_type!r}")
-    if not body.strip():
-        raise MalformedRequest("the body is empty; send a JSON object")
-    try:
-        model.model_validate_json(body)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-    except (ValueError, json.JSONDecodeError) as exc:  # pragma: no cover - pydantic wraps these
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None

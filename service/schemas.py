@@ -119,8 +119,9 @@ class TwinState(BaseModel):
     adapter_path: str
     sha256: str
     rank: int | None
-    tiers: list[str] = Field(..., description="Cache tiers holding the adapter: device, host, disk.")
-    in_slot: bool = Field(..., description="The adapter is the one currently in the pipeline's slot.")
+    tiers: list[str] | None = Field(None, description="Cache tiers holding the adapter on the renderer worker asked "
+                                                      "(device, host, disk); null unless asked for.")
+    in_slot: bool | None = Field(None, description="The adapter is the one in that worker's slot; null unless asked for.")
 
 
 class TwinListResponse(BaseModel):
@@ -211,8 +212,9 @@ class ConsentBody(BaseModel):
     tenants: list[str] = Field(..., min_length=1, max_length=1000)
     uses: list[str] = Field(..., min_length=1, max_length=32, examples=[["ecommerce", "lookbook"]])
     territories: list[str] = Field([], max_length=250, description="ISO 3166-1 alpha-2 codes; empty means worldwide.")
-    valid_from: AwareDatetime | None = Field(None, description="Default: now.")
-    valid_until: AwareDatetime | None = None
+    # Not strict: JSON carries datetimes as ISO 8601 strings (checked for a time zone).
+    valid_from: AwareDatetime | None = Field(None, description="Default: now.", strict=False)
+    valid_until: AwareDatetime | None = Field(None, strict=False)
     pay_rate_ref: str | None = Field(None, max_length=200)
     excluded_categories: list[str] = Field([], max_length=32)
     included_categories: list[str] = Field([], max_length=32)

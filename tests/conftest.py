@@ -14,6 +14,7 @@ from builds.demo import ENV_FILE, build_demo, read_demo_env
 from service.config import Settings, get_settings
 
 pytest_plugins = ["tests.s3server"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"width": 256, "height": 256, "steps": 2}
 
 
@@ -83,8 +84,9 @@ def copied_home(demo_home, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def client(demo_home, demo_keys):
-    """The BentoML service's ASGI app (every route but /metrics), started like a server would.
-    Requests carry the demo tenant's generate+verify key unless a test sends other headers."""
+    """The gateway's ASGI app (every route but /metrics), started like a server would, with its
+    renderer in this process. Requests carry the demo tenant's generate+verify key unless a
+    test sends other headers."""
     from starlette.testclient import TestClient
 
     # One service instance per process: BentoML registers its Prometheus metrics once.
@@ -92,10 +94,10 @@ def client(demo_home, demo_keys):
     os.environ["ATELIER_HOME"] = str(demo_home)
     os.environ["ATELIER_REGISTRY_POLL_MS"] = "100"
     get_settings.cache_clear()
-    from service.app import Atelier
+    from service.gateway.service import Gateway
 
     headers = {"Authorization": f"Bearer {demo_keys['ATELIER_DEMO_KEY']}"}
-    with TestClient(Atelier.to_asgi(), headers=headers) as test_client:
+    with TestClient(Gateway.to_asgi(), headers=headers) as test_client:
         yield test_client
     for name, value in saved.items():
         if value is None:

@@ -86,6 +86,7 @@ def generation_event(
                 for img in result.images
             ],
             timings_ms=result.timings_ms,
+            renderer=getattr(result, "worker", None),
         )
     return event
 

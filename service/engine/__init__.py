@@ -1,5 +1,9 @@
-"""Generation: load a diffusers pipeline, run it for one request, report per-stage timings."""
+"""Generation: load a diffusers pipeline, run batches of requests, report per-stage timings.
 
-from service.engine.pipeline import Engine, GeneratedImage, GenerationResult
+Imported by the renderer only (torch); the gateway never imports it.
+"""
+
+from service.engine.pipeline import Engine
+from service.rendering import GeneratedImage, GenerationResult
 
 __all__ = ["Engine", "GeneratedImage", "GenerationResult"]

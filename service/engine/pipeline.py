@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -24,37 +23,20 @@ from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_dev
 from service.errors import AtelierError
 from service.registry import Registry
 from service.imaging import ImageMarker, MarkContext, PlainEncoder
+from service.rendering import GeneratedImage, GenerationResult, group_key
 from service.schemas import MAX_SEED, GenerateRequest
-from service.twins import TwinAdapters
-from service.twins.admin import register_twin
+from service.twins.adapters import TwinAdapters
 from service.twins.records import TwinRecord
 from service.twins.cache import CacheEvents
 
 WARMUP_REQUEST = GenerateRequest(twin_id=None, prompt="warm-up", width=256, height=256, steps=2, seed=0)
 
 
-@dataclass(frozen=True)
-class GeneratedImage:
-    index: int
-    format: str
-    width: int
-    height: int
-    seed: int
-    data: bytes
-    sha256: str
-    watermark_id: str | None = None
-    manifest_sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    generation_id: str
-    twin_id: str | None
-    seed: int
-    images: list[GeneratedImage]
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    adapter_source: str | None = None  # the cache tier that served the twin's adapter
-    adapter_sha256: str | None = None
+def warmup_request(shape) -> GenerateRequest:
+    """WARMUP_REQUEST at a backend's warm-up shape (`backends.WarmupShape`): its size and image
+    count, guidance 5 (CFG: the UNet batch doubled) or 1 (no CFG)."""
+    return GenerateRequest(twin_id=None, prompt="warm-up", width=shape.width, height=shape.height, steps=2, seed=0,
+                           num_images=shape.images, guidance_scale=5.0 if shape.cfg else 1.0)
 
 
 class StageTimer:
@@ -149,13 +131,6 @@ class Engine:
         """Drop a twin's adapter from every cache tier and from the slot."""
         return self.drop_adapter(self.twins.catalog.get(twin_id).sha256)
 
-    def register(self, twin_id: str, display_name: str | None, data: bytes | None, adapter_key: str | None):
-        """Add or update a twin (validated against the slot); the old adapter leaves the caches."""
-        record, previous = register_twin(self.twins, twin_id, display_name, data, adapter_key)
-        if previous is not None and previous.sha256 != record.sha256:
-            self.drop_adapter(previous.sha256)
-        return record, previous
-
     def drop_adapter(self, sha256: str) -> list[str]:
         """Remove an adapter from every cache tier and, under the pipeline lock, from the slot."""
         removed = self.twins.cache.evict(sha256)
@@ -188,25 +163,37 @@ class Engine:
     def twin_states(self) -> list[dict]:
         return [self.twin_state(record) for record in self.twins.catalog.all()]
 
-    def warm_up(self) -> GenerationResult:
-        """One small generation so the first real request pays no first-call costs."""
-        return self.generate(WARMUP_REQUEST)
+    def warm_up(self) -> list[GenerationResult]:
+        """A small generation at each of the backend's warm-up shapes (ATELIER_WARMUP_SIZES; the
+        engines' OPT shapes under tensorrt), so requests there pay no first-call or compile costs."""
+        shapes = self.backend.warmup_shapes() if hasattr(self.backend, "warmup_shapes") else ()
+        return [self.generate(request) for request in [warmup_request(s) for s in shapes] or [WARMUP_REQUEST]]
 
     def generate(self, request: GenerateRequest, between_steps: Callable[[], None] | None = None) -> GenerationResult:
-        """Render `request`. `between_steps` runs after every denoising step; an exception it
-        raises stops the generation there and propagates (how a revoked twin's in-flight
-        generation is cancelled)."""
+        """Render one request with a fresh generation id (and a random seed unless it gives one)."""
+        seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        return self.generate_batch([(request, seed, uuid.uuid4().hex)], between_steps)[0]
+
+    def generate_batch(self, items: list[tuple[GenerateRequest, int, str]],
+                       between_steps: Callable[[], None] | None = None) -> list[GenerationResult]:
+        """Render requests that share a twin and a shape (`group_key`) as one pipeline batch.
+
+        `items` are (request, seed, generation_id). Row i of a request uses seed + i, so every
+        row equals its single render. `between_steps` runs after every denoising step; an
+        exception it raises stops the generation there and propagates (how a revoked twin's
+        in-flight generation is cancelled)."""
+        if len({group_key(request) for request, _, _ in items}) != 1:
+            raise ValueError("a batch must share one twin, size, step count and guidance scale")
         started = time.perf_counter()
         timer = StageTimer(self.device)
-        generation_id = uuid.uuid4().hex
-        seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        first = items[0][0]
 
         # 1. The twin's adapter onto the device, through the cache tiers (outside the lock:
         #    a cold load from the store never stalls generations of other twins).
         adapter, source = None, None
         with timer.stage("adapter"):
-            if request.twin_id is not None:
-                adapter, source = self.twins.cache.acquire(self.twins.catalog.get(request.twin_id))
+            if first.twin_id is not None:
+                adapter, source = self.twins.cache.acquire(self.twins.catalog.get(first.twin_id))
 
         with timer.stage("queue"):
             self._lock.acquire()
@@ -221,59 +208,63 @@ class Engine:
                         slot.clear()
                     elif adapter is not None and slot.owner != adapter.sha256:
                         slot.load(adapter)
-            pil_images = self._denoise_and_decode(request, seed, timer, between_steps)
+            pil_images = self._denoise_and_decode(items, timer, between_steps)
         finally:
             self._lock.release()
 
         # 5. Mark (watermark, metadata, signature) and encode to files, outside the lock: the
-        #    pipeline is free for the next request. A marker failure fails the whole request.
-        images = []
-        for index, pil in enumerate(pil_images):
-            marked = self.marker.mark(pil, request.output_format, MarkContext(generation_id, request.twin_id, index, seed + index))
-            for stage, ms in marked.timings_ms.items():
-                timer.ms[stage] = timer.ms.get(stage, 0.0) + ms
-            images.append(
-                GeneratedImage(
-                    index=index,
-                    format=request.output_format,
-                    width=pil.width,
-                    height=pil.height,
-                    seed=seed + index,
-                    data=marked.data,
-                    sha256=hashlib.sha256(marked.data).hexdigest(),
-                    watermark_id=marked.watermark_id,
+        #    pipeline is free for the next request. A marker failure fails the whole batch.
+        results, row = [], 0
+        shared = {k: v / len(items) for k, v in timer.ms.items()}  # the batch's stages, shared out
+        for request, seed, generation_id in items:
+            ms = dict(shared)
+            images = []
+            for index in range(request.num_images):
+                pil = pil_images[row]
+                row += 1
+                marked = self.marker.mark(pil, request.output_format, MarkContext(generation_id, request.twin_id, index, seed + index))
+                for stage, value in marked.timings_ms.items():
+                    ms[stage] = ms.get(stage, 0.0) + value
+                images.append(GeneratedImage(
+                    index=index, format=request.output_format, width=pil.width, height=pil.height, seed=seed + index,
+                    data=marked.data, sha256=hashlib.sha256(marked.data).hexdigest(), watermark_id=marked.watermark_id,
                     manifest_sha256=marked.manifest_sha256,
-                )
-            )
-        timer.ms["total"] = (time.perf_counter() - started) * 1000.0
-        timings = {k: round(timer.ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
-        if "mark" in timer.ms:
-            timings["mark"] = round(timer.ms["mark"], 3)
-        return GenerationResult(generation_id, request.twin_id, seed, images, timings, source, adapter.sha256 if adapter else None)
+                ))
+            ms["total"] = (time.perf_counter() - started) * 1000.0
+            timings = {k: round(ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
+            if "mark" in ms:
+                timings["mark"] = round(ms["mark"], 3)
+            results.append(GenerationResult(generation_id, request.twin_id, seed, images, timings, source,
+                                            adapter.sha256 if adapter else None))
+        return results
 
-    def _denoise_and_decode(self, request: GenerateRequest, seed: int, timer: StageTimer,
+    def _denoise_and_decode(self, items: list[tuple[GenerateRequest, int, str]], timer: StageTimer,
                             between_steps: Callable[[], None] | None = None) -> list:
         pipe = self.pipe
+        first = items[0][0]
         step_hook = None
         if between_steps is not None:
             def step_hook(_pipe, _step, _timestep, tensors):
                 between_steps()
                 return tensors
-        do_cfg = request.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+        do_cfg = first.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
         # One CPU generator per image: image i is reproducible alone from seed + i, on any device.
-        generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(request.num_images)]
+        generators = [torch.Generator(device="cpu").manual_seed(seed + i)
+                      for request, seed, _ in items for i in range(request.num_images)]
         with torch.no_grad():
-            # 3. Text encoders.
+            # 3. Text encoders, once per request; the rows of the batch are stacked.
             with timer.stage("encode"):
-                embeds = encode_prompts(pipe, request, self.device, do_cfg)
+                per_request = [encode_prompts(pipe, request, self.device, do_cfg) for request, _, _ in items]
+                embeds = {name: (torch.cat([e[name] for e in per_request]) if per_request[0][name] is not None else None)
+                          for name in per_request[0]}
             # 4. Denoising loop (the UNet), stopping at latents.
             with timer.stage("denoise"):
                 latents = pipe(
                     **embeds,
-                    width=request.width,
-                    height=request.height,
-                    num_inference_steps=request.steps,
-                    guidance_scale=request.guidance_scale,
+                    width=first.width,
+                    height=first.height,
+                    num_inference_steps=first.steps,
+                    guidance_scale=first.guidance_scale,
                     num_images_per_prompt=1,  # the embeddings already hold one row per image
                     generator=generators,
                     output_type="latent",

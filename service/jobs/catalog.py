@@ -1,25 +1,28 @@
-"""Catalogue jobs as the HTTP layer sees them: submit, status, results, cancel.
+"""Catalogue jobs as the HTTP layer sees them: submit, status, paged results, one image, cancel.
 
-Owns: composing the queue (`store`), the worker (`runner`) and the webhook sender
-(`dispatch`) from the settings; what a submission must satisfy before it is queued (the
-key's open-job limit, known scene presets, a bounded inline payload), and the JSON shapes
-of a job's status and results (presigned URLs minted at read time). Must never render
-anything itself.
+Owns: composing the queue (`store`), the render dispatcher (`dispatcher`) and the webhook
+sender (`webhook_sender`) from the settings; what a submission must satisfy before it is
+queued (the key's open-job limit, known scene presets, a bounded inline payload), and the
+JSON shapes of a job's status and results. Results are read a page at a time and name their
+images by URL (presigned S3, or the gateway's own image route for inline delivery), so a read
+never holds a whole job in memory. Must never render anything itself.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 from service.config import Settings
-from service.errors import InvalidRequest
+from service.errors import Forbidden, InvalidRequest
+from service.generation import GuardedGeneration
 from service.jobs.delivery import deliverer_for
-from service.jobs.dispatch import WebhookDispatcher
+from service.jobs.dispatcher import RenderDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
-from service.jobs.runner import JobRunner, Renderer
-from service.jobs.store import JobStore
+from service.jobs.store import ItemNotFound, Job, JobStore
+from service.jobs.webhook_sender import WebhookDispatcher
 from service.registry import Registry
 from service.schemas import JobSubmitBody
 from service.tenancy import Principal
@@ -28,19 +31,21 @@ from service.tenancy.ratelimit import RateLimited
 # Inline results carry base64 images in the database and in the response: past this many
 # images a job must deliver to S3.
 MAX_INLINE_IMAGES = 50
+MAX_PAGE_ITEMS = 100
+IMAGE_ROUTE = "/v1/jobs/image"
 
 
 class CatalogJobs:
-    def __init__(self, store: JobStore, runner: JobRunner, dispatcher: WebhookDispatcher,
+    def __init__(self, store: JobStore, renders: RenderDispatcher, dispatcher: WebhookDispatcher,
                  deliverer: Callable[[str], object], revoked_twins: Callable[[], frozenset[str]] = frozenset):
-        self.revoked_twins = revoked_twins  # ids of revoked twins, as this replica knows them
+        self.revoked_twins = revoked_twins  # ids of revoked twins, as the registry says now
         self.store = store
-        self.runner = runner
+        self.renders = renders
         self.dispatcher = dispatcher
         self.deliverer = deliverer
 
     @classmethod
-    def build(cls, settings: Settings, registry: Registry, generation: Renderer) -> "CatalogJobs":
+    def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration) -> "CatalogJobs":
         store = JobStore(registry.engine)
         def housekeeping() -> None:  # hourly, from the webhook sender's thread
             registry.purge_expired_idempotency()
@@ -49,17 +54,24 @@ class CatalogJobs:
         dispatcher = WebhookDispatcher(store, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
                                        poll_s=settings.job_poll_ms / 1000, housekeeping=housekeeping)
         deliverer = lambda target: deliverer_for(target, settings.s3_endpoint_url, settings.s3_region)  # noqa: E731
-        runner = JobRunner(store, registry, generation, deliverer, dispatcher.notify, lease_s=settings.job_lease_s,
-                           poll_s=settings.job_poll_ms / 1000, on_finished=dispatcher.wake)
-        return cls(store, runner, dispatcher, deliverer,
+
+        def notify(tenant_id: str, job_id: str, event_type: str, data: dict) -> None:
+            if store.enqueue_event(tenant_id, job_id, event_type, data):
+                dispatcher.wake()
+
+        renders = RenderDispatcher(store, registry, generation, deliverer, notify, dispatcher.wake,
+                                   window=settings.window, batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
+                                   poll_s=settings.job_poll_ms / 1000)
+        return cls(store, renders, dispatcher, deliverer,
                    revoked_twins=lambda: frozenset(t.id for t in registry.revoked_twins()))
 
     def start(self) -> None:
-        self.runner.start()
+        self.renders.start()
         self.dispatcher.start()
 
     def stop(self) -> None:
-        self.runner.stop()
+        """Stop dispatching (leases of unfinished items go back to the queue) and sending."""
+        self.renders.stop()
         self.dispatcher.stop()
 
     def submit(self, principal: Principal, body: JobSubmitBody, reserve: Callable[[str], bool] = lambda job_id: True) -> str:
@@ -76,7 +88,7 @@ class CatalogJobs:
             priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
             webhook_per_item=body.webhook_per_item, job_id=job_id,
         )
-        self.runner.wake()
+        self.renders.wake()
         return job_id
 
     def check(self, principal: Principal, body: JobSubmitBody) -> None:
@@ -96,28 +108,51 @@ class CatalogJobs:
                                  "ask an operator to set an S3 output target for your tenant", field="items")
 
     def status(self, tenant_id: str, job_id: str) -> dict:
-        job = self.store.get_job(tenant_id, job_id)
-        return {**summary(job), "items": [
-            {"index": i.index, "sku": i.spec.get("sku"), "status": i.status, "error": i.error} for i in job.items]}
+        """Counts and state; no items (page through them with `results`)."""
+        return summary(self.store.get_job(tenant_id, job_id, with_items=False))
 
-    def results(self, tenant_id: str, job_id: str) -> dict:
-        """Status plus each finished item's images; partial while the job runs. Images of a
-        twin revoked since are withheld (no inline data, no new presigned URL)."""
-        job = self.store.get_job(tenant_id, job_id)
+    def results(self, tenant_id: str, job_id: str, offset: int = 0, limit: int = 20) -> dict:
+        """One page of items with their images as URLs; partial while the job runs. Images of
+        a twin revoked since are withheld (no URL)."""
+        if not 1 <= limit <= MAX_PAGE_ITEMS:
+            raise InvalidRequest(f"limit must be 1-{MAX_PAGE_ITEMS}", field="limit")
+        if offset < 0:
+            raise InvalidRequest("offset must be >= 0", field="offset")
+        job, page = self.store.job_page(tenant_id, job_id, offset=offset, limit=limit)
         deliverer = self.deliverer(job.output_target)
         revoked = self.revoked_twins()
         items = []
-        for item in job.items:
+        for item in page:
             entry = {"index": item.index, "sku": item.spec.get("sku"), "status": item.status, "error": item.error}
             if item.result is not None:
                 result = dict(item.result)
                 if result.get("twin_id") in revoked:
                     result["images"], result["withheld"] = [], "revoked"
+                elif job.output_target == "inline":
+                    result["images"] = [{**{k: v for k, v in image.items() if k != "data_base64"},
+                                         "url": f"{IMAGE_ROUTE}?job_id={job.id}&index={item.index}&n={image['n']}"}
+                                        for image in result["images"]]
                 else:
                     result["images"] = [deliverer.with_urls(image, job.url_expiry_s) for image in result["images"]]
                 entry.update(result)
             items.append(entry)
-        return {**summary(job), "items": items}
+        following = offset + len(page)
+        return {**summary(job), "offset": offset, "limit": limit, "items": items,
+                "next_offset": following if following < job.items_total else None}
+
+    def image(self, tenant_id: str, job_id: str, index: int, n: int) -> tuple[bytes | None, str, str | None]:
+        """One stored image of an item: (bytes, format, None) inline, or (None, format, URL) on S3."""
+        job = self.store.get_job(tenant_id, job_id, with_items=False)
+        item = self.store.get_item(tenant_id, job_id, index)
+        images = (item.result or {}).get("images") or []
+        image = next((i for i in images if i.get("n") == n), None)
+        if image is None:
+            raise ItemNotFound(f"item {index} of job {job_id} has no image {n}", field="n")
+        if (item.result or {}).get("twin_id") in self.revoked_twins():
+            raise Forbidden("the twin of this image has been revoked; it is withheld", code="revoked")
+        if job.output_target == "inline":
+            return base64.b64decode(image["data_base64"]), image["format"], None
+        return None, image["format"], self.deliverer(job.output_target).with_urls(image, 300)["url"]
 
     def cancel(self, tenant_id: str, job_id: str) -> dict:
         return summary(self.store.request_cancel(tenant_id, job_id))

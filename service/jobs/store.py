@@ -1,33 +1,51 @@
 """The job queue and its bookkeeping, in the registry database that every replica shares.
 
-Owns: creating a job with its items, claiming the next job for a replica (a lease: highest
-priority first, then oldest; a lease that lapses, because its replica died, lets another
-replica or a restarted one take the job over and resume at the first unfinished item),
-recording each item's outcome and the job's progress, cancellation, per-tenant delivery
-settings and scene presets, and the webhook delivery log. Must never render, upload or post
-anything (that is `runner`, `delivery` and `dispatch`), and never hand one tenant another
-tenant's job: every read by id is scoped to a tenant.
+Owns: creating a job with its items; leasing runnable items one by one, each with a fencing
+token (`lease_items`: highest priority first within a tenant, then oldest job, then lowest
+index; `FOR UPDATE SKIP LOCKED` on PostgreSQL, compare-and-set on SQLite), renewing,
+checking, finishing and releasing those leases; recording each item's outcome and the job's
+progress, and closing a job (with its `job.completed` event, in the same transaction, once)
+when no item is left to run; cancellation; paged reads of a job's items; per-tenant delivery
+settings and scene presets; and the webhook delivery log. Must never render, upload or post
+anything (that is the dispatcher's, `delivery`'s and `webhooks`'), never record an item for a
+holder whose token is no longer current, never load a whole job's items to answer a read or a
+lease, and never hand one tenant another tenant's job: every read by id is scoped to a tenant.
+Fairness across tenants is `fairness`'s, not the store's.
+
+Every timestamp goes through an injectable `now` (default: `utcnow()`), so tests drive the
+clock. (`claim_next`, `renew`, `next_item`, `finish_job` and `finish_item(job_id, index)` are
+the old whole-job lease, kept only until its callers are gone.)
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from service.errors import AtelierError
+from service.errors import AtelierError, InvalidRequest
 from service.registry.models import JobItemRow, JobRow, ScenePresetRow, TenantSettingsRow, WebhookDeliveryRow
 
 FINISHED = ("completed", "failed", "canceled")
+OPEN = ("queued", "running")
+ITEM_STATUSES = ("pending", "running", "done", "failed", "canceled")
+GROUP_SCAN = 1024  # with `group_of`: how many further runnable items one lease looks at, at most
+PAGE = 256
 
 
 class JobNotFound(AtelierError):
     status = 404
     code = "job_not_found"
+
+
+class ItemNotFound(AtelierError):
+    status = 404
+    code = "item_not_found"
 
 
 class DeliveryNotFound(AtelierError):
@@ -51,9 +69,40 @@ class TenantDelivery:
 class JobItem:
     index: int
     spec: dict
-    status: str
+    status: str  # pending | running | done | failed | canceled
     result: dict | None
     error: dict | None
+    lease_token: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class ItemLease:
+    """One leased item and what rendering and delivering it needs. `token` fences it: only
+    the holder of the current token may record (and so deliver) the item."""
+
+    job_id: str
+    index: int
+    token: int
+    tenant_id: str
+    key_id: str
+    spec: dict
+    priority: int
+    output_target: str
+    url_expiry_s: int
+    webhook_per_item: bool
+    lease_until: datetime
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ItemFinish:
+    """`recorded` False: the lease was lost, nothing was recorded, and the caller discards its
+    result and must not deliver it. `job_closed`: the job this call closed (its `job.completed`
+    is queued), else None."""
+
+    recorded: bool
+    job_closed: Job | None = None
 
 
 @dataclass(frozen=True)
@@ -99,8 +148,26 @@ def _job(row: JobRow, items: list[JobItemRow] | None = None) -> Job:
         row.id, row.tenant_id, row.key_id, row.status, row.priority, row.items_total, row.items_done,
         row.items_failed, row.output_target, row.url_expiry_s, row.webhook_per_item, row.cancel_requested,
         row.created_at, row.started_at, row.finished_at,
-        tuple(JobItem(i.idx, i.spec, i.status, i.result, i.error) for i in items or ()),
+        tuple(_item(i) for i in items or ()),
     )
+
+
+def _item(row: JobItemRow) -> JobItem:
+    return JobItem(row.idx, row.spec, row.status, row.result, row.error, row.lease_token or 0, row.attempts or 0)
+
+
+def _runnable(now: datetime):
+    """An item nobody holds: pending, or running under a lease that lapsed (its holder died)."""
+    return or_(JobItemRow.status == "pending",
+               and_(JobItemRow.status == "running", JobItemRow.lease_until < now))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _job_open():
+    return and_(JobRow.status.in_(OPEN), JobRow.cancel_requested.is_(False))
 
 
 def _delivery(row: WebhookDeliveryRow) -> Delivery:
@@ -114,6 +181,7 @@ def _delivery(row: WebhookDeliveryRow) -> Delivery:
 class JobStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._pg = engine.dialect.name == "postgresql"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def _session(self) -> Session:
@@ -137,8 +205,9 @@ class JobStore:
             s.add_all(JobItemRow(job_id=job_id, idx=i, spec=spec, status="pending") for i, spec in enumerate(items))
             return _job(row)
 
-    def get_job(self, tenant_id: str, job_id: str, *, with_items: bool = True) -> Job:
-        """The tenant's job; another tenant's id reads as absent (404)."""
+    def get_job(self, tenant_id: str, job_id: str, *, with_items: bool = False) -> Job:
+        """The tenant's job; another tenant's id reads as absent (404). `with_items` loads every
+        item (results included): only for small jobs; pages come from `job_page`."""
         with self._session() as s:
             row = s.get(JobRow, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None
             if row is None or row.tenant_id != tenant_id:
@@ -152,18 +221,282 @@ class JobStore:
             return s.scalar(select(func.count()).select_from(JobRow)
                             .where(JobRow.key_id == key_id, JobRow.status.in_(("queued", "running"))))
 
-    def request_cancel(self, tenant_id: str, job_id: str) -> Job:
-        """Stop a job: a queued one at once, a running one before its next item."""
+    def request_cancel(self, tenant_id: str, job_id: str, *, now: datetime | None = None) -> Job:
+        """Stop a job: its pending items are canceled at once, running ones may finish, and once
+        none is running the job closes as canceled (with its `job.completed`)."""
         self.get_job(tenant_id, job_id, with_items=False)
-        now = utcnow()
+        now = now or utcnow()
         with self._session() as s, s.begin():
             row = s.get(JobRow, job_id, with_for_update=True)
             if row.status not in FINISHED:
                 row.cancel_requested = True
-                if row.status == "queued":
-                    self._cancel_rest(s, row, now)
-                    self._completed_event(s, row, now)
-        return self.get_job(tenant_id, job_id)
+                s.flush()
+                self._settle(s, job_id, now)
+        return self.get_job(tenant_id, job_id, with_items=False)
+
+    # -- paged reads ----------------------------------------------------------------------
+
+    @staticmethod
+    def _tenant_job(s: Session, tenant_id: str, job_id: str) -> JobRow:
+        row = s.get(JobRow, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None
+        if row is None or row.tenant_id != tenant_id:
+            raise JobNotFound(f"no job {job_id!r}", field="job_id")
+        return row
+
+    def job_page(self, tenant_id: str, job_id: str, *, offset: int, limit: int) -> tuple[Job, list[JobItem]]:
+        """The tenant's job and its items `offset` .. `offset + limit - 1` by index: one page
+        in memory (SQL LIMIT/OFFSET), never the whole job."""
+        if not _is_int(offset) or offset < 0:
+            raise InvalidRequest("offset must be an integer of at least 0", field="offset")
+        if not _is_int(limit) or limit < 1:
+            raise InvalidRequest("limit must be an integer of at least 1", field="limit")
+        with self._session() as s:
+            row = self._tenant_job(s, tenant_id, job_id)
+            items = s.scalars(select(JobItemRow).where(JobItemRow.job_id == job_id)
+                              .order_by(JobItemRow.idx).offset(offset).limit(limit)).all()
+            return _job(row), [_item(i) for i in items]
+
+    def get_item(self, tenant_id: str, job_id: str, index: int) -> JobItem:
+        """One item of the tenant's job; another tenant's job reads as absent (`job_not_found`),
+        an index the job does not have is `item_not_found`."""
+        with self._session() as s:
+            self._tenant_job(s, tenant_id, job_id)
+            row = s.get(JobItemRow, (job_id, index)) if _is_int(index) and 0 <= index < 2**31 else None
+            if row is None:
+                raise ItemNotFound(f"job {job_id!r} has no item {index!r}", field="index")
+            return _item(row)
+
+    # -- item leases ----------------------------------------------------------------------
+
+    def _locking(self, query, *of):
+        """`FOR UPDATE SKIP LOCKED` on PostgreSQL: rows another transaction holds are passed
+        over, not waited for. SQLite has no row locks: there the compare-and-set decides."""
+        return query.with_for_update(skip_locked=True, of=of or None) if self._pg else query
+
+    def lease_items(self, owner: str, lease_s: float, *, tenant_id: str | None = None, limit: int = 1,
+                    group_of: Callable[[dict], Hashable] | None = None,
+                    now: datetime | None = None) -> list[ItemLease]:
+        """Lease up to `limit` runnable items of ONE job: the tenant's (any tenant's when None)
+        job of highest priority, then the oldest, from its lowest index on. With `group_of`,
+        only items whose `group_of(spec)` equals the first item's. Runnable: pending, or
+        running under a lapsed lease, in a job neither finished nor being canceled. Each item
+        leased gets the next fencing token; two owners never get the same item and token."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        now = now or utcnow()
+        self.reap_canceled(now)
+        for _ in range(3):  # every candidate lost to another owner's compare-and-set: look again
+            with self._session() as s, s.begin():
+                leases, found = self._lease(s, owner, now + timedelta(seconds=lease_s), tenant_id, limit, group_of, now)
+            if leases or not found:
+                return leases
+        return []
+
+    def _lease(self, s: Session, owner: str, until: datetime, tenant_id: str | None, limit: int,
+               group_of: Callable[[dict], Hashable] | None, now: datetime) -> tuple[list[ItemLease], bool]:
+        cols = (JobItemRow.job_id, JobItemRow.idx, JobItemRow.spec, JobItemRow.status, JobItemRow.lease_token,
+                JobItemRow.attempts)
+        # 1. The first runnable item in queue order (locked on PostgreSQL): it names the job.
+        query = (select(*cols).join(JobRow, JobRow.id == JobItemRow.job_id).where(_runnable(now), _job_open())
+                 .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id, JobItemRow.idx).limit(1))
+        if tenant_id is not None:
+            query = query.where(JobRow.tenant_id == tenant_id)
+        first = s.execute(self._locking(query, JobItemRow)).first()
+        if first is None:
+            return [], False
+        job_id = first.job_id
+
+        # 2. More of that job's runnable items, in index order (and of the first one's group).
+        rest: list = []
+        if limit > 1:
+            more = select(*cols).where(JobItemRow.job_id == job_id, JobItemRow.idx != first.idx, _runnable(now))
+            if group_of is None:
+                rest = list(s.execute(self._locking(more.order_by(JobItemRow.idx).limit(limit - 1))).all())
+            else:
+                chosen = self._same_group(s, more, group_of(first.spec), group_of, limit - 1)
+                if chosen:
+                    picked = more.where(JobItemRow.idx.in_(chosen)).order_by(JobItemRow.idx)
+                    rest = list(s.execute(self._locking(picked)).all())
+
+        # 3. Compare-and-set each: still in the state that was read (status, token, runnable).
+        won = []
+        for row in (first, *rest):
+            taken = s.execute(
+                update(JobItemRow)
+                .where(JobItemRow.job_id == job_id, JobItemRow.idx == row.idx, JobItemRow.status == row.status,
+                       JobItemRow.lease_token == row.lease_token, _runnable(now))
+                .values(status="running", lease_owner=owner, lease_token=row.lease_token + 1, lease_until=until,
+                        attempts=JobItemRow.attempts + 1, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken == 1:
+                won.append(row)
+        if not won:
+            return [], True
+
+        # 4. The job is running from its first lease on.
+        s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued")
+                  .values(status="running", started_at=now).execution_options(synchronize_session=False))
+        job = s.execute(select(JobRow.tenant_id, JobRow.key_id, JobRow.priority, JobRow.output_target,
+                               JobRow.url_expiry_s, JobRow.webhook_per_item).where(JobRow.id == job_id)).one()
+        return [ItemLease(job_id, row.idx, row.lease_token + 1, job.tenant_id, job.key_id, row.spec, job.priority,
+                          job.output_target, job.url_expiry_s, job.webhook_per_item, until, row.attempts + 1)
+                for row in won], True
+
+    @staticmethod
+    def _same_group(s: Session, more, key: Hashable, group_of: Callable[[dict], Hashable], wanted: int) -> list[int]:
+        """Indexes of up to `wanted` further runnable items of the key's group, read a page at
+        a time (keyset on the index) and at most GROUP_SCAN items in all."""
+        chosen: list[int] = []
+        after, seen = -1, 0
+        while len(chosen) < wanted and seen < GROUP_SCAN:
+            page = s.execute(more.with_only_columns(JobItemRow.idx, JobItemRow.spec)
+                             .where(JobItemRow.idx > after).order_by(JobItemRow.idx).limit(PAGE)).all()
+            for idx, spec in page:
+                if group_of(spec) == key:
+                    chosen.append(idx)
+                    if len(chosen) == wanted:
+                        break
+            if len(page) < PAGE:
+                break
+            after, seen = page[-1].idx, seen + len(page)
+        return chosen
+
+    def runnable_tenants(self, now: datetime | None = None) -> list[str]:
+        """Tenants with at least one runnable item, sorted (what `fairness` chooses among).
+        Reaps jobs being canceled first (`reap_canceled`), so they close even when no tenant
+        has anything to lease."""
+        now = now or utcnow()
+        self.reap_canceled(now)
+        with self._session() as s:
+            return list(s.scalars(
+                select(JobRow.tenant_id).distinct()
+                .where(_job_open(), exists().where(JobItemRow.job_id == JobRow.id, _runnable(now)))
+                .order_by(JobRow.tenant_id)))
+
+    @staticmethod
+    def _held(lease: ItemLease):
+        return and_(JobItemRow.job_id == lease.job_id, JobItemRow.idx == lease.index,
+                    JobItemRow.lease_token == lease.token, JobItemRow.status == "running")
+
+    def renew_items(self, leases: Sequence[ItemLease], lease_s: float, now: datetime | None = None) -> list[bool]:
+        """Extend each lease whose token is still current; False: that lease was lost (stop
+        working on the item and never record or deliver it)."""
+        now = now or utcnow()
+        until = now + timedelta(seconds=lease_s)
+        renewed: dict[tuple[str, int, int], bool] = {}
+        with self._session() as s, s.begin():
+            for lease in sorted(leases, key=lambda x: (x.job_id, x.index)):
+                renewed[(lease.job_id, lease.index, lease.token)] = s.execute(
+                    update(JobItemRow).where(self._held(lease)).values(lease_until=until)
+                    .execution_options(synchronize_session=False)
+                ).rowcount == 1
+        return [renewed[(lease.job_id, lease.index, lease.token)] for lease in leases]
+
+    def holds(self, lease: ItemLease, now: datetime | None = None) -> bool:
+        """Whether `lease` is still the item's current, unexpired lease."""
+        now = now or utcnow()
+        with self._session() as s:
+            return s.scalar(select(exists().where(self._held(lease), JobItemRow.lease_until >= now))) is True
+
+    def finish_item(self, lease: ItemLease | str, index: int | None = None, *, result: dict | None = None,
+                    error: dict | None = None, now: datetime | None = None) -> ItemFinish | None:
+        """Record a leased item's outcome, if `lease` is still current (compare-and-set on its
+        token), with the job's counters; and close the job in the same transaction when no
+        item is left pending or running: completed (any item done), failed (none done) or
+        canceled (cancel requested), with its `job.completed` queued exactly once. A lost lease
+        records nothing: `recorded` is False and the caller must discard its result.
+
+        (Called as `finish_item(job_id, index, ...)` it is the old whole-job API, for now.)"""
+        if not isinstance(lease, ItemLease):
+            return self._finish_item_of_job_lease(lease, index, result=result, error=error)
+        now = now or utcnow()
+        failed = error is not None
+        with self._session() as s, s.begin():
+            recorded = s.execute(
+                update(JobItemRow).where(self._held(lease))
+                .values(status="failed" if failed else "done", result=result, error=error, lease_until=None,
+                        updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount == 1
+            if not recorded:
+                return ItemFinish(False, None)
+            counter = JobRow.items_failed if failed else JobRow.items_done
+            s.execute(update(JobRow).where(JobRow.id == lease.job_id).values({counter: counter + 1})
+                      .execution_options(synchronize_session=False))
+            return ItemFinish(True, self._settle(s, lease.job_id, now))
+
+    def release_items(self, leases: Sequence[ItemLease], now: datetime | None = None) -> int:
+        """Give leases back unfinished (shutting down, renderer unreachable): each item whose
+        token still matches is pending again, its token kept (tokens never go down) and the
+        attempt uncounted (a release is not a failed attempt). Returns how many went back."""
+        now = now or utcnow()
+        released, jobs = 0, set()
+        with self._session() as s, s.begin():
+            for lease in sorted(leases, key=lambda x: (x.job_id, x.index)):
+                if s.execute(
+                    update(JobItemRow).where(self._held(lease))
+                    .values(status="pending", lease_owner=None, lease_until=None, attempts=JobItemRow.attempts - 1,
+                            updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount == 1:
+                    released += 1
+                    jobs.add(lease.job_id)
+            for job_id in sorted(jobs):  # a job canceled meanwhile: its released items are canceled
+                self._settle(s, job_id, now)
+        return released
+
+    def reap_canceled(self, now: datetime | None = None) -> int:
+        """Cancel the items nobody will run in jobs being canceled (pending ones, and running
+        ones whose holder's lease lapsed), and close those jobs when nothing runs any more.
+        `lease_items` and `runnable_tenants` call it; returns how many items it canceled."""
+        now = now or utcnow()
+        query = (select(JobItemRow.job_id, JobItemRow.idx, JobItemRow.status, JobItemRow.lease_token)
+                 .join(JobRow, JobRow.id == JobItemRow.job_id)
+                 .where(JobRow.status.in_(OPEN), JobRow.cancel_requested.is_(True), _runnable(now)).limit(PAGE))
+        with self._session() as s, s.begin():
+            rows = s.execute(self._locking(query, JobItemRow)).all()
+            canceled = 0
+            for row in rows:
+                canceled += s.execute(
+                    update(JobItemRow)
+                    .where(JobItemRow.job_id == row.job_id, JobItemRow.idx == row.idx, JobItemRow.status == row.status,
+                           JobItemRow.lease_token == row.lease_token, _runnable(now))
+                    .values(status="canceled", lease_until=None, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+            for job_id in sorted({row.job_id for row in rows}):
+                self._settle(s, job_id, now)
+            return canceled
+
+    def _settle(self, s: Session, job_id: str, now: datetime) -> Job | None:
+        """Close the job if nothing is left to run, under its row lock (so two finishers close
+        it once): completed, failed or canceled, with `job.completed` queued in this same
+        transaction. Returns the closed job, or None. Lock order everywhere: items, then the
+        job; items touched while the job is locked are taken with SKIP LOCKED, never waited for."""
+        row = s.get(JobRow, job_id, with_for_update=True, populate_existing=True)
+        if row is None or row.status in FINISHED:
+            return None
+        if row.cancel_requested:
+            pending = aliased(JobItemRow)
+            s.execute(
+                update(JobItemRow)
+                .where(JobItemRow.job_id == job_id, JobItemRow.status == "pending", JobItemRow.idx.in_(
+                    self._locking(select(pending.idx).where(pending.job_id == job_id, pending.status == "pending"))))
+                .values(status="canceled", updated_at=now)
+                .execution_options(synchronize_session=False))
+        left = s.scalar(select(func.count()).select_from(JobItemRow)
+                        .where(JobItemRow.job_id == job_id, JobItemRow.status.in_(("pending", "running"))))
+        if left:
+            return None
+        if row.cancel_requested:
+            row.status = "canceled"
+        else:
+            row.status = "completed" if row.items_done > 0 or row.items_total == 0 else "failed"
+        row.finished_at, row.lease_owner, row.lease_expires_at = now, None, None
+        self._completed_event(s, row, now)
+        s.flush()
+        return _job(row)
 
     @staticmethod
     def _cancel_rest(s: Session, row: JobRow, now: datetime) -> None:
@@ -223,14 +556,16 @@ class JobStore:
         with self._session() as s:
             row = s.scalars(select(JobItemRow).where(JobItemRow.job_id == job_id, JobItemRow.status == "pending")
                             .order_by(JobItemRow.idx).limit(1)).first()
-            return None if row is None else JobItem(row.idx, row.spec, row.status, row.result, row.error)
+            return None if row is None else _item(row)
 
     def cancel_requested(self, job_id: str) -> bool:
         with self._session() as s:
             return bool(s.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
 
-    def finish_item(self, job_id: str, index: int, *, result: dict | None = None, error: dict | None = None) -> None:
-        """Record one item's outcome and the job's counters in one transaction."""
+    def _finish_item_of_job_lease(self, job_id: str, index: int, *, result: dict | None = None,
+                                  error: dict | None = None) -> None:
+        """The old whole-job lease's `finish_item(job_id, index)`: record one item's outcome and
+        the job's counters in one transaction."""
         now = utcnow()
         with self._session() as s, s.begin():
             item = s.get(JobItemRow, (job_id, index), with_for_update=True)

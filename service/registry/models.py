@@ -198,10 +198,16 @@ class JobItemRow(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     spec: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))  # pending|done|failed|canceled
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|running|done|failed|canceled
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The item's lease (service.jobs.store.lease_items): who renders it, until when, and the
+    # fencing token that only goes up; a holder whose token is no longer current lost it.
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WebhookDeliveryRow(Base):

@@ -1,9 +1,10 @@
-"""Registering and revoking a twin's adapter.
+"""Registering and revoking a twin's adapter (on the gateway: no torch, no pipeline).
 
 Owns: the order of a registration (validate -> write adapter -> write record), so that a
-twin record never points at an adapter the slot cannot take, and a refused upload leaves
+twin record never points at a file the slot cannot take, and a refused upload leaves
 nothing behind; and the order of a revocation (registry first, then the file on request).
-Must never touch the pipeline's weights.
+The file is checked from its header (`service.twins.validate`); the fit to the base model's
+layer sizes is checked by the renderer at first load. Must never touch the pipeline's weights.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import hashlib
 
 from service.errors import AdapterUnavailable, AtelierError, InvalidRequest
 from service.registry import Registry, TwinInfo
-from service.twins import TwinAdapters
-from service.twins.records import TwinRecord, check_twin_id
-from service.twins.slot import AdapterIncompatible, safetensors_metadata
-from service.twins.store import AdapterStore, check_adapter_key, parse_adapter
+from service.twins.records import TwinCatalog, TwinRecord, check_twin_id
+from service.twins.store import AdapterStore, check_adapter_key
+from service.twins.validate import AdapterIncompatible, check_adapter_file
 
 
 def register_twin(
-    twins: TwinAdapters,
+    catalog: TwinCatalog,
+    store: AdapterStore,
+    slot_rank: int,
+    slot_targets: tuple[str, ...],
     twin_id: str,
     display_name: str | None,
     data: bytes | None = None,
@@ -33,17 +36,16 @@ def register_twin(
     try:
         if adapter_key is not None:
             check_adapter_key(adapter_key)
-            data = twins.store.read_bytes(adapter_key)
-        sha256 = hashlib.sha256(data).hexdigest()
-        state_dict = parse_adapter(data, sha256, f"twin {twin_id!r}")
-    except AdapterUnavailable as exc:  # the caller's file or key is at fault: a 422, not a 503
+            data = store.read_bytes(adapter_key)
+    except AdapterUnavailable as exc:  # the caller's key is at fault: a 422, not a 503
         raise AdapterIncompatible(exc.message, field=field) from None
-    prepared = twins.slot.prepare(state_dict, sha256, safetensors_metadata(data))  # refuses misfits
+    sha256 = hashlib.sha256(data).hexdigest()
+    layout = check_adapter_file(data, max_rank=slot_rank, targets=slot_targets, field=field)  # refuses misfits
     if adapter_key is None:
         adapter_key = f"{twin_id}/{sha256}.safetensors"
-        twins.store.write_bytes(adapter_key, data)
+        store.write_bytes(adapter_key, data)
     try:
-        previous = twins.catalog.get(twin_id)
+        previous = catalog.get(twin_id)
     except AtelierError:  # no twin yet, or an unreadable record that this one replaces
         previous = None
     record = TwinRecord(
@@ -51,9 +53,9 @@ def register_twin(
         display_name=(display_name or (previous.display_name if previous else twin_id))[:200],
         adapter_path=adapter_key,
         sha256=sha256,
-        rank=prepared.rank,
+        rank=layout.rank,
     )
-    twins.catalog.put(record)
+    catalog.put(record)
     return record, previous
 
 

@@ -18,18 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from service.errors import AtelierError
+from service.twins.validate import AdapterIncompatible
 
 SLOT_NAME = "atelier_slot"
 UNET_PREFIX = "unet."
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
-
-
-class AdapterIncompatible(AtelierError):
-    """The adapter cannot go into the slot: unknown layers, rank too high, text-encoder LoRA."""
-
-    status = 422
-    code = "adapter_incompatible"
 
 
 @dataclass

@@ -113,3 +113,12 @@ def parse_adapter(data: bytes, expected_sha256: str, label: str) -> dict:
         raise AdapterUnavailable(f"the adapter of {label} holds no LoRA weights")
     return state_dict
 
+
+
+def open_adapter_store(settings) -> AdapterStore:
+    """The adapter store the settings name: local files under adapters_dir, or S3."""
+    if settings.adapter_store == "local":
+        return LocalAdapterStore(settings.adapters_dir)
+    from service.twins.s3_store import S3AdapterStore
+
+    return S3AdapterStore.from_url(settings.adapter_store, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)

@@ -1,0 +1,24 @@
+"""The gateway's one router: every public `/v1` route, as a FastAPI app mounted by the service.
+
+Owns: assembling the route modules (by capability), the error handlers, and the app's
+OpenAPI metadata, which BentoML merges into `/docs.json`. Must never hold a route's logic.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.gateway.errors import install_error_handlers
+from service.gateway.routes import admin, generate, jobs, usage, verify
+
+ROUTERS = (generate.router, jobs.router, verify.router, usage.router, admin.router)
+
+
+def build_api() -> FastAPI:
+    app = FastAPI(title="Atelier", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  description="Digital-twin fashion imagery: one front door for generation, jobs, verify and admin.")
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    return app

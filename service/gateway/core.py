@@ -1,0 +1,62 @@
+"""What the gateway holds: the registry, the audit log, tenancy, twins, jobs and a renderer client.
+
+Owns: composing the gateway's capabilities from the settings once, starting the catalogue
+dispatcher and webhook sender, and stopping them (leases given back) at shutdown. Routes
+reach everything through one `GatewayCore`. Must never import torch, diffusers or bentoml:
+the renderer is reached only through the `RenderClient` it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from service.audit.recorder import Recorder
+from service.config import Settings
+from service.generation import GuardedGeneration
+from service.jobs.catalog import CatalogJobs
+from service.registry import Registry, open_registry
+from service.rendering import RenderClient
+from service.tenancy import Tenancy
+from service.twins import AdapterStore, TwinCatalog, open_adapter_store
+
+log = logging.getLogger("atelier.gateway")
+
+
+@dataclass
+class GatewayCore:
+    settings: Settings
+    registry: Registry
+    audit: Recorder
+    tenancy: Tenancy
+    twins: TwinCatalog
+    adapters: AdapterStore
+    renderer: RenderClient
+    generation: GuardedGeneration
+    jobs: CatalogJobs
+    startup_ms: float = 0.0
+
+    @classmethod
+    def build(cls, settings: Settings, renderer: RenderClient) -> "GatewayCore":
+        started = time.perf_counter()
+        registry = open_registry(settings.db_url, migrate=settings.db_migrate)
+        audit = Recorder.from_settings(settings)
+        # The gateway holds no adapters: revocations need no eviction here (the renderers
+        # watch for them), and every new request reads consent from the database itself.
+        tenancy = Tenancy.build(registry, on_revoked=lambda twin: None, poll_s=settings.registry_poll_ms / 1000)
+        generation = GuardedGeneration(renderer, tenancy, audit, wait_s=settings.render_wait_s)
+        jobs = CatalogJobs.build(settings, registry, generation)
+        core = cls(settings, registry, audit, tenancy, TwinCatalog(registry), open_adapter_store(settings), renderer,
+                   generation, jobs)
+        if settings.jobs_worker:
+            jobs.start()
+        core.startup_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.info("ready", extra={"fields": {"role": "gateway", "renderer": getattr(renderer, "url", "?"),
+                                            "dispatch_window": settings.window, "startup_ms": core.startup_ms}})
+        return core
+
+    def close(self) -> None:
+        """Stop dispatching (leases go back to the queue) and sending; seal the audit log."""
+        self.jobs.stop()
+        self.audit.close()

@@ -1,0 +1,109 @@
+"""How the gateway reaches the renderer: one blocking call per batch, retried while it is busy.
+
+Owns: the two ways to call a renderer — over HTTP (`bentoml serve`, Knative, BentoCloud: the
+URL comes from `bentoml.depends`) or in-process (tests that build the gateway without a
+server) — and the retry of busy or unreachable renderers (429, 502-504, connection errors)
+with exponential backoff until a deadline. Each HTTP call opens its own connection, so the
+renderer's workers take calls as they free up instead of one worker holding every kept-alive
+connection. Must never authenticate, audit or decide anything about the items it carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from service.errors import AtelierError, RendererUnavailable
+from service.rendering import Backoff, RenderBatch, RenderBatchResult
+
+log = logging.getLogger("atelier.render_client")
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+def retried(once, wait_s: float, stop: threading.Event | None = None):
+    """Call `once()` until it does not raise RendererUnavailable or `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    backoff = Backoff()
+    while True:
+        try:
+            return once()
+        except RendererUnavailable:
+            delay = backoff.next_delay()
+            if time.monotonic() + delay > deadline or (stop is not None and stop.is_set()):
+                raise
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+
+
+class HttpRenderClient:
+    """Calls a served Renderer at `url` (http://host:port, tcp://host:port or file:///path.sock)."""
+
+    PATHS = {"render": "/internal/render", "cache_state": "/internal/cache", "evict": "/internal/evict",
+             "prefetch": "/internal/prefetch"}
+
+    def __init__(self, url: str, timeout_s: float = 660.0):
+        parsed = urlparse(url)
+        transport = None
+        if parsed.scheme == "file":
+            transport = httpx.HTTPTransport(uds=parsed.path)
+            url = "http://renderer"
+        elif parsed.scheme == "tcp":
+            url = f"http://{parsed.netloc}"
+        self.url = url
+        # No kept-alive connections: see the module docstring.
+        self.client = httpx.Client(base_url=url, transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0),
+                                   limits=httpx.Limits(max_keepalive_connections=0))
+
+    def _post(self, name: str, body: bytes) -> httpx.Response:
+        try:
+            response = self.client.post(self.PATHS[name], content=body, headers={"Content-Type": "application/json"})
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
+                httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise RendererUnavailable(f"the renderer cannot be reached ({type(exc).__name__})") from None
+        except httpx.TimeoutException:
+            raise RendererUnavailable("the renderer did not answer in time") from None
+        if response.status_code in RETRYABLE_STATUS:
+            raise RendererUnavailable(f"the renderer is busy or starting (HTTP {response.status_code})")
+        if response.status_code != 200:
+            log.error("renderer error", extra={"fields": {"call": name, "status": response.status_code,
+                                                          "body": response.text[:300]}})
+            raise AtelierError(f"the renderer refused the {name} call (HTTP {response.status_code})")
+        return response
+
+    def render(self, batch: RenderBatch, *, wait_s: float, stop: threading.Event | None = None) -> RenderBatchResult:
+        body = batch.model_dump_json().encode()
+        response = retried(lambda: self._post("render", body), wait_s, stop)
+        return RenderBatchResult.model_validate_json(response.content)
+
+    def call(self, name: str, payload: dict, *, wait_s: float) -> Any:
+        import json
+
+        body = json.dumps(payload).encode()
+        return retried(lambda: self._post(name, body), wait_s).json()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class LocalRenderClient:
+    """Calls a Renderer instance in this process (the gateway built without a server)."""
+
+    def __init__(self, renderer: Any):
+        self.renderer = renderer
+        self.url = "local"
+
+    def render(self, batch: RenderBatch, *, wait_s: float, stop: threading.Event | None = None) -> RenderBatchResult:
+        return self.renderer.render(batch)
+
+    def call(self, name: str, payload: dict, *, wait_s: float) -> Any:
+        return getattr(self.renderer, name)(**payload)
+
+    def close(self) -> None:
+        pass

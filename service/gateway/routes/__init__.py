@@ -1,0 +1,1 @@
+"""The gateway's route modules, one per capability. Each turns HTTP into one capability call and back."""

@@ -1,0 +1,263 @@
+"""Operator routes (`admin` scope): tenants, API keys, consent, twins, delivery, presets, webhooks.
+
+Owns: one route per operation, each audited (done, refused or failed) before it answers,
+with GET for reads; twin registration by multipart upload (the file is checked from its
+header here; its fit to the base model's layer sizes when a renderer first loads it); and
+the routes that act on a renderer's adapter cache (list with `cache=true`, evict, prefetch),
+which reach the renderer worker that answers. Must never hold registry logic: it calls
+`Registry`, `service.tenancy.manage`, `service.twins` and `service.jobs`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from service.audit.events import admin_event
+from service.errors import PayloadTooLarge, TwinNotFound
+from service.gateway.deps import AdminCaller, ClientIp, Core, audited_action
+from service.gateway.errors import ERROR_RESPONSES
+from service.jobs.delivery import check_output_target
+from service.jobs.presets import BUILTIN_SCENES
+from service.jobs.webhooks import check_callback_url, new_secret
+from service.registry.errors import KeyNotFound, TenantNotFound
+from service.schemas import (
+    TENANT_ID_PATTERN,
+    TWIN_ID_PATTERN,
+    ConsentBody,
+    DeliveryIdBody,
+    EvictResponse,
+    KeyCreateBody,
+    KeyIdBody,
+    PrefetchBody,
+    PrefetchResponse,
+    PresetBody,
+    RegisterResponse,
+    TenantCreateBody,
+    TenantDeliveryBody,
+    TenantDisableBody,
+    TwinIdBody,
+    TwinListResponse,
+    TwinRevokeBody,
+    TwinState,
+)
+from service.tenancy.manage import record_consent, shown
+from service.twins.admin import register_twin, revoke_twin
+
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ERROR_RESPONSES)
+TenantQuery = Query(None, pattern=TENANT_ID_PATTERN)
+
+
+def _action(core, ip, principal, action: str, **details):
+    return audited_action(core, admin_event, action=action, client_ip=ip, actor=principal.audit_fields(), **details)
+
+
+def _tenant(core, tenant_id: str | None) -> None:
+    if tenant_id is not None and core.registry.get_tenant(tenant_id) is None:
+        raise TenantNotFound(f"no tenant {tenant_id!r}", field="tenant_id")
+
+
+# -- tenants and keys ------------------------------------------------------------------------
+
+
+@router.post("/tenants", status_code=201)
+def create_tenant(body: TenantCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    with _action(core, ip, principal, "tenant_create", tenant_id=body.tenant_id):
+        core.registry.create_tenant(body.tenant_id, body.name)
+        return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
+
+
+@router.get("/tenants/list")
+def list_tenants(core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    with _action(core, ip, principal, "tenant_list"):
+        return {"tenants": [shown(t) for t in core.registry.list_tenants()]}
+
+
+@router.post("/tenants/disable")
+def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    with _action(core, ip, principal, "tenant_disable", tenant_id=body.tenant_id, disabled=body.disabled):
+        core.registry.set_tenant_disabled(body.tenant_id, body.disabled)
+        return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
+
+
+@router.post("/keys", status_code=201)
+def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    """Mint an API key; its token is shown once."""
+    with _action(core, ip, principal, "key_create", tenant_id=body.tenant_id, scopes=sorted(body.scopes)) as details:
+        key_id, token = core.registry.create_api_key(
+            body.tenant_id, body.scopes, name=body.name,
+            requests_per_minute=body.requests_per_minute, max_concurrent_jobs=body.max_concurrent_jobs)
+        details["key_id_created"] = key_id  # never the token
+        listing = next(k for k in core.registry.list_keys(body.tenant_id) if k.key_id == key_id)
+        return {"key": shown(listing), "token": token, "note": "the token is shown once; store it now"}
+
+
+@router.get("/keys/list")
+def list_keys(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str | None = TenantQuery) -> dict:
+    with _action(core, ip, principal, "key_list", tenant_id=tenant_id):
+        _tenant(core, tenant_id)
+        return {"keys": [shown(k) for k in core.registry.list_keys(tenant_id)]}
+
+
+@router.post("/keys/revoke")
+def revoke_key(body: KeyIdBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    with _action(core, ip, principal, "key_revoke", key_id_revoked=body.key_id):
+        newly = core.registry.revoke_key(body.key_id)
+        if not newly and not any(k.key_id == body.key_id for k in core.registry.list_keys()):
+            raise KeyNotFound(f"no API key {body.key_id!r}", field="key_id")
+        return {"key_id": body.key_id, "revoked": True, "already_revoked": not newly}
+
+
+# -- consent ---------------------------------------------------------------------------------
+
+
+@router.post("/consent", status_code=201)
+def add_consent(body: ConsentBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    """Record a new, signed consent version for a twin."""
+    with _action(core, ip, principal, "consent_add", twin_id=body.twin_id) as details:
+        record = record_consent(core.registry, body.twin_id, **body.model_dump(exclude={"twin_id"}))
+        details.update(consent_id=record.id, version=record.version, tenants=sorted(record.tenants), uses=list(record.uses))
+        return {"consent": shown(record)}
+
+
+@router.get("/consent/history")
+def consent_history(core: Core, principal: AdminCaller, ip: ClientIp,
+                    twin_id: str = Query(..., pattern=TWIN_ID_PATTERN)) -> dict:
+    with _action(core, ip, principal, "consent_history", twin_id=twin_id):
+        if core.registry.get_twin(twin_id, include_deleted=True) is None:
+            raise TwinNotFound(f"no twin {twin_id!r}", field="twin_id")
+        return {"twin_id": twin_id, "versions": [shown(r) for r in core.registry.consent_history(twin_id)]}
+
+
+# -- twins -----------------------------------------------------------------------------------
+
+
+def twin_state(record, cache: dict | None) -> TwinState:
+    tiers = in_slot = None
+    if cache is not None:
+        state = next((t for t in cache["twins"] if t["id"] == record.id), None)
+        tiers, in_slot = (state["tiers"], state["in_slot"]) if state else ([], False)
+    return TwinState(id=record.id, display_name=record.display_name, adapter_path=record.adapter_path,
+                     sha256=record.sha256, rank=record.rank, tiers=tiers, in_slot=in_slot)
+
+
+@router.post("/twins", response_model=RegisterResponse)
+def register(core: Core, principal: AdminCaller, ip: ClientIp,
+             twin_id: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
+             adapter_key: Annotated[str, Form()] = "", adapter: Annotated[UploadFile | None, File()] = None):
+    """Add or update a twin: multipart upload of its LoRA (`adapter`, safetensors) or a store
+    `adapter_key`."""
+    with _action(core, ip, principal, "register", twin_id=twin_id, adapter_key=adapter_key or None) as details:
+        data = None
+        if adapter is not None:
+            if adapter.size is not None and adapter.size > core.settings.max_upload_bytes:
+                raise PayloadTooLarge(f"the adapter is larger than {core.settings.max_upload_bytes} bytes", field="adapter")
+            data = adapter.file.read()
+        record, previous = register_twin(core.twins, core.adapters, core.settings.lora_slot_rank, core.settings.lora_targets,
+                                         twin_id, display_name or None, data, adapter_key or None)
+        details.update(sha256=record.sha256, replaced_sha256=previous.sha256 if previous else None)
+    return RegisterResponse(twin=twin_state(record, None), created=previous is None,
+                            replaced_sha256=previous.sha256 if previous and previous.sha256 != record.sha256 else None)
+
+
+@router.get("/twins/list", response_model=TwinListResponse)
+def list_twins(core: Core, principal: AdminCaller, ip: ClientIp,
+               cache: bool = Query(False, description="Also ask a renderer worker which cache tiers hold each "
+                                                      "adapter (starts one if none is running).")):
+    """Every twin that may be served; with `cache=true`, one renderer worker's cache state."""
+    with _action(core, ip, principal, "list"):
+        state = core.renderer.call("cache_state", {}, wait_s=core.settings.render_wait_s) if cache else None
+        return TwinListResponse(twins=[twin_state(r, state) for r in core.twins.all()],
+                                cache=state["cache"] if state else {})
+
+
+@router.post("/twins/evict", response_model=EvictResponse)
+def evict(body: TwinIdBody, core: Core, principal: AdminCaller, ip: ClientIp):
+    """Drop a twin's adapter from every cache tier and the slot of the renderer worker that answers."""
+    with _action(core, ip, principal, "evict", twin_id=body.twin_id) as details:
+        core.twins.get(body.twin_id)
+        details["evicted_from"] = core.renderer.call("evict", {"twin_id": body.twin_id}, wait_s=core.settings.render_wait_s)
+        return EvictResponse(twin_id=body.twin_id, evicted_from=details["evicted_from"])
+
+
+@router.post("/twins/prefetch", response_model=PrefetchResponse)
+def prefetch(body: PrefetchBody, core: Core, principal: AdminCaller, ip: ClientIp):
+    """Warm twins' adapters onto the device of the renderer worker that answers."""
+    with _action(core, ip, principal, "prefetch", twin_ids=body.twin_ids):
+        results = core.renderer.call("prefetch", {"twin_ids": body.twin_ids}, wait_s=core.settings.render_wait_s)
+        return PrefetchResponse(results=results)
+
+
+@router.post("/twins/revoke")
+def revoke(body: TwinRevokeBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    """Revoke a twin (final): no new request starts anywhere once this returns; renderers evict
+    its adapter and cancel its in-flight work within ATELIER_REGISTRY_POLL_MS."""
+    with _action(core, ip, principal, "revoke", twin_id=body.twin_id, delete=body.delete):
+        return {"twin": shown(revoke_twin(core.registry, core.adapters, body.twin_id, delete=body.delete))}
+
+
+# -- delivery, presets, webhooks -------------------------------------------------------------
+
+
+@router.post("/tenants/delivery")
+def set_delivery(body: TenantDeliveryBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    """A tenant's output target, URL expiry and webhook; a new secret is shown once."""
+    with _action(core, ip, principal, "tenant_delivery", tenant_id=body.tenant_id) as details:
+        _tenant(core, body.tenant_id)
+        changes: dict = {}
+        if body.output_target is not None:
+            changes["output_target"] = check_output_target(body.output_target)
+        if body.url_expiry_s is not None:
+            changes["url_expiry_s"] = body.url_expiry_s
+        if body.webhook_url is not None:
+            changes["webhook_url"] = (check_callback_url(body.webhook_url, allow_private=core.settings.dev_callbacks)
+                                      if body.webhook_url else None)
+        current = core.jobs.store.tenant_delivery(body.tenant_id)
+        secret = None
+        if body.rotate_webhook_secret or (changes.get("webhook_url") and not current.webhook_secret):
+            secret = changes["webhook_secret"] = new_secret()
+        settings = core.jobs.store.set_tenant_delivery(body.tenant_id, **changes)
+        details.update(changed=sorted(changes), secret_rotated=secret is not None)  # never the secret
+        shown_settings = {"tenant_id": body.tenant_id, "output_target": settings.output_target,
+                          "url_expiry_s": settings.url_expiry_s, "webhook_url": settings.webhook_url,
+                          "has_webhook_secret": settings.webhook_secret is not None}
+        return {"delivery": shown_settings, **({"webhook_secret": secret, "note": "the secret is shown once"} if secret else {})}
+
+
+def _presets(core, tenant_id: str) -> dict:
+    own = core.jobs.store.presets(tenant_id)
+    merged = {name: {"prompt": p, "negative_prompt": n, "builtin": name not in own}
+              for name, (p, n) in (BUILTIN_SCENES | own).items()}
+    return {"tenant_id": tenant_id, "presets": merged}
+
+
+@router.post("/presets")
+def put_preset(body: PresetBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    with _action(core, ip, principal, "preset_put", tenant_id=body.tenant_id, preset=body.name):
+        _tenant(core, body.tenant_id)
+        core.jobs.store.put_preset(body.tenant_id, body.name, body.prompt, body.negative_prompt)
+        return _presets(core, body.tenant_id)
+
+
+@router.get("/presets/list")
+def list_presets(core: Core, principal: AdminCaller, ip: ClientIp,
+                 tenant_id: str = Query(..., pattern=TENANT_ID_PATTERN)) -> dict:
+    with _action(core, ip, principal, "preset_list", tenant_id=tenant_id):
+        _tenant(core, tenant_id)
+        return _presets(core, tenant_id)
+
+
+@router.get("/webhooks/deliveries")
+def list_deliveries(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str | None = TenantQuery,
+                    job_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$")) -> dict:
+    with _action(core, ip, principal, "webhook_deliveries"):
+        return {"deliveries": [shown(d) for d in core.jobs.store.deliveries(tenant_id, job_id)]}
+
+
+@router.post("/webhooks/redeliver")
+def redeliver(body: DeliveryIdBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    with _action(core, ip, principal, "webhook_redeliver", delivery_id=body.delivery_id):
+        delivery = core.jobs.store.redeliver(body.delivery_id)
+        core.jobs.dispatcher.wake()
+        return {"delivery": shown(delivery)}

@@ -1,0 +1,102 @@
+"""Catalogue jobs: `POST /v1/jobs/submit`, `GET /v1/jobs/status`, `GET /v1/jobs/get` (paged),
+`GET /v1/jobs/image` (one stored image), `POST /v1/jobs/cancel`.
+
+Owns: reading the job id from `job_id` (or `task_id`, BentoML's name for it), the
+Idempotency-Key replay of a submission (the key is claimed before the job is written, so two
+concurrent submits with one key create one job), and auditing submissions and cancellations.
+Reads are the caller's tenant's only: another tenant's job id is a 404. Must never hold job
+logic (`service.jobs`).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import RedirectResponse, Response
+
+from service.audit.events import job_event
+from service.errors import InvalidRequest
+from service.gateway.deps import ClientIp, Core, GenerateCaller, audited_action
+from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.idempotency import Idempotency, replayed
+from service.schemas import MEDIA_TYPES, JobSubmitBody
+
+router = APIRouter(tags=["jobs"])
+JOB_ID = r"^[0-9a-f]{32}$"
+
+
+def job_id_of(job_id: str | None, task_id: str | None) -> str:
+    value = job_id or task_id
+    if not value:
+        raise InvalidRequest("pass the job id as ?job_id=", field="job_id")
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidRequest("job_id is 32 lowercase hex characters", field="job_id")
+    return value
+
+
+JobId = Query(None, description="The job's id (32 hex characters).")
+TaskId = Query(None, description="Alias of job_id (BentoML's task naming).")
+
+
+@router.post("/jobs/submit", status_code=202, responses=ERROR_RESPONSES)
+def submit(body: JobSubmitBody, core: Core, principal: GenerateCaller, ip: ClientIp,
+           idempotency_key: str | None = Header(None)):
+    """Queue a catalogue job; 202 with its id and where to poll. Items are rendered as renderers
+    free up, fairly across tenants; a finished job posts `job.completed` to the tenant's webhook."""
+    with audited_action(core, job_event, action="submit", client_ip=ip, actor=principal.audit_fields()) as details:
+        once = Idempotency.of(core.registry, principal, idempotency_key, body)
+        stored = once.stored()
+        if stored is not None:
+            details.update(job_id=stored.response["job_id"], replayed=True)
+            return replayed(stored)
+
+        def accepted(job_id: str) -> dict:
+            return {"job_id": job_id, "task_id": job_id, "status": "queued", "items_total": len(body.items),
+                    "status_url": f"/v1/jobs/status?job_id={job_id}", "result_url": f"/v1/jobs/get?job_id={job_id}"}
+
+        claimed: dict = {}
+
+        def reserve(job_id: str) -> bool:
+            """Claim the key for this job id before the job exists: of two concurrent requests
+            with one key, only the first creates a job; both answer with it."""
+            claimed["response"] = accepted(job_id) if once.key is None else once.store(accepted(job_id), 202).response
+            return claimed["response"]["job_id"] == job_id
+
+        core.jobs.submit(principal, body, reserve)
+        details.update(job_id=claimed["response"]["job_id"], items=len(body.items), priority=body.priority)
+        return claimed["response"]
+
+
+@router.get("/jobs/status", responses=ERROR_RESPONSES)
+def status(core: Core, principal: GenerateCaller, job_id: str | None = JobId, task_id: str | None = TaskId) -> dict:
+    """A job's state and counts (queued, running, completed, failed, canceled)."""
+    return core.jobs.status(principal.tenant_id, job_id_of(job_id, task_id))
+
+
+@router.get("/jobs/get", responses=ERROR_RESPONSES)
+def results(core: Core, principal: GenerateCaller, job_id: str | None = JobId, task_id: str | None = TaskId,
+            offset: int = Query(0, ge=0, description="First item of the page."),
+            limit: int = Query(20, ge=1, le=100, description="Items per page.")) -> dict:
+    """One page of a job's items, each with its images as URLs (presigned S3, or
+    `/v1/jobs/image` for inline delivery); `next_offset` is null on the last page."""
+    return core.jobs.results(principal.tenant_id, job_id_of(job_id, task_id), offset, limit)
+
+
+@router.get("/jobs/image", response_class=Response, responses={
+    **ERROR_RESPONSES, 200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "The image's bytes."},
+    307: {"description": "A presigned URL of the image in the tenant's bucket."}})
+def image(core: Core, principal: GenerateCaller, job_id: str | None = JobId, task_id: str | None = TaskId,
+          index: int = Query(..., ge=0, le=499), n: int = Query(0, ge=0, le=3)) -> Response:
+    """One image of a finished item: its bytes (inline delivery) or a redirect to its S3 URL."""
+    data, fmt, url = core.jobs.image(principal.tenant_id, job_id_of(job_id, task_id), index, n)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
+    return Response(content=data, media_type=MEDIA_TYPES[fmt], headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post("/jobs/cancel", responses=ERROR_RESPONSES)
+def cancel(core: Core, principal: GenerateCaller, ip: ClientIp, job_id: str | None = JobId,
+           task_id: str | None = TaskId) -> dict:
+    """Cancel a job: queued items are dropped at once; items rendering now finish."""
+    with audited_action(core, job_event, action="cancel", client_ip=ip, actor=principal.audit_fields()) as details:
+        details["job_id"] = job_id_of(job_id, task_id)
+        return core.jobs.cancel(principal.tenant_id, details["job_id"])

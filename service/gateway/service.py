@@ -1,0 +1,104 @@
+"""The Gateway service (CPU, min 1 replica): every public route, and the renderer behind it.
+
+Owns: the BentoML declaration of the gateway, its dependency on the Renderer
+(`bentoml.depends`: `bentoml serve` starts the renderer in its own process; on a platform it
+is another deployment's URL), mounting the `/v1` router, the HTTP edge (body-size limits and
+upload authentication before a body is read), and start-up and shutdown. Must never hold
+logic, and never import torch or diffusers: it starts in seconds, and cheap reads never wait
+behind GPU work.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from service import __version__
+from service.config import get_settings
+from service.errors import NotReady
+from service.gateway.api import build_api
+from service.gateway.core import GatewayCore
+from service.gateway.render_client import HttpRenderClient, LocalRenderClient
+from service.http_edge import HttpEdge
+from service.logs import configure_logging
+from service.renderer.service import Renderer
+
+API = build_api()
+
+
+class UploadGuard:
+    """Authenticates uploads at the edge, before their bodies are streamed in."""
+
+    core: GatewayCore | None = None
+    scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify"}
+
+    def __call__(self, path: str, authorization: str | None) -> None:
+        if self.core is None:
+            raise NotReady("the service is starting")
+        self.core.tenancy.authenticate(authorization, self.scopes[path])
+
+
+UPLOAD_GUARD = UploadGuard()
+
+
+class EdgeAudit:
+    """Records requests the HTTP edge refuses before any route runs."""
+
+    core: GatewayCore | None = None
+
+    def __call__(self, path: str, error, ip: str | None) -> None:
+        if self.core is not None:
+            from service.audit.events import edge_refusal_event
+
+            self.core.audit.record(edge_refusal_event(route=path, error=error, client_ip=ip))
+
+
+EDGE_AUDIT = EdgeAudit()
+
+
+@bentoml.service(
+    name="atelier-gateway",
+    workers=1,
+    traffic={
+        # A synchronous generation waits for its render call (up to the renderer's 600 s).
+        "timeout": 660,
+        # Cheap reads, verify and waiting generations share the gateway; GPU work is the
+        # renderer's, so this cap only guards the process itself.
+        "max_concurrency": 256,
+    },
+    labels={"owner": "atelier", "version": __version__, "role": "gateway"},
+)
+@bentoml.asgi_app(API, path="/v1")
+class Gateway:
+    """The public API: keys, consent, jobs, verify, usage, admin. Renders on the Renderer."""
+
+    renderer = bentoml.depends(Renderer)
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        configure_logging(settings.log_level)
+        renderer = self.renderer
+        url = type(self).renderer.url  # set when the renderer is another process
+        client = HttpRenderClient(url) if url else LocalRenderClient(renderer)
+        self.core = GatewayCore.build(settings, client)
+        API.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = self.core
+
+    def __is_ready__(self) -> bool:
+        return self.core is not None
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        """Stop dispatching (unfinished items go back to the queue), then seal the audit log."""
+        self.core.close()
+
+
+Gateway.add_asgi_middleware(
+    HttpEdge,
+    max_body_bytes=lambda: get_settings().max_body_bytes,
+    body_limits={"/v1/jobs/submit": lambda: get_settings().max_job_body_bytes},
+    on_refused=EDGE_AUDIT,
+    before_upload=UPLOAD_GUARD,
+    streamed_limits={
+        "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
+        "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,
+    },
+)

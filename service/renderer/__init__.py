@@ -1,0 +1,1 @@
+"""The Renderer service: the GPU side. `service.py` is the thin BentoML class, `runtime.py` its work."""

@@ -1,0 +1,78 @@
+"""The Renderer service (GPU): one internal API over the engine, and no public route.
+
+Owns: the BentoML declaration of the renderer (one GPU, scale to zero, concurrency with the
+external queue) and loading its runtime once per worker. Takes batches of requests the
+gateway has already admitted; every image it returns is watermarked and signed. Must never
+hold logic (that is `service.renderer.runtime`) and never import torch at module level, so
+the gateway can depend on this class without loading torch.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from service import __version__
+from service.config import get_settings
+from service.logs import configure_logging
+from service.rendering import RenderBatch, RenderBatchResult
+
+_settings = get_settings()
+
+
+@bentoml.service(
+    name="atelier-renderer",
+    # One GPU per replica, owned by one worker: the pipeline, the adapter slot and the caches
+    # are per process. ATELIER_RENDERER_WORKERS > 1 is for CPU tests and benches only.
+    resources={"gpu": 1, "gpu_type": "nvidia-h100-80gb"},
+    workers=_settings.renderer_workers,
+    threads=_settings.renderer_concurrency + 2,
+    traffic={
+        # The slowest allowed batch: 4 images of 2048x2048 at 100 steps is about 100 s on an
+        # H100 and about 6x that on an L4-class GPU: 600 s covers both.
+        "timeout": 600,
+        # Calls beyond this per worker get a 429 at once, and the gateway retries them on a
+        # free worker or replica; queueing behind a busy GPU would hide the load.
+        "max_concurrency": _settings.renderer_concurrency,
+        # The platform scales renderer replicas on in-flight calls, i.e. the gateway's window.
+        "concurrency": _settings.renderer_concurrency,
+        # Calls wait in the platform's queue while replicas start from zero.
+        "external_queue": True,
+    },
+    labels={"owner": "atelier", "version": __version__, "role": "renderer"},
+)
+class Renderer:
+    """The GPU side: a loaded pipeline that renders admitted batches."""
+
+    def __init__(self) -> None:
+        from service.renderer.runtime import RendererRuntime  # torch loads here, in the renderer's process
+
+        settings = get_settings()
+        configure_logging(settings.log_level)
+        self.runtime = RendererRuntime.from_settings(settings)
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.api(route="/internal/render")
+    def render(self, batch: RenderBatch, /) -> RenderBatchResult:
+        """Render a batch of admitted requests (internal: called by the gateway only)."""
+        return self.runtime.render(batch)
+
+    @bentoml.api(route="/internal/cache")
+    def cache_state(self) -> dict:
+        """Twins and the cache tiers holding their adapters on this worker."""
+        return self.runtime.cache_state()
+
+    @bentoml.api(route="/internal/evict")
+    def evict(self, twin_id: str) -> list[str]:
+        """Drop a twin's adapter from every tier and the slot of this worker."""
+        return self.runtime.evict(twin_id)
+
+    @bentoml.api(route="/internal/prefetch")
+    def prefetch(self, twin_ids: list[str]) -> dict[str, str]:
+        """Warm twins' adapters into this worker's device tier."""
+        return self.runtime.prefetch(twin_ids)
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.runtime.close()
