@@ -1,0 +1,99 @@
+"""Fan-out of one catalogue job: images/s with one renderer worker and with two.
+
+Starts a real `bentoml serve` (gateway + renderer) twice on a copy of the demo home, with
+ATELIER_RENDERER_WORKERS=1 and then 2 (one torch thread each, ATELIER_CPU_THREADS=1), submits
+one 40-item job (256 px, `--steps`, inline delivery) and times it from the 202 to the job's
+completion. The ratio is the fan-out's speed-up; on a 2-core machine the gateway's own work
+(dispatch, audit, delivery) shares the cores with the two workers. Prints one JSON line and
+a short table; docs/BENCHMARKS.md quotes it with the machine.
+
+    python bench/fanout.py [--items 40] [--steps 8] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.machine import describe, median  # noqa: E402
+from builds.demo import ENV_FILE, build_demo, read_demo_env  # noqa: E402
+from builds.serving import serve  # noqa: E402
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("cache", "audit", "registry.db*", "bentoml"))
+    src, dst = sqlite3.connect(source / "registry.db"), sqlite3.connect(target / "registry.db")
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target
+
+
+def run_job(workers: int, home: Path, items: int, steps: int) -> dict:
+    import httpx
+
+    token = read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"]
+    env = {"ATELIER_RENDERER_WORKERS": str(workers), "ATELIER_RENDERER_CONCURRENCY": "1", "ATELIER_CPU_THREADS": "1",
+           "ATELIER_JOB_POLL_MS": "50"}
+    with tempfile.TemporaryDirectory() as workdir, serve(home, Path(workdir), env=env) as server, httpx.Client(
+            base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as client:
+        body = {"items": [{"twin_id": "demo-ava", "prompt": "linen dress, studio", "width": 256, "height": 256,
+                           "steps": steps, "seed": i, "sku": f"B-{i}"} for i in range(items)]}
+        client.post("/v1/generate", json={**body["items"][0], "seed": 99})  # first-call costs out of the timing
+        started = time.perf_counter()
+        job_id = client.post("/v1/jobs/submit", json=body).json()["job_id"]
+        while client.get("/v1/jobs/status", params={"job_id": job_id}).json()["status"] not in ("completed", "failed"):
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        rendered_by: Counter = Counter()
+        offset = 0
+        while offset is not None:
+            page = client.get("/v1/jobs/get", params={"job_id": job_id, "offset": offset, "limit": 100}).json()
+            rendered_by.update(item.get("rendered_by") for item in page["items"])
+            offset = page["next_offset"]
+    return {"seconds": round(seconds, 2), "images_per_s": round(items / seconds, 3),
+            "items_per_worker": sorted(rendered_by.values())}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="runs per worker count (alternating); medians reported")
+    args = parser.parse_args(argv)
+
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as scratch:
+        demo = Path(scratch) / "demo"
+        build_demo(demo)
+        for round_ in range(args.rounds):
+            for workers in (1, 2):
+                home = copy_home(demo, Path(scratch) / f"home-{workers}-{round_}")
+                runs[workers].append(run_job(workers, home, args.items, args.steps))
+    one = median([r["images_per_s"] for r in runs[1]])
+    two = median([r["images_per_s"] for r in runs[2]])
+    report = {"bench": "fanout", "machine": describe(), "items": args.items, "size": 256, "steps": args.steps,
+              "one_worker_images_per_s": one, "two_workers_images_per_s": two, "speedup": round(two / one, 3),
+              "target_speedup": 1.7, "runs": runs}
+    print(json.dumps(report))
+    print(f"{'renderer workers':<20}{'images/s':>10}{'items per worker':>22}")
+    for workers in (1, 2):
+        print(f"{workers:<20}{median([r['images_per_s'] for r in runs[workers]]):>10.3f}"
+              f"{str(runs[workers][-1]['items_per_worker']):>22}")
+    print(f"speed-up with two workers: {report['speedup']:.2f}x (target >= 1.7x)")
+    return report
+
+
+if __name__ == "__main__":
+    main()
