@@ -21,15 +21,17 @@ from service.gateway.render_client import HttpRenderClient, LocalRenderClient
 from service.http_edge import HttpEdge
 from service.logs import configure_logging
 from service.renderer.service import Renderer
+from service.studio import build_studio
 
 API = build_api()
+STUDIO = build_studio()  # the web console, on the same capabilities as API
 
 
 class UploadGuard:
     """Authenticates uploads at the edge, before their bodies are streamed in."""
 
     core: GatewayCore | None = None
-    scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify"}
+    scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify", "/v1/assets": "generate"}
 
     def __call__(self, path: str, authorization: str | None) -> None:
         if self.core is None:
@@ -58,6 +60,10 @@ EDGE_AUDIT = EdgeAudit()
 @bentoml.service(
     name="atelier-gateway",
     workers=1,
+    # The gateway is ready without a renderer: probing it would start a GPU from zero on every
+    # readiness check, and mark the gateway unready while one starts. Generations wait for a
+    # renderer instead (ATELIER_RENDER_WAIT_S), and job items stay queued until one is up.
+    runner_probe={"enabled": False},
     traffic={
         # A synchronous generation waits for its render call (up to the renderer's 600 s).
         "timeout": 660,
@@ -68,6 +74,7 @@ EDGE_AUDIT = EdgeAudit()
     labels={"owner": "atelier", "version": __version__, "role": "gateway"},
 )
 @bentoml.asgi_app(API, path="/v1")
+@bentoml.asgi_app(STUDIO, path="/studio")
 class Gateway:
     """The public API: keys, consent, jobs, verify, usage, admin. Renders on the Renderer."""
 
@@ -80,7 +87,7 @@ class Gateway:
         url = type(self).renderer.url  # set when the renderer is another process
         client = HttpRenderClient(url) if url else LocalRenderClient(renderer)
         self.core = GatewayCore.build(settings, client)
-        API.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = self.core
+        API.state.core = STUDIO.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = self.core
 
     def __is_ready__(self) -> bool:
         return self.core is not None
@@ -94,11 +101,13 @@ class Gateway:
 Gateway.add_asgi_middleware(
     HttpEdge,
     max_body_bytes=lambda: get_settings().max_body_bytes,
-    body_limits={"/v1/jobs/submit": lambda: get_settings().max_job_body_bytes},
+    body_limits={"/v1/jobs/submit": lambda: get_settings().max_job_body_bytes,
+                 "/studio/verify": lambda: get_settings().max_verify_bytes + 64 * 1024},
     on_refused=EDGE_AUDIT,
     before_upload=UPLOAD_GUARD,
     streamed_limits={
         "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
         "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,
+        "/v1/assets": lambda: get_settings().max_asset_bytes + 64 * 1024,
     },
 )
