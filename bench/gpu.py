@@ -11,7 +11,7 @@ For 1024x1024, 30 steps, CFG (guidance 5, UNet batch 2), fp16/bf16 it reports pe
 backend, otherwise "skipped" with the reason): load time, compile time (first call minus
 the steady state), median s/image, per-step ms (the engine's `denoise` stage / steps),
 achieved TFLOP/s against the measured FLOPs of one UNet step (and the 13.5 TFLOP
-reference), peak GPU memory; and, under compile, the hot-swap time of twins (the in-place
+reference), device memory (see below); and, under compile, the hot-swap time of twins (the in-place
 copy into the adapter slot, and a swapping generation's `adapter` stage) and whether any
 swap recompiled (`error_on_recompile`, plus dynamo's frame counter). FLOPs are counted by
 `FlopCounterMode` over one forward of the pipeline's UNet architecture, adapter slot
@@ -478,8 +478,6 @@ def measure_hotswap(engine, twins: list[str], request_for, check_recompile: bool
 
 def run_backend(name: str, base_env: dict[str, str], twins: list[str], args, budget: Budget, estimates: dict) -> dict:
     """Load an engine on backend `name` and time it; the engine is dropped on return."""
-    import torch
-
     from service.engine import Engine
     from service.registry import open_registry
 
@@ -497,12 +495,12 @@ def run_backend(name: str, base_env: dict[str, str], twins: list[str], args, bud
     if not budget.fits(first_estimate):
         return {"status": "skipped", "reason": budget.reason(f"loading {name} and its first call", first_estimate)}
     cuda = args.device == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
+    memory = DeviceMemory(cuda)
     start = time.perf_counter()
     engine = Engine.from_settings(settings, open_registry(settings.db_url))
     sync(engine.device)
     report["load_s"] = round(time.perf_counter() - start, 3)
+    memory.sample("loaded")
     active = getattr(engine.backend, "active", None) or engine.backend.name  # tensorrt may fall back
     if active != name:
         reason = getattr(engine.backend, "fallback_reason", None)
@@ -518,6 +516,7 @@ def run_backend(name: str, base_env: dict[str, str], twins: list[str], args, bud
     first = engine.generate(request)
     report["first_call_s"] = round(time.perf_counter() - start, 3)
     report["first_call_timings_ms"] = first.timings_ms
+    memory.sample("first call")
 
     totals, denoise, timings = [], [], []
     for run in range(args.runs):
@@ -526,6 +525,7 @@ def run_backend(name: str, base_env: dict[str, str], twins: list[str], args, bud
             report["runs_skipped"] = budget.reason(f"run {run + 1}/{args.runs}", estimate)
             break
         result = engine.generate(request)
+        memory.sample(f"run {run + 1}")
         totals.append(result.timings_ms["total"] / 1000)
         denoise.append(result.timings_ms["denoise"])
         timings.append(result.timings_ms)
@@ -548,9 +548,50 @@ def run_backend(name: str, base_env: dict[str, str], twins: list[str], args, bud
             report["hotswap"] = measure_hotswap(engine, twins, request_for, name == "compile", budget, image_s)
         except Exception as exc:  # keep the timings above
             report["hotswap"] = {"error": f"{type(exc).__name__}: {exc}", "recompiled": None}
-    report["peak_memory_bytes"] = torch.cuda.max_memory_allocated() if cuda else None
-    report["peak_memory_gib"] = round(report["peak_memory_bytes"] / 2**30, 3) if cuda else None
+    memory.sample("end")
+    report.update(memory.report())
     return report
+
+
+class DeviceMemory:
+    """Device memory a backend holds, the same way for every backend: the drop in
+    `torch.cuda.mem_get_info()`'s free bytes since just before the engine was loaded, sampled
+    (after a device sync) when loaded, after the first call, after each run and at the end;
+    the peak is the largest sample. Unlike `torch.cuda.max_memory_allocated()`, it sees
+    TensorRT's engines and activation block, cuBLAS/cuDNN workspaces and the caching
+    allocator's reserve; it also sees other processes on the GPU (none on the bench machine).
+    Between samples a short-lived peak can be missed (the caching allocator keeps what it
+    reserved, so torch's own peaks stay visible). No GPU: every figure is None."""
+
+    METHOD = "torch.cuda.mem_get_info free-bytes drop since before loading; max over samples"
+
+    def __init__(self, cuda: bool):
+        import torch
+
+        self.cuda = cuda
+        self.samples: dict[str, int] = {}
+        if cuda:
+            release_memory()
+            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.synchronize()
+            self.free_before = torch.cuda.mem_get_info()[0]
+
+    def sample(self, label: str) -> None:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.samples[label] = self.free_before - torch.cuda.mem_get_info()[0]
+
+    def report(self) -> dict:
+        import torch
+
+        if not self.cuda:
+            return {"peak_memory_bytes": None, "peak_memory_gib": None, "memory_method": None}
+        peak = max(self.samples.values())
+        return {"peak_memory_bytes": peak, "peak_memory_gib": round(peak / 2**30, 3), "memory_method": self.METHOD,
+                "memory_samples_bytes": self.samples,
+                "torch_max_allocated_bytes": torch.cuda.max_memory_allocated()}  # torch's tensors only, for reference
 
 
 def release_memory() -> None:

@@ -15,22 +15,44 @@ pipeline_hash is service.engine.loading.fingerprint_pipeline(PIPELINE)):
             exits 1. --skip-check skips this (max_abs_error is then null). The UNet also
             gets OUT/unet.refit_map.json (kind refit_map): which ONNX initializer holds each
             torch weight, for refitting twins into its engine.
-  build     Where `import tensorrt` works and CUDA is present: build a refittable fp16
-            TensorRT engine from each ONNX file with one optimization profile (--batch,
-            --height, --width as MIN:OPT:MAX, in images and pixels; the UNet's batch is
-            doubled for classifier-free guidance unless --no-cfg), reusing and updating a
-            timing cache, into OUT/engines/<EngineKey.cache_name()>. The key holds the
-            pipeline hash, GPU name and compute capability (torch.cuda), TensorRT version,
-            precision and profile. The VAE decoder stays fp32 when the pipeline's VAE says
-            force_upcast (SDXL's VAE overflows in fp16), unless --vae-fp16. Without
-            TensorRT or CUDA it prints why and exits 0, having built nothing (the ONNX
-            files still count). UNVERIFIED on a GPU: see build_engine().
+  build     Where `import tensorrt` works and CUDA is present: build an fp16 TensorRT
+            engine from each ONNX file (refittable: the UNet only, for twins) with the
+            optimization profiles below, reusing and updating a timing cache, into
+            OUT/engines/<EngineKey.cache_name()>. The key holds the pipeline hash, GPU name
+            and compute capability (torch.cuda), TensorRT version, precision and profiles.
+            The VAE decoder stays fp32 when the pipeline's VAE says force_upcast (SDXL's VAE
+            overflows in fp16), unless --vae-fp16. Without TensorRT or CUDA it prints why and
+            exits 0, having built nothing (the ONNX files still count). UNVERIFIED on a GPU:
+            see build_engine().
   all       export, then build.
   upload    Upload OUT's manifest and every artifact it lists (each sha256-verified first)
             to s3://bucket/prefix/, artifacts first and the manifest last.
   download  Download s3://bucket/prefix/ into OUT, verifying every artifact's sha256 against
             the manifest; a file that does not match is deleted and the command exits 1. The
             manifest is written last, only when everything it lists is there.
+
+Profiles (--batch, --height, --width as MIN:OPT:MAX, in images and pixels, then each
+--extra-profile BATCH/HEIGHT/WIDTH). Under CFG the UNet's OPT and MAX batch are doubled, its
+MIN is not (guidance_scale <= 1 runs one row per image); --no-cfg doubles nothing. The
+serving backend reads the built profiles back from the engines: they are its serving range,
+and a request outside every profile is refused with a 422 naming it (docs/BENCHMARKS.md,
+"Serving range of each backend"). The default covers the common catalogue sizes:
+  1. catalogue: 1-4 images, 256-1280 px each side, OPT one image at 1024x1024 (covers
+     1024x1024, 4:5 portrait 1024x1280 and 896x1120, 5:4 and 3:4 sizes, everything the
+     demo and warm-up use);
+  2. large: one image, 256-2048 px each side, OPT 2048x2048 (Shopify's recommended 2048x2048
+     square, and any single image the API accepts).
+The trade-off: TensorRT sizes activation memory by the largest shape of any profile (one
+block, shared by all contexts). For the UNet the large profile's maximum, 2 rows at 2048 px
+(8.4 M latent cells x channels), stays below the catalogue's 8 rows at 1280 px (13.1 M); only
+unfused attention would grow (x1.6 by tokens squared). The fp32 VAE decoder is the risk: at
+2048 px its mid-block attention spans 65k tokens, so build it without the large profile, or
+leave it out (--components without vae_decoder: the torch VAE then decodes on the GPU), if
+its engine's memory is too large. A second profile roughly doubles build time (each is
+tuned). Without it (--extra-profile none) 2048 px requests are refused with the 422; the
+other route is rendering 1024x1024 and upscaling outside Atelier (softer detail than a
+native 2048 render, no extra GPU memory). Profile MIN sides cost no memory, so the
+catalogue profile starts at the API's 256 px. All of this is UNVERIFIED until a GPU run.
 
 S3 credentials come from the standard AWS chain (environment, profile, role); the endpoint
 and region default to ATELIER_S3_ENDPOINT_URL and ATELIER_S3_REGION. PIPELINE defaults to
@@ -85,9 +107,14 @@ its check, a file did not match its sha256, or another error (message on stderr)
 # export (a mis-wired input, a dropped layer, a shape specialised to the traced size, an op
 # with other semantics) errs by 1e-2 to 1 relative, far above it.
 MAX_RELATIVE_ERROR = 1e-3
-DEFAULT_CHECK_SHAPES = "1x256x256,2x192x320"
+# Latents 30x30, 34x26 and 64x48: sides that are not multiples of 4 (what a graph traced on
+# diffusers' other upsampling branch fails on), an odd batch-2 aspect, and a larger one.
+DEFAULT_CHECK_SHAPES = "1x240x240,2x272x208,1x512x384"
+# The default engine profiles (see "Profiles" in the module docstring for the trade-off):
+# the catalogue profile, then one extra profile for large single images.
 DEFAULT_BATCH = "1:1:4"
-DEFAULT_SIZE = "512:1024:1024"
+DEFAULT_SIZE = "256:1024:1280"
+DEFAULT_EXTRA_PROFILES = ("1:1:1/256:2048:2048/256:2048:2048",)
 ENGINE_DIR = "engines"
 PRECISION = "fp16"
 # The manifest kind of the UNet's torch -> ONNX weight map (what service.engine.backends.tensorrt
@@ -146,10 +173,29 @@ class Profile:
                 raise CompileError(f"--{name} values must be multiples of {latent_scale} (the VAE's scale), got {odd}")
 
     def roles(self, component: str, latent_scale: int) -> dict[str, Range]:
-        """The range of each dynamic axis role (see onnx_export.DYNAMIC_AXES) for `component`."""
-        batch = self.batch.scaled(2 if (component == "unet" and self.cfg) else 1)
+        """The range of each dynamic axis role (see onnx_export.DYNAMIC_AXES) for `component`.
+
+        Under CFG the UNet's OPT and MAX batch are doubled (both halves in one call), but its
+        MIN stays the image minimum: a request with guidance_scale <= 1 runs without CFG, one
+        UNet row per image."""
+        batch = self.batch
+        if component == "unet" and self.cfg:
+            batch = Range(self.batch.min, self.batch.opt * 2, self.batch.max * 2)
         return {"batch": batch, "height": self.height.scaled(divisor=latent_scale),
                 "width": self.width.scaled(divisor=latent_scale)}
+
+    @classmethod
+    def parse(cls, text: str, cfg: bool = True) -> "Profile":
+        """"BATCH/HEIGHT/WIDTH", each MIN:OPT:MAX (images; pixels), e.g. "1:1:1/256:2048:2048/256:2048:2048"."""
+        parts = text.split("/")
+        if len(parts) != 3:
+            raise argparse.ArgumentTypeError(f"a profile is BATCH/HEIGHT/WIDTH, each MIN:OPT:MAX, got {text!r}")
+        return cls(Range.parse(parts[0], "batch"), Range.parse(parts[1], "height"), Range.parse(parts[2], "width"), cfg)
+
+
+def profiles_key(profiles: "list[Profile] | tuple[Profile, ...]") -> str:
+    """The profile field of EngineKey for an engine built with these profiles, in order."""
+    return "+".join(p.key() for p in profiles)
 
 
 def read_onnx_inputs(onnx_path: Path) -> dict[str, list[int | None]]:
@@ -294,12 +340,12 @@ def export_command(pipeline_dir: Path, out_dir: Path, components: tuple[str, ...
     missing = [c for c in components if c not in available]
     if missing:
         raise CompileError(f"the pipeline at {pipeline_dir} has no {', '.join(missing)} (it has {', '.join(available)})")
-    scale, multiple = onnx_export.latent_scale(pipe), onnx_export.latent_multiple(pipe)
+    scale = onnx_export.latent_scale(pipe)
     latent_shapes = []
     for batch, height, width in check_shapes:
-        if height % (scale * multiple) or width % (scale * multiple):
+        if height % scale or width % scale:
             raise CompileError(f"check shape {batch}x{height}x{width}: height and width must be multiples of "
-                               f"{scale * multiple} px for this pipeline")
+                               f"{scale} px (the VAE's scale) for this pipeline")
         latent_shapes.append((batch, height // scale, width // scale))
     reports: list[ExportReport] = []
     added: list[Artifact] = []
@@ -389,7 +435,7 @@ def machine_key_fields() -> dict[str, str]:
             "trt_version": tensorrt.__version__}
 
 
-def build_command(pipeline_dir: Path, out_dir: Path, profile: Profile, components: tuple[str, ...] | None = None,
+def build_command(pipeline_dir: Path, out_dir: Path, profile: "Profile | list[Profile]", components: tuple[str, ...] | None = None,
                   timing_cache: Path | None = None, workspace_gib: float | None = None,
                   vae_fp16: bool = False, progress: bool = False, say=print) -> "Manifest | None":
     """Build an engine per ONNX file in the manifest; None (and the reason said) where TensorRT
@@ -415,7 +461,9 @@ def build_command(pipeline_dir: Path, out_dir: Path, profile: Profile, component
     if missing:
         raise CompileError(f"no ONNX export of {', '.join(missing)} in {out_dir}; run export first")
     latent_scale = pipeline_latent_scale(pipeline_dir)
-    profile.check(latent_scale)
+    profiles = list(profile) if isinstance(profile, (list, tuple)) else [profile]
+    for each in profiles:
+        each.check(latent_scale)
     machine = machine_key_fields()
     engine_dir = out_dir / ENGINE_DIR
     engine_dir.mkdir(parents=True, exist_ok=True)
@@ -426,23 +474,27 @@ def build_command(pipeline_dir: Path, out_dir: Path, profile: Profile, component
     for component in bar:
         bar.set_postfix_str(component)
         onnx_path = out_dir / onnx_files[component].file
-        shapes = engine_shapes(component, read_onnx_inputs(onnx_path), profile, latent_scale)
+        inputs = read_onnx_inputs(onnx_path)
+        shapes = [engine_shapes(component, inputs, each, latent_scale) for each in profiles]
         precision = engine_precision(component, pipeline_dir, vae_fp16)
         key = EngineKey(pipeline_hash=pipeline_hash, component=component, precision=precision,
-                        profile=profile.key(), **machine)
+                        profile=profiles_key(profiles), **machine)
         engine_path = engine_dir / key.cache_name()
         began = time.perf_counter()
+        # Only the UNet is refitted (twins); REFIT elsewhere would only cost engine size and speed.
         refittable = build_engine(onnx_path, engine_path, shapes, timing_cache, workspace_gib,
-                                  fp16=precision == "fp16")
+                                  fp16=precision == "fp16", refit=component == "unet")
         log.info("%s: engine %s built in %.0f s", component, engine_path.name, time.perf_counter() - began)
         added.append(_artifact(out_dir, engine_path, component, "engine", key=key, refittable=refittable))
     bar.close()
     return update_manifest(out_dir, pipeline_hash, added, {(c, "engine") for c in components})
 
 
-def build_engine(onnx_path: Path, engine_path: Path, shapes: dict[str, tuple], timing_cache: Path,
-                 workspace_gib: float | None = None, fp16: bool = True) -> bool:
-    """Build one refittable fp16 (or fp32) engine from `onnx_path`; returns whether it deserialises as refittable.
+def build_engine(onnx_path: Path, engine_path: Path, shapes: "dict[str, tuple] | list[dict[str, tuple]]",
+                 timing_cache: Path, workspace_gib: float | None = None, fp16: bool = True, refit: bool = True) -> bool:
+    """Build one fp16 (or fp32) engine from `onnx_path`, refittable when `refit`, with one
+    optimization profile per entry of `shapes` (input name -> MIN/OPT/MAX shapes); returns
+    whether it deserialises as refittable.
 
     UNVERIFIED: written against TensorRT's documented Python API (8.6, 10.x, 11.x) but never
     run on the machine this was written on (no GPU, no TensorRT). Per version:
@@ -452,9 +504,11 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: dict[str, tuple], t
     - TensorRT 11+: the precision flags are gone (strongly typed networks only), so the ONNX
       is first converted to mixed fp16 with NVIDIA ModelOpt's AutoCast (inputs and outputs
       stay fp32), and built from that.
-    BuilderFlag.REFIT (not REFIT_IDENTICAL or STRIP_PLAN, which only allow refitting the same
-    weights): every weight stays refittable, so a twin's LoRA delta can be merged into the
-    UNet's weights and pushed with trt.Refitter without rebuilding the engine.
+    BuilderFlag.REFIT for the UNet only (not REFIT_IDENTICAL or STRIP_PLAN, which only allow
+    refitting the same weights): every weight stays refittable, so a twin's LoRA delta can be
+    merged into the UNet's weights and pushed with trt.Refitter without rebuilding the engine.
+    Profiles: the serving backend reads them back with get_tensor_profile_shape, creates one
+    execution context per profile and picks one per call by its input shapes.
     """
     import tensorrt as trt
 
@@ -473,16 +527,18 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: dict[str, tuple], t
     config = builder.create_builder_config()
     if fp16 and weak_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
-    config.set_flag(trt.BuilderFlag.REFIT)
+    if refit:
+        config.set_flag(trt.BuilderFlag.REFIT)
     if workspace_gib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 1024**3))
-    profile = builder.create_optimization_profile()
-    for index in range(network.num_inputs):
-        tensor = network.get_input(index)
-        if tensor.name not in shapes:
-            raise CompileError(f"{onnx_path.name}: TensorRT sees an input {tensor.name!r} the profile does not cover")
-        profile.set_shape(tensor.name, *shapes[tensor.name])
-    config.add_optimization_profile(profile)
+    for profile_shapes in (shapes if isinstance(shapes, list) else [shapes]):
+        profile = builder.create_optimization_profile()
+        for index in range(network.num_inputs):
+            tensor = network.get_input(index)
+            if tensor.name not in profile_shapes:
+                raise CompileError(f"{onnx_path.name}: TensorRT sees an input {tensor.name!r} the profile does not cover")
+            profile.set_shape(tensor.name, *profile_shapes[tensor.name])
+        config.add_optimization_profile(profile)
 
     # The timing cache records kernel timings per GPU and TensorRT version: later builds (other
     # components, other profiles, rebuilds) skip re-timing identical layers.
@@ -562,6 +618,10 @@ def parser() -> argparse.ArgumentParser:
                          help=f"image height in pixels, MIN:OPT:MAX (default: {DEFAULT_SIZE})")
         sub.add_argument("--width", type=lambda t: Range.parse(t, "--width"), default=Range.parse(DEFAULT_SIZE, "--width"),
                          help=f"image width in pixels, MIN:OPT:MAX (default: {DEFAULT_SIZE})")
+        sub.add_argument("--extra-profile", action="append", default=None, metavar="B/H/W",
+                         help="another optimization profile, BATCH/HEIGHT/WIDTH each MIN:OPT:MAX (images; pixels); "
+                              "repeat for more; 'none' for only the one above (default: "
+                              f"{' and '.join(DEFAULT_EXTRA_PROFILES)}: single images up to 2048 px)")
         sub.add_argument("--no-cfg", action="store_true",
                          help="do not double the UNet's batch for classifier-free guidance")
         sub.add_argument("--timing-cache", type=Path, default=None,
@@ -605,6 +665,18 @@ def parser() -> argparse.ArgumentParser:
                               description="Download from S3 into OUT, verifying every sha256.")
     s3_options(sub, "download into")
     return main_parser
+
+
+def build_profiles(args) -> list[Profile]:
+    """The main profile (--batch/--height/--width) and the extra ones (--extra-profile, default one)."""
+    cfg = not args.no_cfg
+    extra = args.extra_profile if args.extra_profile is not None else list(DEFAULT_EXTRA_PROFILES)
+    if "none" in extra:
+        extra = []
+    try:
+        return [Profile(args.batch, args.height, args.width, cfg=cfg)] + [Profile.parse(text, cfg) for text in extra]
+    except argparse.ArgumentTypeError as exc:
+        raise CompileError(str(exc)) from None
 
 
 def _print_exports(reports: list[ExportReport]) -> None:
@@ -660,9 +732,8 @@ def _run(args, settings, out: Path, progress: bool) -> int:
             _print_exports(reports)
             print(f"manifest: {out / 'manifest.json'} ({len(manifest.artifacts)} artifacts)")
         if args.command in ("build", "all"):
-            profile = Profile(args.batch, args.height, args.width, cfg=not args.no_cfg)
-            manifest = build_command(pipeline, out, profile, components, args.timing_cache, args.workspace_gib,
-                                     args.vae_fp16, progress)
+            manifest = build_command(pipeline, out, build_profiles(args), components, args.timing_cache,
+                                     args.workspace_gib, args.vae_fp16, progress)
             if manifest is not None:
                 for engine in manifest.engines().values():
                     print(f"{engine.component:15} engine {engine.file}  refittable={engine.refittable}  {engine.bytes} bytes")

@@ -233,7 +233,8 @@ def latent_scale(pipe) -> int:
 
 
 def latent_multiple(pipe) -> int:
-    """Latent sizes must be multiples of this (one factor 2 per UNet downsampling)."""
+    """2 ** the UNet's downsamplings: latent sides that are not multiples of this take diffusers'
+    explicit-upsample-size branch (the one TRACE_SAMPLE traces, which serves every side)."""
     return 2 ** (len(pipe.unet.config.block_out_channels) - 1)
 
 
@@ -245,7 +246,18 @@ def _param_bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
 
-def export_onnx(graph: ComponentGraph, out_dir: Path, sample: tuple[int, int, int] = (2, 32, 32),
+# The traced (batch, latent height, latent width). 30 is deliberately not a multiple of 4 (nor
+# of 8): diffusers' UNet passes explicit upsample sizes only when a latent side is not a
+# multiple of 2**num_upsamplers (4 for SDXL, 8 for SD 1.x), and a graph traced on the other
+# branch upsamples by a fixed factor 2, so it only runs at latent sides divisible by 4
+# ("Concat ... mismatched dimensions 15 and 16" at 30x30). Traced here, the graph takes the
+# skip connections' sizes, which is right for every side, multiples of 4 included (both
+# exporters; checked with onnxruntime at 30x30, 34x26 and 64x48 latents). Batch 2 keeps the
+# exporter from specialising the batch to 1.
+TRACE_SAMPLE = (2, 30, 30)
+
+
+def export_onnx(graph: ComponentGraph, out_dir: Path, sample: tuple[int, int, int] = TRACE_SAMPLE,
                 opset: int = OPSET, exporter: str = "auto") -> ExportResult:
     """Export `graph` to `out_dir/<name>.onnx` with its dynamic axes.
 
@@ -253,8 +265,8 @@ def export_onnx(graph: ComponentGraph, out_dir: Path, sample: tuple[int, int, in
     dynamo, falling back to torchscript when it fails. Exports into a temporary directory
     first, then rewrites the model as one file (or one file + one `.onnx.data` when the
     weights pass the 2 GB protobuf limit), so the artifact set never depends on which exporter
-    ran or how it chose to split weights. `sample` is (batch, latent h, latent w) for tracing;
-    batch 2 keeps the exporter from specialising batch to 1.
+    ran or how it chose to split weights. `sample` is (batch, latent h, latent w) for tracing
+    (TRACE_SAMPLE: see there why 30x30).
     """
     import onnx
 

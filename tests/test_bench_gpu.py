@@ -92,3 +92,27 @@ def test_cpu_run_prints_one_json_line_then_the_table_last(cpu_run):
     assert [line.split()[0] for line in rest[1:4]] == ["eager", "compile", "tensorrt"]
     assert "skipped" in rest[3]
     assert rest[-1].startswith("total ")  # the table is the last thing printed
+
+
+def test_device_memory_is_the_mem_get_info_drop_so_every_backend_counts_alike(monkeypatch):
+    """TensorRT's engines and activation block are invisible to torch's allocator statistics:
+    the bench measures the drop in free device memory instead, peak over its samples."""
+    import torch
+
+    from bench.gpu import DeviceMemory
+
+    free = iter([10_000, 7_000, 4_000, 6_000])  # before loading, then three samples
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 1_000)  # torch's own tensors only
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (next(free), 80_000))
+    memory = DeviceMemory(cuda=True)
+    for label in ("loaded", "first call", "end"):
+        memory.sample(label)
+    report = memory.report()
+    assert report["memory_samples_bytes"] == {"loaded": 3_000, "first call": 6_000, "end": 4_000}
+    assert report["peak_memory_bytes"] == 6_000 > report["torch_max_allocated_bytes"]
+    assert "mem_get_info" in report["memory_method"]
+    assert DeviceMemory(cuda=False).report()["peak_memory_bytes"] is None

@@ -185,11 +185,27 @@ def test_an_export_above_the_bound_exits_1_and_is_not_kept(pipeline_dir, tmp_pat
     assert read_manifest(tmp_path).artifacts == ()
 
 
-def test_check_shapes_must_fit_the_unet(pipeline_dir, tmp_path, capsys):
+def test_check_shapes_must_be_multiples_of_the_vae_scale(pipeline_dir, tmp_path, capsys):
     code = compile_cli.main(["export", "--pipeline", str(pipeline_dir), "--out", str(tmp_path), "--quiet",
-                             "--components", "text_encoder", "--check-shapes", "1x200x256"])
+                             "--components", "text_encoder", "--check-shapes", "1x204x256"])
     assert code == 1
-    assert "multiples of 32" in capsys.readouterr().err
+    assert "multiples of 8 px" in capsys.readouterr().err
+    # latents 30x30, 34x26, 64x48 by default: sides that are not multiples of 4 included
+    assert [(h // 8, w // 8) for _, h, w in compile_cli.parse_check_shapes(compile_cli.DEFAULT_CHECK_SHAPES)] == [
+        (30, 30), (34, 26), (64, 48)]
+
+
+@pytest.mark.parametrize("component", ("unet", "vae_decoder"))
+def test_onnxruntime_agrees_with_torch_at_latents_that_are_not_multiples_of_4(compiled, pipe, component):
+    """Any multiple of 8 px is a valid request: the UNet's graph must not be the one traced on
+    diffusers' fixed-factor upsampling branch, which only runs at latent sides divisible by 4."""
+    graph = onnx_export.GRAPHS[component](pipe)
+    session = ort.InferenceSession(str(compiled.out / f"{component}.onnx"), providers=["CPUExecutionProvider"])
+    for seed, (batch, height, width) in enumerate(((1, 30, 30), (2, 34, 26), (1, 64, 48), (1, 33, 31))):
+        expected, got = run_both(graph, session, batch, height, width, seed=seed)
+        for name, want, have in zip(graph.output_names, expected, got):
+            assert have.shape == want.shape, (component, name, height, width)
+            assert float(np.max(np.abs(have - want))) < DEMO_CEILING, (component, name, height, width)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +253,7 @@ class FakeTensorRT(types.ModuleType):
                 pass
 
         flags = {"REFIT": "REFIT", **({"FP16": "FP16"} if weak_typing else {})}
+        self.profiles_built: list[list[dict]] = []
         self.Logger = Logger
         self.BuilderFlag = type("BuilderFlag", (), flags)
         self.MemoryPoolType = type("MemoryPoolType", (), {"WORKSPACE": "WORKSPACE"})
@@ -266,7 +283,7 @@ class FakeTensorRT(types.ModuleType):
 
         class Config:
             def __init__(self):
-                self.flags, self.cache = set(), None
+                self.flags, self.cache, self.profiles = set(), None, []
 
             def set_flag(self, flag):
                 self.flags.add(flag)
@@ -275,7 +292,7 @@ class FakeTensorRT(types.ModuleType):
                 fake.calls.append(("workspace", size))
 
             def add_optimization_profile(self, profile):
-                self.profile = profile
+                self.profiles.append(profile)
 
             def create_timing_cache(self, data):
                 fake.calls.append(("timing_cache_in", bytes(data)))
@@ -306,8 +323,8 @@ class FakeTensorRT(types.ModuleType):
                 return Profile()
 
             def build_serialized_network(self, network, config):
-                fake.calls.append(("build", sorted(config.flags), dict(config.profile)))
-                return ("engine " + ",".join(sorted(config.flags)) + " " + repr(sorted(config.profile.items()))).encode()
+                fake.calls.append(("build", sorted(config.flags), dict(config.profiles[0]), [dict(p) for p in config.profiles]))
+                return ("engine " + ",".join(sorted(config.flags)) + " " + repr([sorted(p.items()) for p in config.profiles])).encode()
 
         class Runtime:
             def __init__(self, logger):
@@ -333,7 +350,8 @@ def test_build_plumbing_with_a_fake_tensorrt(compiled, pipeline_dir, tmp_path, m
     fake = FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     code = compile_cli.main(["build", "--pipeline", str(pipeline_dir), "--out", str(out), "--quiet",
-                             "--batch", "1:2:2", "--height", "256:512:512", "--width", "256:512:768"])
+                             "--batch", "1:2:2", "--height", "256:512:512", "--width", "256:512:768",
+                             "--extra-profile", "none"])
     assert code == 0, capsys.readouterr().err
     manifest = read_manifest(out)
     engines = manifest.engines()
@@ -346,17 +364,44 @@ def test_build_plumbing_with_a_fake_tensorrt(compiled, pipeline_dir, tmp_path, m
         assert key.profile == "b1-2_h256-512_w256-768"
         # the demo VAE says force_upcast: its decoder stays fp32, the rest is fp16
         assert key.precision == ("fp32" if component == "vae_decoder" else "fp16")
-        assert engine.file == f"engines/{key.cache_name()}" and engine.refittable is True
+        assert engine.file == f"engines/{key.cache_name()}"
+        assert engine.refittable is (component == "unet")  # REFIT on the UNet only
         assert sha256(out / engine.file) == engine.sha256
     builds = {name: call for name, call in zip(COMPONENTS, [c for c in fake.calls if c[0] == "build"])}
-    assert builds["unet"][1] == ["FP16", "REFIT"] and builds["vae_decoder"][1] == ["REFIT"]
-    assert builds["unet"][2]["sample"] == ((2, 4, 32, 32), (4, 4, 64, 64), (4, 4, 64, 96))
+    assert builds["unet"][1] == ["FP16", "REFIT"] and builds["vae_decoder"][1] == []
+    assert builds["text_encoder"][1] == ["FP16"]
+    # CFG doubles the UNet's OPT and MAX batch, not its MIN: guidance_scale <= 1 runs one row per image
+    assert builds["unet"][2]["sample"] == ((1, 4, 32, 32), (4, 4, 64, 64), (4, 4, 64, 96))
+    assert all(len(call[3]) == 1 for call in builds.values())
     assert builds["text_encoder"][2] == {"input_ids": ((1, 77), (2, 77), (2, 77))}
     assert ("network_flags", 0) in fake.calls  # TensorRT 10: explicit batch without the flag
     cache_files = list((out / "engines").glob("timing-*.cache"))
     assert [p.read_bytes() for p in cache_files] == [b"timings"]
     # the first build starts from an empty timing cache, every later one from the saved one
     assert [c[1] for c in fake.calls if c[0] == "timing_cache_in"] == [b""] + [b"timings"] * 3
+
+
+def test_the_default_build_has_a_catalogue_and_a_large_profile(compiled, pipeline_dir, tmp_path, monkeypatch,
+                                                                fake_gpu, capsys):
+    out = tmp_path / "compiled"
+    shutil.copytree(compiled.out, out)
+    fake = FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    code = compile_cli.main(["build", "--pipeline", str(pipeline_dir), "--out", str(out), "--quiet",
+                             "--components", "unet,vae_decoder"])
+    assert code == 0, capsys.readouterr().err
+    engines = read_manifest(out).engines()
+    assert {e.key.profile for e in engines.values()} == {"b1-4_h256-1280_w256-1280+b1-1_h256-2048_w256-2048"}
+    builds = {name: call for name, call in zip(("unet", "vae_decoder"), [c for c in fake.calls if c[0] == "build"])}
+    catalogue, large = (p["sample"] for p in builds["unet"][3])
+    # 1024x1024 at OPT, 4:5 portrait (1024x1280) and 2048x2048 single images inside the range
+    assert catalogue == ((1, 4, 32, 32), (2, 4, 128, 128), (8, 4, 160, 160))
+    assert large == ((1, 4, 32, 32), (2, 4, 256, 256), (2, 4, 256, 256))
+    assert [p["latent"] for p in builds["vae_decoder"][3]] == [((1, 4, 32, 32), (1, 4, 128, 128), (4, 4, 160, 160)),
+                                                               ((1, 4, 32, 32), (1, 4, 256, 256), (1, 4, 256, 256))]
+    code = compile_cli.main(["build", "--pipeline", str(pipeline_dir), "--out", str(out), "--quiet",
+                             "--components", "unet", "--extra-profile", "2:2:2/x/1"])
+    assert code == 1 and "MIN:OPT:MAX" in capsys.readouterr().err
 
 
 def test_tensorrt_11_without_modelopt_fails_clearly(compiled, pipeline_dir, tmp_path, monkeypatch, fake_gpu, capsys):
@@ -381,12 +426,12 @@ def test_engine_profiles_cover_each_input(compiled):
         return compile_cli.engine_shapes(component, inputs, p, latent_scale=8)
 
     assert shapes("text_encoder") == {"input_ids": ((1, 77), (2, 77), (4, 77))}
-    unet = shapes("unet")  # classifier-free guidance doubles the UNet's batch
-    assert unet["sample"] == ((2, 4, 64, 64), (4, 4, 96, 128), (8, 4, 128, 128))
+    unet = shapes("unet")  # classifier-free guidance doubles the UNet's OPT and MAX batch; MIN serves guidance <= 1
+    assert unet["sample"] == ((1, 4, 64, 64), (4, 4, 96, 128), (8, 4, 128, 128))
     assert unet["timestep"] == ((1,), (1,), (1,))
-    assert unet["encoder_hidden_states"] == ((2, 77, 64), (4, 77, 64), (8, 77, 64))
-    assert unet["text_embeds"] == ((2, 32), (4, 32), (8, 32))
-    assert unet["time_ids"] == ((2, 6), (4, 6), (8, 6))
+    assert unet["encoder_hidden_states"] == ((1, 77, 64), (4, 77, 64), (8, 77, 64))
+    assert unet["text_embeds"] == ((1, 32), (4, 32), (8, 32))
+    assert unet["time_ids"] == ((1, 6), (4, 6), (8, 6))
     assert shapes("vae_decoder") == {"latent": ((1, 4, 64, 64), (2, 4, 96, 128), (4, 4, 128, 128))}
     no_cfg = compile_cli.Profile(profile.batch, profile.height, profile.width, cfg=False)
     assert shapes("unet", no_cfg)["sample"][2] == (4, 4, 128, 128)

@@ -219,7 +219,7 @@ def test_fallback_eager_records_why_and_prepares_the_pipeline(no_tensorrt, pipe,
     assert not backend.handles_adapters and backend.adapter_owner is None  # twins stay on the slot path
     assert not pipe.unet.training and not any(p.requires_grad for p in pipe.unet.parameters())
     assert untouched(pipe)
-    assert any("falling back" in record.getMessage() for record in caplog.records)
+    assert any("fell back to eager" in record.getMessage() for record in caplog.records)
 
 
 def test_fallback_on_a_mismatch_and_to_compile(fake_gpu, pipe, tmp_path, pipeline_dir, pipeline_hash):
@@ -402,6 +402,60 @@ def test_a_refit_that_needs_an_unknown_weight_is_refused():
                  lambda name: ("b.bias", torch.full((2,), 5.0), False) if name == "val_2" else None)
     assert torch.equal(engine.weights["val_1"], torch.arange(6.0).view(2, 3).t())
     assert torch.equal(engine.weights["val_2"], torch.full((2,), 5.0))
+
+
+def test_refit_base_weights_are_the_fp32_onnx_initializers_not_the_served_bf16_weights(pipeline_dir, pipeline_hash,
+                                                                                      tmp_path):
+    """An fp16 engine is built from the fp32 ONNX export: a twin's fused layers must start from
+    those fp32 values, not from the bf16-rounded weights of the UNet being served."""
+    pytest.importorskip("onnx")
+    from builds import onnx_export
+    from service.engine.backends.tensorrt import OnnxInitializers
+    from service.engine.lora_fuse import base_weights, fused_weights
+
+    directory = write_engines(tmp_path / "engines", built_key(pipeline_hash))
+    reference = load_pipeline(pipeline_dir, torch.device("cpu"), torch.float32)
+    graph = onnx_export.unet_graph(reference)
+    export = onnx_export.export_onnx(graph, directory, exporter="torchscript")
+    refit_file = onnx_export.write_refit_map(graph, export.onnx_path, directory)
+    manifest_artifacts = [
+        Artifact("unet", "engine", "unet.plan", sha256_file(directory / "unet.plan"), 1, built_key(pipeline_hash), None, True),
+        Artifact("unet", "onnx", "unet.onnx", sha256_file(export.onnx_path), export.onnx_path.stat().st_size),
+        Artifact("unet", "refit_map", refit_file.name, sha256_file(refit_file), refit_file.stat().st_size)]
+    write_manifest(directory, Manifest(pipeline_hash, "2025-01-01T00:00:00+00:00", tuple(manifest_artifacts)))
+
+    served = load_pipeline(pipeline_dir, torch.device("cpu"), torch.bfloat16)
+    slot = AdapterSlot(served.unet, rank=4, targets=tuple(LORA_TARGETS))
+    backend = TensorRTBackend(directory, pipeline_dir)
+    shapes = base_weights(served.unet, device="meta")
+    refit_map = refit_map_of(directory)
+    base, onnx = backend._refit_base(served.unet, shapes, refit_map, torch.device("cpu"))
+    assert backend.refit_base_source == "onnx" and isinstance(onnx, OnnxInitializers)
+    fp32 = base_weights(reference.unet, modules=[p.removesuffix(".weight") for p in shapes])
+    bf16 = base_weights(served.unet)
+    assert sorted(base) == sorted(fp32) and all(w.dtype == torch.float32 for w in base.values())
+    assert all(torch.equal(base[p], fp32[p]) for p in base)
+    assert any(not torch.equal(base[p], bf16[p].float()) for p in base)  # bf16 rounding is real here
+
+    # The engine holds every initializer; TensorRT fused one slot layer with a layer outside the
+    # slot (proj_in), whose value must then come from the ONNX file too.
+    source = OnnxInitializers(export.onnx_path)
+    q = next(p for p in base if p.endswith("attn1.to_q.weight"))
+    proj_in = q.split(".transformer_blocks.")[0] + ".proj_in.weight"
+    engine = FakeEngine({w.name: source.get(w.name) for w in refit_map.values()},
+                        [{refit_map[q].name, refit_map[proj_in].name}])
+    engine.weights[refit_map[proj_in].name] = torch.zeros_like(engine.weights[refit_map[proj_in].name])
+    backend._attach(fake_tensorrt(), {"unet": engine}, base, refit_map, served.unet, onnx)
+    backend.active = "tensorrt"
+    twin = prepared_twin(pipeline_dir, slot, ("to_q", "to_k", "to_out.0"), seed=3)
+    backend.switch_adapter(twin)
+    fused = fused_weights(base, twin)
+    assert q in fused
+    for param, weight in fused.items():
+        target = refit_map[param]
+        assert torch.equal(engine.weights[target.name], weight.t() if target.transposed else weight), param
+    assert not torch.equal(fused[q], fused_weights(bf16, twin)[q].float())  # what the served weights would have given
+    assert torch.equal(engine.weights[refit_map[proj_in].name], source.get(refit_map[proj_in].name))
 
 
 # ---------------------------------------------------------------------------------------------

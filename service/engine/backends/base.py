@@ -1,8 +1,36 @@
-"""The backend interface: prepare a loaded pipeline once, before warm-up and serving."""
+"""The backend interface: prepare a loaded pipeline once, say what to warm up, vet requests, report.
+
+Owns: the `Backend` protocol every backend follows, the warm-up shape type, parsing
+`ATELIER_WARMUP_SIZES`, and the one place a backend reports that it serves on a slower path
+than configured (`report_fallback`: a log line and the `atelier_backend_fallbacks_total`
+Prometheus counter). Must never import bentoml.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from functools import cache
 from typing import Protocol
+
+from service.config import ConfigError
+
+log = logging.getLogger("atelier.engine")
+
+MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 256, 2048, 8  # what GenerateRequest accepts (service.schemas)
+
+
+@dataclass(frozen=True)
+class WarmupShape:
+    """One warm-up generation: its size in pixels, images, and whether CFG doubles the UNet batch."""
+
+    width: int
+    height: int
+    images: int = 1
+    cfg: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}" + (f"x{self.images}" if self.images != 1 else "") + ("" if self.cfg else " (no cfg)")
 
 
 class Backend(Protocol):
@@ -10,3 +38,59 @@ class Backend(Protocol):
 
     def prepare(self, pipe) -> None:
         """Make `pipe` ready to run on this backend (compile, load engines, ...). Called once."""
+
+    def prepare_unet(self, unet) -> None:
+        """Prepare another UNet that serves beside the pipeline's (eager, compile; not tensorrt)."""
+
+    def warmup_shapes(self) -> tuple[WarmupShape, ...]:
+        """The generations `Engine.warm_up` runs, in order, before the service says ready."""
+
+    def check_request(self, request) -> None:
+        """Raise a 422 (`InvalidRequest`) for a request this backend cannot serve, before any GPU work."""
+
+    def check_shape(self, width: int, height: int, images: int, guidance_scale: float) -> None:
+        """`check_request` for one pipeline batch of `images` rows sharing a size and guidance."""
+
+    def max_images(self, width: int, height: int, guidance_scale: float) -> int | None:
+        """The most images one pipeline batch of this shape may hold (None: no limit of the backend's)."""
+
+    def status(self) -> dict:
+        """What the `ready` log line and /readyz report: the backend serving, any fallback, its range."""
+
+
+def parse_warmup_sizes(items: tuple[str, ...] | list[str]) -> tuple[tuple[int, int], ...]:
+    """("1024x1024", "896x1152") -> ((1024, 1024), (896, 1152)): WIDTHxHEIGHT in pixels, each a
+    size the API accepts (256..2048, multiples of 8). Raises ConfigError."""
+    sizes = []
+    for item in items:
+        try:
+            width, height = (int(p) for p in item.strip().lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"ATELIER_WARMUP_SIZES items are WIDTHxHEIGHT in pixels, got {item!r}") from None
+        for side in (width, height):
+            if not MIN_SIDE <= side <= MAX_SIDE or side % SIDE_MULTIPLE:
+                raise ConfigError(f"ATELIER_WARMUP_SIZES: {item!r} is not a size the API accepts "
+                                  f"({MIN_SIDE}..{MAX_SIDE} px, multiples of {SIDE_MULTIPLE})")
+        if (width, height) not in sizes:
+            sizes.append((width, height))
+    if not sizes:
+        raise ConfigError("ATELIER_WARMUP_SIZES lists no size")
+    return tuple(sizes)
+
+
+@cache
+def _fallback_counter():
+    from prometheus_client import Counter
+
+    return Counter("atelier_backend_fallbacks", "Times a backend served on a slower path than configured "
+                   "(compile -> eager for one UNet call, or tensorrt -> eager/compile at start-up)",
+                   ["backend", "to", "reason"])
+
+
+def report_fallback(backend: str, to: str, reason: str, detail: str, log_line: bool = True, **fields) -> None:
+    """One fallback: `atelier_backend_fallbacks_total{backend,to,reason}` + 1 and (unless `log_line`
+    is False: a repeat the caller has logged already) a WARNING log line."""
+    if log_line:
+        log.warning(f"{backend} backend fell back to {to}", extra={"fields": {
+            "backend": backend, "to": to, "reason": reason, "detail": detail[:500], **fields}})
+    _fallback_counter().labels(backend=backend, to=to, reason=reason).inc()
