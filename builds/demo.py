@@ -170,14 +170,16 @@ def build_demo(home: Path, force: bool = False, progress: bool = False) -> DemoA
     assets = DemoAssets(home, home / "demo" / "pipeline", home / "adapters", home / ENV_FILE)
     marker = home / "demo" / DONE_MARKER
     from builds.audit_key import build_audit_key
+    from builds.demo_conditioning import build_conditioning
     from builds.dev_ca import build_dev_ca
 
     build_dev_ca(home / "keys")  # C2PA signing material for local use; kept if present
     build_audit_key(home / "keys")  # Ed25519 key that signs audit checkpoints
     if marker.exists() and not force:
+        build_conditioning(home, assets.pipeline_dir)  # kept if built; added to an older demo home
         setup_demo_registry(assets)
         return assets
-    steps = tqdm(total=1 + len(DEMO_TWINS), desc="demo assets", unit="step", disable=not progress)
+    steps = tqdm(total=2 + len(DEMO_TWINS), desc="demo assets", unit="step", disable=not progress)
     if assets.pipeline_dir.exists():
         shutil.rmtree(assets.pipeline_dir)
     build_pipeline(assets.pipeline_dir)
@@ -185,6 +187,10 @@ def build_demo(home: Path, force: bool = False, progress: bool = False) -> DemoA
     for index, twin_id in enumerate(DEMO_TWINS):
         build_twin_adapter(assets.pipeline_dir, index, assets.adapters_dir / f"{twin_id}.safetensors")
         steps.update()
+    # Garment (IP-Adapter + image encoder), pose (ControlNet) and edit (inpainting UNet) models,
+    # random too, and demo assets under demo/assets: a garment, a pose, masks.
+    build_conditioning(home, assets.pipeline_dir, force=True)
+    steps.update()
     steps.close()
     marker.write_text("ok\n")
     assets.env_file.unlink(missing_ok=True)  # new adapters: register them again

@@ -39,6 +39,8 @@ class MarkContext:
     twin_id: str | None
     index: int
     seed: int
+    # An edit's source image (bytes, format, title): the signed manifest names it as an ingredient.
+    source: tuple[bytes, str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@
 Owns: the manifest Atelier writes into every image, the signing settings, and the mapping of
 the library's validation result onto our four states.
 
-The manifest (one claim, no ingredients, no thumbnail):
+The manifest (one claim, no thumbnail):
 - `c2pa.actions.v2`: `c2pa.created` with digitalSourceType trainedAlgorithmicMedia and the
   generator as softwareAgent, then `c2pa.watermarked` when the image carries a watermark;
+  for an edit, instead, `c2pa.opened` of the source (its one ingredient, `parentOf`, with the
+  source's own manifest kept when it has one) and `c2pa.edited` with digitalSourceType
+  compositeWithTrainedAlgorithmicMedia;
 - `com.atelier.generation`: `{"generation_id", "twin_id"}`;
 - `c2pa.soft-binding`: `{"alg": "com.atelier.watermark.v1", "blocks": [{"scope": {}, "value":
   <watermark id>}]}` (the library writes it as given and does not interpret it; the spec's
@@ -55,6 +58,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from service.errors import MarkingFailed, ModelLoadError
 from service.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA
 
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+SOURCE_INGREDIENT = "source"
+
 log = logging.getLogger("atelier.provenance")
 
 GENERATION_ASSERTION = "com.atelier.generation"
@@ -75,12 +81,22 @@ SIGN_SETTINGS = {
 
 
 @dataclass(frozen=True)
+class Ingredient:
+    """The image an edit started from: its bytes, MIME type and title (and generation, if ours)."""
+
+    data: bytes
+    mime_type: str
+    title: str
+
+
+@dataclass(frozen=True)
 class ManifestInfo:
     generation_id: str
     watermark_id: str | None
     generator_name: str
     generator_version: str
     twin_id: str | None
+    ingredient: Ingredient | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,12 @@ class C2paReading:
 def manifest_definition(info: ManifestInfo) -> dict:
     """The manifest definition (c2pa JSON) for one generated image."""
     agent = {"name": info.generator_name, "version": info.generator_version}
-    actions = [{"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA, "softwareAgent": agent}]
+    if info.ingredient is None:
+        actions = [{"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA, "softwareAgent": agent}]
+    else:
+        actions = [{"action": "c2pa.opened", "parameters": {"ingredientIds": [SOURCE_INGREDIENT]}, "softwareAgent": agent},
+                   {"action": "c2pa.edited", "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+                    "softwareAgent": agent}]
     assertions: list[dict] = [
         {"label": "c2pa.actions.v2", "data": {"actions": actions}},
         {"label": GENERATION_ASSERTION, "data": {"generation_id": info.generation_id, "twin_id": info.twin_id}},
@@ -195,6 +216,10 @@ class C2paSigner:
         output = io.BytesIO()
         try:
             builder = c2pa.Builder(manifest_definition(info), context=context)
+            if info.ingredient is not None:
+                builder.add_ingredient({"title": info.ingredient.title, "relationship": "parentOf",
+                                        "label": SOURCE_INGREDIENT}, info.ingredient.mime_type,
+                                       io.BytesIO(info.ingredient.data))
             manifest_store = builder.sign(signer, mime_type, io.BytesIO(data), output)
         except c2pa.C2paError as exc:
             raise MarkingFailed(f"C2PA signing failed: {exc}", code="c2pa_sign_failed") from exc

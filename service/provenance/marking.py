@@ -20,7 +20,7 @@ from service.config import Settings
 from service.errors import MarkingFailed, ModelLoadError
 from service.imaging import MarkContext, MarkedImage, encode_image
 from service.provenance import watermark
-from service.provenance.c2pa import C2paSigner, ManifestInfo
+from service.provenance.c2pa import C2paSigner, Ingredient, ManifestInfo
 from service.provenance.xmp import add_xmp
 from service.schemas import MEDIA_TYPES
 
@@ -63,6 +63,8 @@ class ProvenanceMarker:
                 generator_name=GENERATOR_NAME,
                 generator_version=__version__,
                 twin_id=context.twin_id,
+                ingredient=None if context.source is None else Ingredient(
+                    data=context.source[0], mime_type=MEDIA_TYPES[context.source[1]], title=context.source[2]),
             )
             signed, manifest_sha256 = self.signer.sign(data, MEDIA_TYPES[fmt], info)
         except Exception as exc:

@@ -1,0 +1,67 @@
+"""Assets: tenant-scoped input images (garments, poses, masks, source photos) stored by sha256.
+
+`AssetService` is the small public face: add an upload or an https URL (bounds checked
+before decoding; URLs fetched through the SSRF guard and cached by sha256), read an asset's
+metadata or bytes for its tenant only, and purge old ones with the job-retention rule.
+Must never import torch: the gateway owns assets; the renderer reads their bytes by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+from service.assets.bounds import ImageBomb, ImageFacts, UnsupportedImage, check_image
+from service.assets.fetch import FetchFailed, UrlRefused, fetch_url
+from service.assets.store import KINDS, AssetInfo, AssetNotFound, AssetStore, open_asset_store
+from service.errors import InvalidRequest
+
+
+class AssetService:
+    def __init__(self, store: AssetStore, *, max_bytes: int, max_pixels: int, allow_private_urls: bool = False):
+        self.store = store
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.allow_private_urls = allow_private_urls
+        self._by_url: dict[tuple[str, str], str] = {}  # (tenant, url) -> asset id: a feed URL is fetched once
+
+    @classmethod
+    def from_settings(cls, settings) -> "AssetService":
+        return cls(open_asset_store(settings), max_bytes=settings.max_asset_bytes, max_pixels=settings.max_asset_pixels,
+                   allow_private_urls=settings.dev_callbacks)
+
+    def add(self, tenant_id: str, kind: str, data: bytes, *, source_url: str | None = None,
+            field: str = "file") -> AssetInfo:
+        if kind not in KINDS:
+            raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}", field="kind")
+        facts = check_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, field=field)
+        info = AssetInfo(asset_id=hashlib.sha256(data).hexdigest(), tenant_id=tenant_id, kind=kind, format=facts.format,
+                         media_type=facts.media_type, width=facts.width, height=facts.height, bytes=len(data),
+                         created_at=datetime.now(timezone.utc).isoformat(), source_url=source_url)
+        return self.store.put(info, data)
+
+    def add_url(self, tenant_id: str, kind: str, url: str, *, field: str = "url") -> AssetInfo:
+        known = self._by_url.get((tenant_id, url))
+        if known is not None:
+            info = self.store.info(tenant_id, known, missing_ok=True)
+            if info is not None:
+                return info
+        data = fetch_url(url, max_bytes=self.max_bytes, allow_private=self.allow_private_urls, field=field)
+        info = self.add(tenant_id, kind, data, source_url=url, field=field)
+        if len(self._by_url) > 10_000:
+            self._by_url.clear()
+        self._by_url[(tenant_id, url)] = info.asset_id
+        return info
+
+    def info(self, tenant_id: str, asset_id: str, field: str = "asset_id") -> AssetInfo:
+        try:
+            return self.store.info(tenant_id, asset_id)
+        except AssetNotFound:
+            raise AssetNotFound(f"no asset {asset_id!r}", field=field) from None
+
+    def read(self, tenant_id: str, asset_id: str) -> tuple[AssetInfo, bytes]:
+        return self.store.read(tenant_id, asset_id)
+
+
+__all__ = ["AssetInfo", "AssetNotFound", "AssetService", "AssetStore", "FetchFailed", "ImageBomb", "ImageFacts",
+           "KINDS", "UnsupportedImage", "UrlRefused", "check_image", "fetch_url", "open_asset_store"]

@@ -1,0 +1,91 @@
+"""A request's conditioning inputs, made ready for the renderer: every image an asset of the tenant.
+
+Owns: fetching garment and pose URLs into the tenant's assets (through the SSRF guard, once
+per URL), checking that every asset id the request names is this tenant's (another tenant's
+id reads exactly like a missing one), checking pose keypoints, resolving an edit's source
+(an uploaded photo, or an earlier generation kept for the tenant) and mask, and keeping
+delivered images so a later edit can name their generation. Must never decide consent
+(`service.tenancy`) or decode images beyond their bounds check.
+"""
+
+from __future__ import annotations
+
+import json
+
+from service.assets import AssetService
+from service.assets.store import AssetNotFound
+from service.conditioning import validate_keypoints
+from service.errors import InvalidRequest
+from service.rendering import GenerationResult, RenderEdit
+from service.schemas import GenerateRequest
+
+MIN_SIDE, MAX_SIDE = 256, 2048
+
+
+class ConditioningInputs:
+    def __init__(self, assets: AssetService, keep_outputs: bool = True):
+        self.assets = assets
+        self.keep_outputs = keep_outputs
+
+    def prepare(self, principal, request: GenerateRequest) -> GenerateRequest:
+        """The request with URLs replaced by asset ids, every asset checked as the tenant's."""
+        tenant = principal.tenant_id
+        garments = []
+        for index, garment in enumerate(request.garments):
+            field = f"garments.{index}"
+            if garment.url is not None:
+                info = self.assets.add_url(tenant, "garment", garment.url, field=f"{field}.url")
+                garment = garment.model_copy(update={"asset_id": info.asset_id, "url": None})
+            else:
+                self.assets.info(tenant, garment.asset_id, field=f"{field}.asset_id")
+            garments.append(garment)
+        pose = request.pose
+        if pose is not None:
+            if pose.url is not None:
+                info = self.assets.add_url(tenant, "pose", pose.url, field="pose.url")
+                pose = pose.model_copy(update={"asset_id": info.asset_id, "url": None})
+            elif pose.asset_id is not None:
+                self.assets.info(tenant, pose.asset_id, field="pose.asset_id")
+            elif pose.keypoints is not None:
+                validate_keypoints(pose.keypoints)
+        if garments == list(request.garments) and pose is request.pose:
+            return request
+        return request.model_copy(update={"garments": garments, "pose": pose})
+
+    def edit_source(self, principal, source, mask_asset_id: str, invert: bool) -> tuple[RenderEdit, int, int]:
+        """The edit's source and mask as this tenant's assets, and the size to render at (the
+        source's, rounded down to a multiple of 8 within 256..2048)."""
+        tenant = principal.tenant_id
+        generation_id = source.generation_id
+        if generation_id is not None:
+            asset_id = self._kept(tenant, generation_id)
+            field = "source.generation_id"
+        else:
+            asset_id, field = source.asset_id, "source.asset_id"
+        info = self.assets.info(tenant, asset_id, field=field)
+        mask = self.assets.info(tenant, mask_asset_id, field="mask_asset_id")
+        if (mask.width, mask.height) != (info.width, info.height):
+            raise InvalidRequest(f"the mask is {mask.width}x{mask.height} but the source is {info.width}x{info.height}",
+                                 field="mask_asset_id")
+        width, height = (max(MIN_SIDE, min(MAX_SIDE, side // 8 * 8)) for side in (info.width, info.height))
+        return RenderEdit(source_asset_id=asset_id, mask_asset_id=mask_asset_id, invert=invert,
+                          source_generation_id=generation_id), width, height
+
+    def keep(self, principal, result: GenerationResult) -> None:
+        """Keep a delivered generation's first image as an edit source of the tenant."""
+        if not self.keep_outputs or not result.images:
+            return
+        image = result.images[0]
+        info = self.assets.add(principal.tenant_id, "source", image.data, field="image")
+        self.assets.store.blobs.put(self._index(principal.tenant_id, result.generation_id),
+                                    json.dumps({"asset_id": info.asset_id}).encode())
+
+    def _kept(self, tenant: str, generation_id: str) -> str:
+        raw = self.assets.store.blobs.get(self._index(tenant, generation_id))
+        if raw is None:
+            raise AssetNotFound(f"no generation {generation_id!r} of this tenant is kept", field="source.generation_id")
+        return json.loads(raw)["asset_id"]
+
+    @staticmethod
+    def _index(tenant: str, generation_id: str) -> str:
+        return f"outputs/{tenant}/{generation_id}.json"

@@ -1,0 +1,205 @@
+"""Tenant-scoped input images, stored by sha256 beside the adapter store.
+
+Owns: where an asset's bytes and metadata live (`assets/<tenant>/<sha256>` and its `.json`,
+in a local directory or an S3 prefix), reading them back with the sha256 checked, the
+tenant scoping (another tenant's asset reads exactly like a missing one), and deleting
+assets older than the job-retention period. Must never decode an image (`bounds` does) or
+fetch a URL (`fetch` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Protocol
+
+from service.errors import AdapterUnavailable, AtelierError
+
+ASSET_ID = re.compile(r"^[0-9a-f]{64}$")
+TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+KINDS = ("garment", "pose", "mask", "source")
+
+
+class AssetNotFound(AtelierError):
+    status = 404
+    code = "asset_not_found"
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    asset_id: str  # the sha256 of the bytes
+    tenant_id: str
+    kind: str
+    format: str
+    media_type: str
+    width: int
+    height: int
+    bytes: int
+    created_at: str
+    source_url: str | None = None
+
+    def shown(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "tenant_id"}
+
+
+class BlobStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+
+class LocalBlobs:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise AssetNotFound("no such asset")
+        return path
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+class S3Blobs:
+    def __init__(self, url: str, endpoint_url: str | None, region: str | None):
+        from service.s3client import make_client
+
+        bucket, _, prefix = url[5:].partition("/")
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = make_client(endpoint_url, region, read_timeout=30)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise AdapterUnavailable("the asset store cannot be read right now", code="asset_store_unavailable") from None
+        except BotoCoreError:
+            raise AdapterUnavailable("the asset store cannot be reached right now", code="asset_store_unavailable") from None
+
+    def put(self, key: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except (BotoCoreError, ClientError):
+            raise AdapterUnavailable("the asset store cannot be written right now", code="asset_store_unavailable") from None
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def keys(self, prefix: str) -> list[str]:
+        found, token = [], None
+        while True:
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(prefix),
+                                               **({"ContinuationToken": token} if token else {}))
+            found += [o["Key"][len(self.prefix) + 1:] if self.prefix else o["Key"] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return found
+            token = page["NextContinuationToken"]
+
+
+class AssetStore:
+    """Assets of each tenant, content-addressed: uploading the same bytes twice stores them once."""
+
+    def __init__(self, blobs: BlobStore):
+        self.blobs = blobs
+
+    @staticmethod
+    def _key(tenant_id: str, asset_id: str) -> str:
+        if not TENANT.fullmatch(tenant_id or "") or not ASSET_ID.fullmatch(asset_id or ""):
+            raise AssetNotFound(f"no asset {asset_id!r}", field="asset_id")
+        return f"assets/{tenant_id}/{asset_id}"
+
+    def put(self, info: AssetInfo, data: bytes) -> AssetInfo:
+        key = self._key(info.tenant_id, info.asset_id)
+        existing = self.info(info.tenant_id, info.asset_id, missing_ok=True)
+        if existing is not None:
+            return existing
+        self.blobs.put(key, data)
+        self.blobs.put(key + ".json", json.dumps(asdict(info), sort_keys=True).encode())
+        return info
+
+    def info(self, tenant_id: str, asset_id: str, *, missing_ok: bool = False) -> AssetInfo | None:
+        raw = self.blobs.get(self._key(tenant_id, asset_id) + ".json")
+        if raw is None:
+            if missing_ok:
+                return None
+            raise AssetNotFound(f"no asset {asset_id!r}", field="asset_id")
+        return AssetInfo(**json.loads(raw))
+
+    def read(self, tenant_id: str, asset_id: str) -> tuple[AssetInfo, bytes]:
+        info = self.info(tenant_id, asset_id)
+        data = self.blobs.get(self._key(tenant_id, asset_id))
+        if data is None or hashlib.sha256(data).hexdigest() != asset_id:
+            raise AdapterUnavailable(f"asset {asset_id} is missing or damaged in the store", code="asset_unavailable")
+        return info, data
+
+    def purge(self, older_than: timedelta, now: datetime | None = None) -> int:
+        """Delete assets created before now - older_than (the job-retention rule)."""
+        cutoff = (now or datetime.now(timezone.utc)) - older_than
+        removed = 0
+        for key in self.blobs.keys("assets/"):
+            if not key.endswith(".json"):
+                continue
+            raw = self.blobs.get(key)
+            if raw is None:
+                continue
+            created = datetime.fromisoformat(json.loads(raw)["created_at"])
+            if created < cutoff:
+                self.blobs.delete(key[: -len(".json")])
+                self.blobs.delete(key)
+                removed += 1
+        return removed
+
+
+def open_asset_store(settings) -> AssetStore:
+    """Local under $ATELIER_HOME/assets, or beside an S3 adapter store (prefix `<store>-assets`)."""
+    target = settings.asset_store
+    if target == "local":
+        return AssetStore(LocalBlobs(settings.home))
+    return AssetStore(S3Blobs(target, settings.s3_endpoint_url, settings.s3_region))
