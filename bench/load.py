@@ -1,0 +1,163 @@
+"""Load: N clients for M seconds against a served Atelier; status counts, p50/p95, and the audit check.
+
+Each client loops small generations (`POST /v1/generate`), and every `--verify-every`-th call
+verifies the last image it got (`POST /v1/verify`). At the end the audit log is read (a
+reader beside the running writer): the `generation` records with outcome `ok` must be exactly
+the 200 generations the clients got, one each. The report is JSON: statuses, latency p50/p95
+per route (all answers, and 200s only), requests per second, the audit check, and the machine.
+
+    python bench/load.py --clients 4 --seconds 60                  # serves the demo itself
+    python bench/load.py --url http://127.0.0.1:3000 --token $ATELIER_DEMO_KEY --audit-dir var/audit
+
+Requests are sent only to the given loopback URL, bounded by count of clients and seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+BODY = {"twin_id": "demo-ava", "prompt": "studio photo, linen dress", "width": 256, "height": 256, "steps": 2}
+TWINS = ("demo-ava", "demo-ben", "demo-cleo")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 1)
+
+
+def run_load(url: str, token: str, clients: int, seconds: float, *, verify_every: int = 4,
+             audit_dir: Path | None = None, timeout_s: float = 120.0) -> dict:
+    """Drive the service and return the report (see the module docstring)."""
+    deadline = time.monotonic() + seconds
+    lock = threading.Lock()
+    statuses: Counter = Counter()
+    latencies: dict[str, list[float]] = defaultdict(list)
+    ok_latencies: dict[str, list[float]] = defaultdict(list)
+    generated: list[str] = []
+    errors: Counter = Counter()
+
+    def client(index: int) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        last_image = None
+        with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as http:
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                if last_image is not None and verify_every and n % verify_every == 0:
+                    route = "/v1/verify"
+                    call = lambda: http.post(route, content=last_image, headers={"content-type": "image/png"})  # noqa: E731
+                else:
+                    route = "/v1/generate"
+                    body = {**BODY, "twin_id": TWINS[(index + n) % len(TWINS)], "seed": index * 100_000 + n}
+                    call = lambda: http.post(route, json=body)  # noqa: E731
+                started = time.perf_counter()
+                try:
+                    response = call()
+                except httpx.HTTPError as exc:
+                    with lock:
+                        errors[type(exc).__name__] += 1
+                    continue
+                ms = (time.perf_counter() - started) * 1000
+                with lock:
+                    statuses[f"{route} {response.status_code}"] += 1
+                    latencies[route].append(ms)
+                    if response.status_code == 200:
+                        ok_latencies[route].append(ms)
+                if route == "/v1/generate" and response.status_code == 200:
+                    payload = response.json()
+                    with lock:
+                        generated.append(payload["generation_id"])
+                    last_image = base64.b64decode(payload["images"][0]["data_base64"])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + timeout_s + 30)
+    elapsed = time.monotonic() - started
+    total = sum(statuses.values())
+    report = {
+        "clients": clients, "seconds": seconds, "elapsed_s": round(elapsed, 1), "requests": total,
+        "requests_per_s": round(total / elapsed, 2) if elapsed else None,
+        "statuses": dict(sorted(statuses.items())), "transport_errors": dict(errors),
+        "server_errors": sum(n for key, n in statuses.items() if key.rsplit(" ", 1)[1].startswith("5")),
+        "latency_ms": {route: {"p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "n": len(v)}
+                       for route, v in sorted(latencies.items())},
+        "latency_ok_ms": {route: {"p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "n": len(v)}
+                          for route, v in sorted(ok_latencies.items())},
+        "generations_ok": len(generated),
+    }
+    if audit_dir is not None:
+        report["audit"] = audit_check(audit_dir, generated)
+    return report
+
+
+def audit_check(audit_dir: Path, generated: list[str]) -> dict:
+    """Every 200 generation has exactly one `ok` generation record, and no other `ok` record exists
+    for this run's generations (the records are read beside the running writer)."""
+    from service.audit.log import AuditLog
+
+    wanted = set(generated)
+    ok = Counter(r.get("generation_id") for r in AuditLog.read_only(audit_dir).iter_records()
+                 if r.get("event") == "generation" and r.get("outcome") == "ok" and r.get("generation_id") in wanted)
+    return {"generations_200": len(generated), "distinct": len(wanted), "ok_records": sum(ok.values()),
+            "missing": sorted(wanted - set(ok))[:5], "duplicated": sorted(g for g, n in ok.items() if n > 1)[:5],
+            "matches": len(generated) == len(wanted) == sum(ok.values()) and all(n == 1 for n in ok.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a served Atelier (default: serve the demo here)")
+    parser.add_argument("--token", help="an API key with the generate and verify scopes")
+    parser.add_argument("--audit-dir", type=Path, help="its audit directory, for the audit check")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--verify-every", type=int, default=4)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    from bench.machine import describe
+
+    served = None
+    if args.url is None:
+        from builds.demo import ENV_FILE, build_demo, read_demo_env
+        from builds.serving import serve
+
+        work = Path(tempfile.mkdtemp(prefix="atelier-load-"))
+        home = work / "home"
+        build_demo(home)
+        args.token = read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"]
+        args.audit_dir = home / "audit"
+        served = serve(home, work, env={"ATELIER_WARMUP": "1", "ATELIER_MAX_IMAGE_SIDE": "256", "ATELIER_MAX_STEPS": "2"})
+        args.url = served.url
+    try:
+        report = run_load(args.url, args.token, args.clients, args.seconds, verify_every=args.verify_every,
+                          audit_dir=args.audit_dir)
+    finally:
+        if served is not None:
+            served.stop()
+    report["machine"] = describe()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0 if report["server_errors"] == 0 and report.get("audit", {}).get("matches", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
