@@ -18,7 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# Studio's front-end package (htmx, from the npm registry; never a CDN). Without npm, Studio
+# still works: every page is plain HTML forms, and htmx only spares full-page reloads.
+STUDIO_JS := service/studio/node_modules/htmx.org/dist/htmx.min.js
+$(STUDIO_JS): service/studio/package.json service/studio/package-lock.json
+	npm ci --prefix service/studio --ignore-scripts --no-audit --no-fund --loglevel=error \
+		|| echo "npm is unavailable: Studio runs without htmx"
+
+install: $(VENV)/.installed $(STUDIO_JS)
 
 demo: install
 	$(PY) builds/demo.py --home $(ATELIER_HOME)

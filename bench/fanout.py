@@ -48,6 +48,7 @@ def run_job(workers: int, home: Path, items: int, steps: int) -> dict:
            "ATELIER_JOB_POLL_MS": "50"}
     with tempfile.TemporaryDirectory() as workdir, serve(home, Path(workdir), env=env) as server, httpx.Client(
             base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as client:
+        server.wait_for_log('"logger": "atelier.renderer", "event": "ready"', count=workers)  # every worker loaded
         body = {"items": [{"twin_id": "demo-ava", "prompt": "linen dress, studio", "width": 256, "height": 256,
                            "steps": steps, "seed": i, "sku": f"B-{i}"} for i in range(items)]}
         client.post("/v1/generate", json={**body["items"][0], "seed": 99})  # first-call costs out of the timing

@@ -63,6 +63,21 @@ class ServedAtelier:
             worker.kill()
         return self.process.returncode
 
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 180.0) -> None:
+        """Wait until the server's log holds `text` at least `count` times (e.g. every renderer
+        worker's ready line: the gateway is ready before any renderer is)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.log_path.read_text(errors="replace").count(text) >= count:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            time.sleep(0.25)
+        raise TimeoutError(f"{text!r} did not appear {count} times within {timeout}s:\n{self.log_tail()}")
+
     def log_tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]

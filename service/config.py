@@ -60,6 +60,26 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, each checked (normalised to CIDR)."""
+    import ipaddress
+
+    out = []
+    for item in _list(env, name, ()):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} holds {item!r}, which is not an IP address or CIDR network") from None
+    return tuple(out)
+
+
+def _bounded(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _int(env, name, default, minimum=minimum)
+    if value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum} (the API's own bound), got {value}")
+    return value
+
+
 def _trust_anchors(env: Mapping[str, str], home: Path) -> Path | None:
     raw = env.get("ATELIER_C2PA_TRUST_ANCHORS")
     if raw == "none":
@@ -81,6 +101,24 @@ def _adapter_store(env: Mapping[str, str]) -> str:
     if value.startswith("s3://") and len(value) > 5 and not value[5:].startswith("/"):
         return value.rstrip("/")
     raise ConfigError(f"ATELIER_ADAPTER_STORE must be 'local' or 's3://bucket[/prefix]', got {value!r}")
+
+
+def _model_path(env: Mapping[str, str], name: str, demo_default: Path | None) -> Path | None:
+    """A conditioning model's path: the setting, or the demo's when that exists; "off" disables."""
+    raw = env.get(name)
+    if raw == "off":
+        return None
+    if raw:
+        return Path(raw).expanduser().resolve()
+    return demo_default.resolve() if demo_default is not None and demo_default.exists() else None
+
+
+def _asset_store(env: Mapping[str, str]) -> str:
+    """`local`, an s3:// URL, or (unset) beside the adapter store."""
+    raw = env.get("ATELIER_ASSET_STORE")
+    if raw == "local":
+        return raw
+    return _s3_url(env, "ATELIER_ASSET_STORE") if raw else _adapter_store(env)
 
 
 def _schedule(env: Mapping[str, str]) -> tuple[float, ...]:
@@ -142,6 +180,27 @@ class Settings:
     c2pa_trust_anchors: Path | None = Path("var/keys/root_ca.pem")
     max_verify_bytes: int = 25 * 1024**2
     max_verify_pixels: int = 16 * 1024**2
+    # /v1/verify parse bounds, checked before Pillow or the C2PA reader see the file: container
+    # chunks (PNG chunks, JPEG segments, WebP chunks), metadata (non-pixel) chunks and their
+    # bytes, JPEG scans, a time budget between stages, and concurrent verifies per key and in all.
+    verify_max_chunks: int = 8192
+    verify_max_metadata_chunks: int = 256
+    verify_max_metadata_bytes: int = 8 * 1024**2
+    verify_max_scans: int = 64
+    verify_budget_ms: int = 5000
+    verify_concurrency_per_key: int = 2
+    verify_concurrency: int = 4
+    # Before authentication, per source address: requests per minute (0: off) and refusals of
+    # unauthenticated requests per minute before the source is refused outright (429) for the
+    # rest of the minute (0: off). X-Forwarded-For counts only from trusted proxies (CIDRs).
+    source_requests_per_minute: int = 6000
+    source_failures_per_minute: int = 30
+    trusted_proxies: tuple[str, ...] = ()
+    # Generation bounds below the API's own (2048 px, 100 steps, 4 images): smaller ones for a
+    # test or a small deployment; larger requests are refused (422) before any GPU work.
+    max_image_side: int = 2048
+    max_steps: int = 100
+    max_images: int = 4
     # Audit log: local directory (fsync'ed before each response), checkpoint signing key,
     # checkpoint cadence, segment size, prompt storage, and WORM shipping to S3.
     audit_dir: Path = Path("var/audit")
@@ -158,7 +217,7 @@ class Settings:
     # torch.compile: "regional" (the UNet's repeated blocks) or "full"; dynamic shapes; the
     # compiler ("inductor"; "aot_eager" traces without generating code).
     compile_mode: str = "regional"
-    compile_dynamic: bool = False
+    compile_dynamic: bool = True
     compile_compiler: str = "inductor"
     # TensorRT: the directory holding manifest.json and engines (builds/compile.py), and the
     # backend to use instead when they do not match this machine (None: refuse to start).
@@ -193,6 +252,25 @@ class Settings:
     dispatch_window: int = 0
     dispatch_batch: int = 4
     render_wait_s: int = 120
+    # Input images (garments, poses, masks, source photos): where they live ("local" under
+    # home/assets, or an s3:// URL; default: beside the adapter store), and their bounds.
+    asset_store: str = "local"
+    max_asset_bytes: int = 20 * 1024**2
+    max_asset_pixels: int = 4096 * 4096
+    # Keep each delivered generation's first image (as a tenant asset) so an edit can name
+    # its generation id; deleted with the job-retention rule.
+    keep_outputs: bool = True
+    # Conditioning models of the renderer (local paths; None or "off" disables that kind, whose
+    # requests are then refused with 422 conditioning_unavailable): the IP-Adapter file and its
+    # image encoder directory (default: image_encoder/ beside the file), the pose ControlNet and
+    # the 9-channel inpainting UNet. The demo builds tiny random ones under home/demo.
+    ip_adapter: Path | None = None
+    ip_adapter_encoder: Path | None = None
+    pose_controlnet: Path | None = None
+    inpaint_model: Path | None = None
+    garment_slots: int = 4
+    garment_cache_device_bytes: int = 256 * 1024**2
+    garment_cache_host_bytes: int = 2 * 1024**3
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -229,6 +307,19 @@ class Settings:
             c2pa_trust_anchors=_trust_anchors(env, home),
             max_verify_bytes=_int(env, "ATELIER_MAX_VERIFY_BYTES", 25 * 1024**2, minimum=1024),
             max_verify_pixels=_int(env, "ATELIER_MAX_VERIFY_PIXELS", 16 * 1024**2, minimum=1),
+            verify_max_chunks=_int(env, "ATELIER_VERIFY_MAX_CHUNKS", 8192, minimum=16),
+            verify_max_metadata_chunks=_int(env, "ATELIER_VERIFY_MAX_METADATA_CHUNKS", 256, minimum=8),
+            verify_max_metadata_bytes=_int(env, "ATELIER_VERIFY_MAX_METADATA_BYTES", 8 * 1024**2, minimum=64 * 1024),
+            verify_max_scans=_int(env, "ATELIER_VERIFY_MAX_SCANS", 64, minimum=1),
+            verify_budget_ms=_int(env, "ATELIER_VERIFY_BUDGET_MS", 5000, minimum=100),
+            verify_concurrency_per_key=_int(env, "ATELIER_VERIFY_CONCURRENCY_PER_KEY", 2, minimum=1),
+            verify_concurrency=_int(env, "ATELIER_VERIFY_CONCURRENCY", 4, minimum=1),
+            source_requests_per_minute=_int(env, "ATELIER_SOURCE_REQUESTS_PER_MINUTE", 6000),
+            source_failures_per_minute=_int(env, "ATELIER_SOURCE_FAILURES_PER_MINUTE", 30),
+            trusted_proxies=_networks(env, "ATELIER_TRUSTED_PROXIES"),
+            max_image_side=_bounded(env, "ATELIER_MAX_IMAGE_SIDE", 2048, 256, 2048),
+            max_steps=_bounded(env, "ATELIER_MAX_STEPS", 100, 1, 100),
+            max_images=_bounded(env, "ATELIER_MAX_IMAGES", 4, 1, 4),
             audit_dir=Path(env.get("ATELIER_AUDIT_DIR") or home / "audit").expanduser().resolve(),
             audit_key=Path(env.get("ATELIER_AUDIT_KEY") or home / "keys" / "audit_ed25519.pem").expanduser().resolve(),
             audit_checkpoint_records=_int(env, "ATELIER_AUDIT_CHECKPOINT_RECORDS", 1000, minimum=1),
@@ -241,7 +332,7 @@ class Settings:
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),
             compile_mode=_choice(env, "ATELIER_COMPILE_MODE", "regional", ("regional", "full")),
-            compile_dynamic=_bool(env, "ATELIER_COMPILE_DYNAMIC", False),
+            compile_dynamic=_bool(env, "ATELIER_COMPILE_DYNAMIC", True),
             compile_compiler=_choice(env, "ATELIER_COMPILE_COMPILER", "inductor", ("inductor", "aot_eager", "eager")),
             engines_dir=Path(env.get("ATELIER_ENGINES_DIR") or home / "engines").expanduser().resolve(),
             engines_s3=_s3_url(env, "ATELIER_ENGINES_S3"),
@@ -258,6 +349,17 @@ class Settings:
             dispatch_window=_int(env, "ATELIER_DISPATCH_WINDOW", 0, minimum=0),
             dispatch_batch=_int(env, "ATELIER_DISPATCH_BATCH", 4, minimum=1),
             render_wait_s=_int(env, "ATELIER_RENDER_WAIT_S", 120, minimum=1),
+            asset_store=_asset_store(env),
+            max_asset_bytes=_int(env, "ATELIER_MAX_ASSET_BYTES", 20 * 1024**2, minimum=1024),
+            max_asset_pixels=_int(env, "ATELIER_MAX_ASSET_PIXELS", 4096 * 4096, minimum=1024),
+            keep_outputs=_bool(env, "ATELIER_KEEP_OUTPUTS", True),
+            ip_adapter=_model_path(env, "ATELIER_IP_ADAPTER", home / "demo" / "ip_adapter" / "ip-adapter-plus.safetensors"),
+            ip_adapter_encoder=_model_path(env, "ATELIER_IP_ADAPTER_ENCODER", None),
+            pose_controlnet=_model_path(env, "ATELIER_POSE_CONTROLNET", home / "demo" / "pose_controlnet"),
+            inpaint_model=_model_path(env, "ATELIER_INPAINT_MODEL", home / "demo" / "inpaint"),
+            garment_slots=_int(env, "ATELIER_GARMENT_SLOTS", 4, minimum=1),
+            garment_cache_device_bytes=_int(env, "ATELIER_GARMENT_CACHE_DEVICE_BYTES", 256 * 1024**2),
+            garment_cache_host_bytes=_int(env, "ATELIER_GARMENT_CACHE_HOST_BYTES", 2 * 1024**3),
         )
 
     @property

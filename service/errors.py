@@ -122,3 +122,6 @@ class RemoteError(AtelierError):
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message, field=field, code=code)
         self.status = status
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"} if self.status == 503 else {}  # the renderer's "retry later" stays one

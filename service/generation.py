@@ -11,6 +11,7 @@ the caller and get a result or a typed error per request. Never imports torch.
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 import threading
 import uuid
@@ -20,12 +21,18 @@ from dataclasses import dataclass, field
 
 from service.audit.events import generation_event
 from service.audit.recorder import Recorder
-from service.errors import RemoteError, RendererUnavailable
-from service.rendering import GenerationResult, RenderBatch, RenderClient, RenderItem, result_of
+from service.errors import InvalidRequest, RemoteError, RendererUnavailable
+from service.rendering import GenerationResult, RenderBatch, RenderClient, RenderEdit, RenderItem, result_of
 from service.schemas import MAX_SEED, GenerateRequest
 from service.tenancy import Principal, Tenancy
 
+log = logging.getLogger("atelier.generation")
 Admit = Callable[[], AbstractContextManager[Principal]]
+# Resolves a request's conditioning inputs for the caller (URLs fetched into assets, garment
+# categories checked against consent); returns the request naming assets by id only.
+Prepare = Callable[[Principal, GenerateRequest], GenerateRequest]
+Keep = Callable[[Principal, GenerationResult], None]
+Progress = Callable[[int, int], None]  # (denoising steps done, steps in all), as the renderer reports them
 
 
 def audited(exc: BaseException) -> BaseException:
@@ -45,6 +52,7 @@ class Pending:
     job: dict | None = None
     generation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     seed: int = -1
+    edit: RenderEdit | None = None
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -52,30 +60,45 @@ class Pending:
 
 
 class GuardedGeneration:
-    def __init__(self, renderer: RenderClient, tenancy: Tenancy, audit: Recorder, wait_s: float = 120.0):
+    # (longest side, steps, images) a deployment allows, below the API's own bounds (config:
+    # ATELIER_MAX_IMAGE_SIDE, _STEPS, _IMAGES); checked at admission, before any GPU work.
+    bounds: tuple[int, int, int] | None = None
+
+    def __init__(self, renderer: RenderClient, tenancy: Tenancy, audit: Recorder, wait_s: float = 120.0,
+                 prepare: Prepare | None = None, keep: Keep | None = None):
         self.renderer = renderer
         self.tenancy = tenancy
         self.audit = audit
         self.wait_s = wait_s
+        self.prepare = prepare or (lambda principal, request: request)
+        self.keep = keep  # e.g. keep delivered images as this tenant's edit sources
+        self.stopping = threading.Event()  # set at shutdown: waiting for a renderer ends at once
         self.base_model_id: str | None = None  # as the renderer last reported it
 
     def run(self, request: GenerateRequest, *, admit: Admit, route: str, client_ip: str | None,
-            job: dict | None = None) -> GenerationResult:
-        """Render `request` for the caller `admit` yields; audited whatever the outcome."""
-        [outcome] = self.run_batch([Pending(request, admit, route, client_ip, job)])
+            job: dict | None = None, edit: RenderEdit | None = None, progress: Progress | None = None) -> GenerationResult:
+        """Render `request` for the caller `admit` yields; audited whatever the outcome. With
+        `progress`, the renderer streams its denoising steps to it while it renders."""
+        [outcome] = self.run_batch([Pending(request, admit, route, client_ip, job, edit=edit)], progress=progress)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
     def run_batch(self, pending: list[Pending], *, wait_s: float | None = None, stop: threading.Event | None = None,
-                  retry_later: bool = False) -> list[GenerationResult | BaseException]:
+                  retry_later: bool = False, progress: Progress | None = None) -> list[GenerationResult | BaseException]:
         """Admit each request, render the admitted ones in one call, re-check and audit each.
 
         With `retry_later` (the job dispatcher), a renderer that stays unavailable raises
         RendererUnavailable for the whole batch, unrecorded: the items go back to the queue."""
+        if not self.audit.available():  # nothing could be recorded: no GPU work, 503 (items stay queued)
+            raise self.audit.refused()
         outcomes: list[GenerationResult | BaseException | None] = [None] * len(pending)
-        events = [functools.partial(generation_event, route=p.route, request=p.request, client_ip=p.client_ip,
-                                    prompts=self.audit.prompts, job=p.job) for p in pending]
+        def event_of(p: Pending):
+            edit = p.edit.model_dump(include={"source_asset_id", "mask_asset_id", "invert"}) if p.edit else None
+            return functools.partial(generation_event, route=p.route, request=p.request, client_ip=p.client_ip,
+                                     prompts=self.audit.prompts, job=p.job, edit=edit)
+
+        events = [event_of(p) for p in pending]
         who: list[dict] = [{} for _ in pending]
         principals: dict[int, Principal] = {}
         with ExitStack() as stack:
@@ -83,8 +106,11 @@ class GuardedGeneration:
                 try:
                     principal = stack.enter_context(p.admit())
                     who[i] = principal.audit_fields()
+                    self._check_bounds(p.request)
                     grant = self.tenancy.gate.admit(principal, p.request)  # consent and prompt policy, before any GPU work
                     who[i]["consent"] = grant.audit_fields()
+                    p.request = self.prepare(principal, p.request)  # conditioning inputs as this tenant's assets
+                    events[i] = event_of(p)  # the record names the inputs' sha256s
                     principals[i] = principal
                 except Exception as exc:
                     self._record(events[i](error=exc, base_model_id=self.base_model_id, **who[i]))
@@ -92,9 +118,13 @@ class GuardedGeneration:
             admitted = sorted(principals)
             if admitted:
                 batch = RenderBatch(items=[RenderItem(generation_id=pending[i].generation_id, seed=pending[i].seed,
-                                                      request=pending[i].request) for i in admitted])
+                                                      request=pending[i].request, edit=pending[i].edit,
+                                                      tenant_id=principals[i].tenant_id) for i in admitted])
                 try:
-                    rendered = self.renderer.render(batch, wait_s=self.wait_s if wait_s is None else wait_s, stop=stop)
+                    waited = self.wait_s if wait_s is None else wait_s
+                    stop = stop or self.stopping
+                    rendered = (self.renderer.render(batch, wait_s=waited, stop=stop) if progress is None else
+                                self.renderer.render_streaming(batch, wait_s=waited, stop=stop, on_progress=progress))
                 except RendererUnavailable:
                     if retry_later:
                         raise
@@ -109,6 +139,8 @@ class GuardedGeneration:
                 else:
                     self.base_model_id = rendered.base_model or self.base_model_id
                     for i, outcome in zip(admitted, rendered.outcomes):
+                        if outcome.components:
+                            who[i]["components"] = outcome.components
                         outcomes[i] = self._deliverable(pending[i], principals[i], outcome, events[i], who[i], rendered.worker)
         return outcomes  # type: ignore[return-value]
 
@@ -122,11 +154,36 @@ class GuardedGeneration:
             result = result_of(outcome, worker)
             if p.request.twin_id is not None:  # revoked while rendering: made, recorded, never delivered
                 self.tenancy.gate.decide(principal, p.request)
+            self._index(principal, result)  # before the record: no image goes out that verify cannot trace
         except Exception as exc:
             self._record(event(error=exc, result=result, base_model_id=self.base_model_id, **who))
             return audited(exc)
         self._record(event(result=result, base_model_id=self.base_model_id, **who))
+        if self.keep is not None:
+            try:
+                self.keep(principal, result)
+            except Exception:  # keeping an edit source is a convenience: never fail a delivery for it
+                log.exception("could not keep the generation as an edit source",
+                              extra={"fields": {"generation_id": result.generation_id}})
         return result
 
     def _record(self, event: dict) -> None:
         self.audit.record(event)
+
+    def _check_bounds(self, request) -> None:
+        if self.bounds is None:
+            return
+        side, steps, images = self.bounds
+        for name, value, limit in (("width", getattr(request, "width", 0), side), ("height", getattr(request, "height", 0), side),
+                                   ("steps", request.steps, steps), ("num_images", request.num_images, images)):
+            if value > limit:
+                raise InvalidRequest(f"{name} is {value}; this deployment allows at most {limit}", field=name)
+
+    def _index(self, principal: Principal, result: GenerationResult) -> None:
+        """Index each image's watermark id -> generation, tenant, twin (service.registry)."""
+        from service.registry.errors import registry_call
+
+        marks = [(image.watermark_id, result.generation_id, principal.tenant_id, result.twin_id, image.index)
+                 for image in result.images if image.watermark_id]
+        with registry_call():
+            self.tenancy.registry.index_watermarks(marks)

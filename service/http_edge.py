@@ -1,8 +1,10 @@
 """The HTTP edge: what must happen before a body is read, and the one mapping of errors to HTTP.
 
 Owns: the `{"error": {"code", "message", "field"}}` body and its status code for every typed
-error, and an ASGI middleware that refuses oversized bodies (413) and unauthenticated uploads
-(401/403) before they are read or spooled. Validation of what is read is the router's
+error, and an ASGI middleware that first settles who the client is (the peer, or the
+`X-Forwarded-For` client only behind a trusted proxy: `service.tenancy.preauth`), lets a
+pre-authentication check refuse the source (429) before anything else, and refuses oversized
+bodies (413) and unauthenticated uploads (401/403) before they are read or spooled. Validation of what is read is the router's
 (`service.gateway.errors`). Plain ASGI: must never import bentoml.
 """
 
@@ -62,8 +64,15 @@ class HttpEdge:
         on_refused: Callable[[str, AtelierError, str | None], None] | None = None,
         before_upload: Callable[[str, str | None], None] | None = None,
         body_limits: dict[str, int | Callable[[], int]] | None = None,
+        trusted_proxies: tuple | Callable[[], tuple] = (),
+        before_request: Callable[[str, str | None], None] | None = None,
     ):
         self.app = app
+        # Networks whose X-Forwarded-For is believed; scope["client"] becomes the real client.
+        self._trusted = trusted_proxies
+        # Called (in the event loop: it must be cheap) with (path, client) for every /v1 request
+        # before anything else; raising refuses it (per-source limits before authentication).
+        self.before_request = before_request
         self.body_limits = body_limits or {}  # per-path caps that replace max_body_bytes
         self._max_body = max_body_bytes
         self.streamed_limits = streamed_limits or {}
@@ -85,7 +94,26 @@ class HttpEdge:
         return self._max_body() if callable(self._max_body) else self._max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trusted = self._trusted() if callable(self._trusted) else self._trusted
+        if trusted:
+            from service.tenancy.preauth import client_address
+
+            peer = scope.get("client")
+            forwarded = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"]
+            client = client_address(peer[0] if peer else None, forwarded, trusted)
+            if peer and client != peer[0]:
+                scope["client"] = (client, 0)
+        if self.before_request is not None and scope["path"].startswith("/v1/"):
+            client = scope.get("client")
+            try:
+                self.before_request(scope["path"], client[0] if client else None)
+            except AtelierError as exc:
+                await self._refuse(exc, scope, receive, send)
+                return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         path = scope["path"].rstrip("/") or "/"
@@ -128,7 +156,9 @@ class HttpEdge:
                 import anyio
 
                 authorization = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"authorization"), None)
-                await anyio.to_thread.run_sync(self.before_upload, path, authorization)
+                principal = await anyio.to_thread.run_sync(self.before_upload, path, authorization)
+                if principal is not None:  # the route's refusals (a torn multipart...) name the key
+                    scope.setdefault("state", {})["principal"] = principal
         except AtelierError as exc:
             await self._refuse(exc, scope, receive, send)
             return

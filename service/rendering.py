@@ -10,8 +10,10 @@ watermarked and signed. Must never import torch, bentoml, or anything that does 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,16 +46,32 @@ class GenerationResult:
     adapter_source: str | None = None  # the cache tier that served the twin's adapter
     adapter_sha256: str | None = None
     worker: str | None = None  # the renderer process that rendered it (host-pid)
+    components: dict[str, str] = field(default_factory=dict)  # conditioning model -> fingerprint
+
+
+class RenderEdit(BaseModel):
+    """An edit: repaint the mask's white area of the source (or, inverted, everything else)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source_asset_id: str = Field(..., pattern=r"^[0-9a-f]{64}$")
+    mask_asset_id: str = Field(..., pattern=r"^[0-9a-f]{64}$")
+    invert: bool = False
+    source_generation_id: str | None = None  # named in the C2PA manifest's ingredient when known
 
 
 class RenderItem(BaseModel):
-    """One admitted request, with the generation id and seed the gateway chose for it."""
+    """One admitted request, with the generation id and seed the gateway chose for it. Its
+    conditioning names assets by id only (URLs were fetched by the gateway); `tenant_id`
+    says whose assets they are."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     generation_id: str = Field(..., pattern=r"^[0-9a-f]{32}$")
     seed: int = Field(..., ge=0, le=MAX_SEED)
     request: GenerateRequest
+    tenant_id: str | None = None
+    edit: RenderEdit | None = None
 
 
 class RenderBatch(BaseModel):
@@ -93,6 +111,7 @@ class RenderOutcome(BaseModel):
     timings_ms: dict[str, float] = {}
     adapter_source: str | None = None
     adapter_sha256: str | None = None
+    components: dict[str, str] = {}
     error: RenderError | None = None
 
 
@@ -110,6 +129,7 @@ def outcome_of(result: GenerationResult) -> RenderOutcome:
                               sha256=i.sha256, watermark_id=i.watermark_id, manifest_sha256=i.manifest_sha256,
                               data_base64=base64.b64encode(i.data).decode("ascii")) for i in result.images],
         timings_ms=result.timings_ms, adapter_source=result.adapter_source, adapter_sha256=result.adapter_sha256,
+        components=result.components,
     )
 
 
@@ -120,19 +140,24 @@ def result_of(outcome: RenderOutcome, worker: str | None = None) -> GenerationRe
                                data=base64.b64decode(i.data_base64), sha256=i.sha256, watermark_id=i.watermark_id,
                                manifest_sha256=i.manifest_sha256) for i in outcome.images],
         timings_ms=dict(outcome.timings_ms), adapter_source=outcome.adapter_source, adapter_sha256=outcome.adapter_sha256,
-        worker=worker,
+        worker=worker, components=dict(outcome.components),
     )
 
 
-def group_key(request: GenerateRequest) -> tuple:
-    """Requests with equal keys can share one pipeline batch: same twin, size, steps, guidance."""
-    return (request.twin_id, request.width, request.height, request.steps, request.guidance_scale)
+def group_key(request: GenerateRequest, edit: "RenderEdit | None" = None) -> tuple:
+    """Requests with equal keys can share one pipeline batch: same twin, size, steps, guidance
+    and conditioning (garments, pose, edit), so one pipeline call renders them all."""
+    conditioning = (request.model_dump_json(include={"garments", "pose"}), edit.model_dump_json() if edit else None)
+    return (request.twin_id, request.width, request.height, request.steps, request.guidance_scale, conditioning)
 
 
 class RenderClient(Protocol):
     """How the gateway reaches a renderer (`service.gateway.render_client` implements it)."""
 
     def render(self, batch: RenderBatch, *, wait_s: float, stop: threading.Event | None = None) -> RenderBatchResult: ...
+
+    def render_streaming(self, batch: RenderBatch, *, wait_s: float, on_progress: Callable[[int, int], None],
+                         stop: threading.Event | None = None) -> RenderBatchResult: ...
 
     def call(self, name: str, payload: dict, *, wait_s: float) -> Any: ...
 
@@ -147,3 +172,30 @@ class Backoff:
         delay = min(self.cap_s, self.first_s * 2**self.attempt)
         self.attempt += 1
         return delay
+
+
+# -- the streamed render call: one JSON object per line ----------------------------------------
+# `{"progress": {"step": k, "steps": n}}` after each denoising step of the batch, then exactly
+# one `{"result": RenderBatchResult}`. A stream that ends without its result line failed.
+
+
+def progress_line(step: int, steps: int) -> str:
+    return json.dumps({"progress": {"step": step, "steps": steps}}) + "\n"
+
+
+def result_line(result: RenderBatchResult) -> str:
+    return '{"result": ' + result.model_dump_json() + "}\n"
+
+
+def read_stream(lines, on_progress: Callable[[int, int], None]) -> RenderBatchResult | None:
+    """Feed progress lines to `on_progress` and return the result (None if the stream ended without one)."""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        message = json.loads(line)
+        if "progress" in message:
+            on_progress(int(message["progress"]["step"]), int(message["progress"]["steps"]))
+        elif "result" in message:
+            return RenderBatchResult.model_validate(message["result"])
+    return None

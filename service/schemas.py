@@ -16,6 +16,50 @@ MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**53 - 1  # the largest integer a JavaScript client can send exactly
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+ASSET_ID_PATTERN = r"^[0-9a-f]{64}$"
+AssetKind = Literal["garment", "pose", "mask", "source"]
+# The garment categories a request declares. Swimwear and lingerie go through the twin's
+# consent (excluded unless the consent record includes them).
+GarmentCategory = Literal["tops", "bottoms", "one-pieces", "outerwear", "shoes", "accessories", "swimwear", "lingerie"]
+PosePreset = Literal["front", "three-quarter", "walking", "back", "seated"]
+
+
+class GarmentRef(BaseModel):
+    """The brand's own garment image (an asset id, or an https URL fetched through the SSRF guard)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    asset_id: str | None = Field(None, pattern=ASSET_ID_PATTERN, description="A garment asset of this tenant.")
+    url: str | None = Field(None, min_length=8, max_length=2048, description="An https URL of the garment image.")
+    category: GarmentCategory
+    strength: float = Field(0.8, ge=0.0, le=1.0, description="How strongly the garment image steers the picture.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "GarmentRef":
+        if (self.asset_id is None) == (self.url is None):
+            raise ValueError("give exactly one of asset_id and url")
+        return self
+
+
+class PoseRef(BaseModel):
+    """A pose: a built-in preset, OpenPose COCO-18 keypoints, or a pose image (asset or URL)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    preset: PosePreset | None = None
+    keypoints: list[list[float] | None] | None = Field(
+        None, min_length=18, max_length=18,
+        description="18 OpenPose COCO points, each [x, y] in 0..1 of the image, or null when not visible.")
+    asset_id: str | None = Field(None, pattern=ASSET_ID_PATTERN)
+    url: str | None = Field(None, min_length=8, max_length=2048)
+    scale: float = Field(1.0, ge=0.0, le=2.0, description="ControlNet conditioning scale.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PoseRef":
+        given = [name for name in ("preset", "keypoints", "asset_id", "url") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of preset, keypoints, asset_id and url")
+        return self
 
 
 class GenerateRequest(BaseModel):
@@ -46,6 +90,55 @@ class GenerateRequest(BaseModel):
         None, pattern=r"^[A-Z]{2}$",
         description="ISO 3166-1 alpha-2 country where the image will be used; required when the consent lists territories.",
     )
+    garments: list[GarmentRef] = Field([], max_length=4, description="The brand's garments to put on the twin.")
+    pose: PoseRef | None = None
+
+
+class EditSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    generation_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="An earlier Atelier generation of this tenant.")
+    asset_id: str | None = Field(None, pattern=ASSET_ID_PATTERN, description="An uploaded photo of the twin (kind source).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EditSource":
+        if (self.generation_id is None) == (self.asset_id is None):
+            raise ValueError("give exactly one of generation_id and asset_id")
+        return self
+
+
+class EditRequest(BaseModel):
+    """Body of `POST /v1/edit`: repaint the mask's area of a photo of the twin (re-dress), or,
+    with `invert_mask`, everything outside a person mask (a background swap)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    twin_id: str = Field(..., pattern=TWIN_ID_PATTERN, description="The twin the source photo shows.")
+    source: EditSource
+    mask_asset_id: str = Field(..., pattern=ASSET_ID_PATTERN, description="A mask asset: white is repainted.")
+    invert_mask: bool = Field(False, description="Repaint outside the mask instead (background swap).")
+    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
+    garments: list[GarmentRef] = Field([], max_length=4)
+    steps: int = Field(30, ge=1, le=100)
+    guidance_scale: float = Field(5.0, ge=0.0, le=30.0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    num_images: int = Field(1, ge=1, le=4)
+    output_format: OutputFormat = "png"
+    use: str = Field("ecommerce", pattern=r"^[a-z][a-z_]{0,31}$")
+    territory: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+
+class AssetOut(BaseModel):
+    asset_id: str = Field(..., description="The sha256 of the image bytes.")
+    kind: AssetKind
+    format: str
+    media_type: str
+    width: int
+    height: int
+    bytes: int
+    created_at: str
+    source_url: str | None = None
 
 
 class ImageOut(BaseModel):
@@ -129,6 +222,16 @@ class TwinListResponse(BaseModel):
     cache: dict
 
 
+class RegisterByKeyBody(BaseModel):
+    """`POST /v1/admin/twins` as JSON: a twin from an adapter already in the store."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    twin_id: str = ""
+    display_name: str = ""
+    adapter_key: str = ""
+
+
 class RegisterResponse(BaseModel):
     twin: TwinState
     created: bool
@@ -147,7 +250,7 @@ class PrefetchResponse(BaseModel):
 # -- admin: tenants, keys, consent ------------------------------------------------------------
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-Scope = Literal["generate", "verify", "admin"]
+Scope = Literal["generate", "verify", "admin", "talent"]
 
 
 class TenantCreateBody(BaseModel):
@@ -168,8 +271,10 @@ class KeyCreateBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
-    scopes: list[Scope] = Field(..., min_length=1, max_length=3)
+    scopes: list[Scope] = Field(..., min_length=1, max_length=4)
     name: str = Field("", max_length=200)
+    twin_ids: list[str] | None = Field(None, min_length=1, max_length=32,
+                                       description="A `talent` key's twins (one person's); only talent keys take them.")
     requests_per_minute: int = Field(60, ge=1, le=100_000)
     max_concurrent_jobs: int = Field(4, ge=1, le=1000)
 
@@ -266,6 +371,8 @@ class JobItemSpec(BaseModel):
     output_format: OutputFormat = "png"
     use: str = Field("ecommerce", pattern=r"^[a-z][a-z_]{0,31}$")
     territory: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    garments: list[GarmentRef] = Field([], max_length=4, description="Garment images (asset ids or https URLs).")
+    pose: PoseRef | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -291,6 +398,25 @@ class JobSubmitBody(BaseModel):
     items: list[JobItemSpec] = Field(..., min_length=1, max_length=MAX_JOB_ITEMS)
     priority: int = Field(5, ge=0, le=9, description="Higher runs first; equal priorities run oldest first.")
     webhook_per_item: bool = Field(False, description="Also post a job.item.completed event per item.")
+    review: bool = Field(False, description="Hold each item's images until it is approved or rejected (Studio, or "
+                                            "POST /v1/jobs/approve and /v1/jobs/reject); only approved images are "
+                                            "delivered and announced in the webhook.")
+
+
+class JobReviewBody(BaseModel):
+    """Approve or reject items of a job submitted with `review: true`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_id: str = Field(..., pattern=r"^[0-9a-f]{32}$")
+    items: list[int] = Field(..., min_length=1, max_length=100, description="Item indexes, each awaiting review.")
+
+    @field_validator("items")
+    @classmethod
+    def _indexes(cls, values: list[int]) -> list[int]:
+        if any(v < 0 or v >= MAX_JOB_ITEMS for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"item indexes are distinct, 0-{MAX_JOB_ITEMS - 1}")
+        return values
 
 
 class TenantDeliveryBody(BaseModel):

@@ -73,6 +73,31 @@ def snapshot_registry(home: Path, dest: Path) -> Path:
     return dest
 
 
+def kill_all(server) -> None:
+    """SIGKILL a served bento whole: its arbiter and every worker (gateway and renderers run in
+    sessions of their own), as a lost machine would; no shutdown hook runs anywhere."""
+    import signal
+
+    import psutil
+
+    pids = [server.process.pid, *server.workers]
+    try:
+        pids += [child.pid for child in psutil.Process(server.process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        pass
+    for pid in dict.fromkeys(pids):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    server.process.wait(30)
+    for pid in pids:
+        try:
+            psutil.Process(pid).wait(30)
+        except psutil.NoSuchProcess:
+            pass
+
+
 @pytest.fixture()
 def copied_home(demo_home, tmp_path) -> Path:
     """A private copy of the demo home that a test may damage."""
@@ -105,6 +130,13 @@ def client(demo_home, demo_keys):
         else:
             os.environ[name] = value
     get_settings.cache_clear()
+
+
+def local_renderer():
+    """The `client` fixture's renderer (a RendererRuntime in this process: engine, watcher)."""
+    from service.gateway.service import API
+
+    return API.state.core.renderer.renderer.runtime
 
 
 @pytest.fixture()

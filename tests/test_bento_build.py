@@ -1,5 +1,6 @@
-"""`bentoml build` on the checkout: a CUDA bento with the service code and nothing private,
-built in a throw-away BENTOML_HOME without installing the CUDA requirements here."""
+"""`bentoml build` on the checkout: one CUDA bento with both services (the CPU gateway as its
+entry, the GPU renderer it depends on), the service code and nothing private, built in a
+throw-away BENTOML_HOME without installing the CUDA requirements here."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def bento(tmp_path_factory) -> Path:
 
 def test_the_bento_holds_the_service_and_its_migrations(bento):
     src = bento / "src"
-    assert (src / "service" / "app.py").is_file() and (src / "service" / "jobs" / "runner.py").is_file()
+    for module in ("gateway/service.py", "gateway/api.py", "renderer/service.py", "renderer/runtime.py",
+                   "jobs/dispatcher.py", "jobs/webhook_sender.py"):
+        assert (src / "service" / module).is_file(), module
+    assert not (src / "service" / "app.py").exists() and not (src / "service" / "jobs" / "runner.py").exists()
     assert list((src / "service" / "registry" / "migrations" / "versions").glob("0*.py"))
     assert (src / "service" / "registry" / "migrations" / "script.py.mako").is_file()
 
@@ -53,7 +57,15 @@ def test_a_cuda_image_with_the_cuda_torch_and_secrets_only_as_env_names(bento):
     envs = {e["name"]: e.get("value", "") for e in spec["envs"]}
     for secret in ("ATELIER_DB_URL", "ATELIER_C2PA_KEY", "ATELIER_AUDIT_KEY", "ATELIER_AUDIT_S3"):
         assert envs[secret] == "", secret  # declared, never valued
-    [service] = spec["services"]
-    assert service["config"]["resources"]["gpu"] == 1
-    traffic = service["config"]["traffic"]
+    assert spec["service"] == "service.gateway.service:Gateway" and spec["entry_service"] == "atelier-gateway"
+    services = {service["name"]: service for service in spec["services"]}
+    assert set(services) == {"atelier-gateway", "atelier-renderer"}
+    gateway, renderer = services["atelier-gateway"], services["atelier-renderer"]
+    assert [d["service"] for d in gateway["dependencies"]] == ["atelier-renderer"] and renderer["dependencies"] == []
+    assert "gpu" not in (gateway["config"].get("resources") or {})  # the gateway runs on a CPU instance
+    assert renderer["config"]["resources"]["gpu"] == 1
+    traffic = renderer["config"]["traffic"]
     assert traffic["external_queue"] is True and traffic["timeout"] >= 600 and traffic["concurrency"] <= traffic["max_concurrency"]
+    # a synchronous generation waits for its render call: the gateway's timeout covers the renderer's
+    assert gateway["config"]["traffic"]["timeout"] >= traffic["timeout"]
+    assert gateway["config"]["traffic"]["max_concurrency"] > traffic["max_concurrency"]  # cheap reads never queue behind GPU work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def registry():
 def put_twin(twin_id: str, adapter_key: str) -> None:
     reg = registry()
     try:
-        reg.put_twin(twin_id, display_name=twin_id.title(), adapter_key=adapter_key, adapter_sha256="a" * 64, rank=4)
+        sha256 = hashlib.sha256(adapter_key.encode()).hexdigest()  # one adapter per twin (one likeness, one twin)
+        reg.put_twin(twin_id, display_name=twin_id.title(), adapter_key=adapter_key, adapter_sha256=sha256, rank=4)
     finally:
         reg.engine.dispose()
 

@@ -12,7 +12,7 @@ from service.errors import AdapterUnavailable, ModelLoadError, TwinNotFound, Uns
 from service.schemas import GenerateRequest
 from service.config import Settings
 from service.registry import open_registry
-from service.twins import TwinAdapters
+from service.twins.adapters import TwinAdapters
 from tests.conftest import SMALL, open_image
 
 
@@ -92,7 +92,7 @@ def engine_on(home, shared: Engine) -> Engine:
     """An engine over `shared`'s pipeline and slot, with registry, store and cache from `home`."""
     settings = Settings.from_env({"ATELIER_HOME": str(home)})
     twins = TwinAdapters.build(settings, open_registry(settings.db_url), shared.pipe.unet, shared.device, slot=shared.twins.slot)
-    return Engine(shared.pipe, shared.device, shared.backend, twins)
+    return Engine(shared.pipe, shared.device, shared.backend, twins, conditioning=shared.conditioning)  # one UNet
 
 
 def set_twin(home, twin_id: str, **changes) -> None:
@@ -199,14 +199,19 @@ def test_sd15_pipelines_load_and_generate(tmp_path):
     assert sd15.generate(request(twin_id=None, width=256, height=256)).images[0].data == result.images[0].data
 
 
-def test_record_pointing_at_an_adapter_the_slot_cannot_take_is_503(engine, copied_home):
-    """Registration refuses such adapters; one smuggled into the catalogue is the server's fault."""
+def test_record_pointing_at_an_adapter_the_slot_cannot_take_is_refused_at_first_load(engine, copied_home):
+    """The gateway checks an adapter from its header alone; the renderer finds what does not fit
+    the slot or the base model when it first loads the file: a 422 naming the twin, not a 503."""
     import hashlib
 
+    from service.twins.validate import AdapterIncompatible
     from tests.test_adapter_slot import lora_file
 
     data = lora_file(copied_home / "demo" / "pipeline", 4, 4.0, targets=("proj_in",))
     (copied_home / "adapters" / "odd.safetensors").write_bytes(data)
     set_twin(copied_home, "odd", display_name="Odd", adapter_key="odd.safetensors", adapter_sha256=hashlib.sha256(data).hexdigest())
-    with pytest.raises(AdapterUnavailable, match="does not fit the slot"):
-        engine_on(copied_home, engine).generate(request(twin_id="odd"))
+    local = engine_on(copied_home, engine)
+    with pytest.raises(AdapterIncompatible, match="does not fit the base model") as refused:
+        local.generate(request(twin_id="odd"))
+    assert (refused.value.status, refused.value.code, refused.value.field) == (422, "adapter_incompatible", "twin_id")
+    assert local.generate(request()).images[0].data == engine.generate(request()).images[0].data  # others still work

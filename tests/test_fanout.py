@@ -24,6 +24,7 @@ import pytest
 from builds.serving import GATEWAY, RENDERER, free_port, serve, serve_one
 from service.audit.log import AuditLog
 
+RENDERER_READY = '"logger": "atelier.renderer", "event": "ready"'
 ITEM = {"twin_id": "demo-ava", "prompt": "linen dress, studio", "width": 256, "height": 256, "steps": 2}
 pytestmark = pytest.mark.slow
 
@@ -114,6 +115,7 @@ def test_a_job_fans_out_over_two_renderer_workers_while_reads_stay_fast(copied_h
     token, admin = demo_keys["ATELIER_DEMO_KEY"], demo_keys["ATELIER_ADMIN_KEY"]
     env = {**s3_env, "ATELIER_RENDERER_WORKERS": "2", "ATELIER_RENDERER_CONCURRENCY": "1"}
     with serve(copied_home, tmp_path / "served", env=env) as served:
+        served.wait_for_log(RENDERER_READY, count=2)  # both workers loaded (the gateway is ready before them)
         first = call(served.url + "/v1/generate", token, {**ITEM, "seed": 3})  # an image to verify while busy
         deliver_to_s3(served.url, admin, s3_server.bucket, "fanout")
         job_id = call(served.url + "/v1/jobs/submit", token,

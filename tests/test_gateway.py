@@ -20,13 +20,14 @@ from service.rendering import GeneratedImage, GenerationResult
 from tests.conftest import REPO_ROOT, same_picture
 
 
-def test_the_gateway_process_never_imports_torch(demo_home):
+def test_the_gateway_process_never_imports_torch(demo_home, tmp_path):
     """Build the whole gateway (routes, core, dispatcher, webhook sender) as `bentoml serve`
     would, answer requests, and look at what the process imported."""
     script = textwrap.dedent(f"""
         import os, sys, json
         os.environ["ATELIER_HOME"] = {str(demo_home)!r}
         os.environ["ATELIER_JOBS_WORKER"] = "1"
+        os.environ["ATELIER_AUDIT_DIR"] = {str(tmp_path / "audit")!r}  # the session's own log is another writer's
         from starlette.testclient import TestClient
         from service.config import get_settings
         from service.gateway.core import GatewayCore
@@ -59,7 +60,7 @@ def test_docs_json_lists_every_public_route_with_its_schemas(client):
     spec = client.get("/docs.json").json()
     listed = {(path, method) for path, item in spec["paths"].items() for method in item if path.startswith("/v1/")}
     assert routes == listed
-    assert len(routes) == 27  # every route of docs/API.md
+    assert len(routes) >= 36  # tests/test_docs.py checks that docs/API.md shows each one
     for path, method in routes:
         operation = spec["paths"][path][method]
         assert {"401", "422"} <= set(operation["responses"]), (path, method)  # error schemas are declared

@@ -1,5 +1,6 @@
 """SIGTERM during a generation (what Kubernetes and BentoCloud send on scale-down): the
-response still completes, its audit record is on disk, and the log is sealed."""
+response still completes (the renderer finishes its render call, the gateway answers), its
+audit record is on disk, and the gateway's log is sealed."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def test_sigterm_lets_the_running_generation_finish_and_flushes_the_audit_log(co
     answer: dict = {}
     body = {"twin_id": "demo-ava", "prompt": "linen dress, studio", "width": 512, "height": 512, "steps": 40, "seed": 3}
 
-    def generate():
-        request = urllib.request.Request(server.url + "/v1/generate", data=json.dumps(body).encode(), headers={
+    def generate(fields: dict) -> None:
+        request = urllib.request.Request(server.url + "/v1/generate", data=json.dumps(fields).encode(), headers={
             "Content-Type": "application/json", "Authorization": f"Bearer {demo_keys['ATELIER_DEMO_KEY']}"})
         try:
             with urllib.request.urlopen(request, timeout=300) as response:
@@ -34,7 +35,12 @@ def test_sigterm_lets_the_running_generation_finish_and_flushes_the_audit_log(co
             answer.update(error=repr(exc))
 
     try:
-        caller = threading.Thread(target=generate)
+        # The gateway is ready before the renderer has loaded the pipeline: a first small
+        # generation waits for the renderer, so the next one is surely rendering 1.5 s in.
+        generate({**body, "width": 256, "height": 256, "steps": 2})
+        assert answer.get("status") == 200, answer
+        answer.clear()
+        caller = threading.Thread(target=generate, args=(body,))
         caller.start()
         time.sleep(1.5)  # the generation is running
         started = time.monotonic()

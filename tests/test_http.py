@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 
 import pytest
 
@@ -106,10 +107,14 @@ def test_oversized_body_is_413(client):
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
-def test_wrong_content_type_is_415(client):
-    response = client.post("/v1/generate", content=b"twin_id=demo-ava", headers={"content-type": "application/x-www-form-urlencoded"})
-    assert response.status_code == 415
-    assert response.json()["error"]["code"] == "unsupported_media_type"
+@pytest.mark.parametrize("content_type, raw", [
+    ("application/x-www-form-urlencoded", b"twin_id=demo-ava"),
+    ("text/plain", json.dumps(GOOD).encode()),  # a JSON body under another media type is not read as JSON
+])
+def test_wrong_content_type_is_400(client, content_type, raw):
+    response = client.post("/v1/generate", content=raw, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_request"
 
 
 def test_corrupt_adapter_is_503_not_500(client, registry):

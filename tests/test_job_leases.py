@@ -406,7 +406,7 @@ def test_item_lease_migration_keeps_queued_items_and_rolls_back(db_url):
             for idx in range(2):
                 conn.execute(text("INSERT INTO job_items (job_id, idx, spec, status) VALUES ('old', :i, '{}', 'pending')"), {"i": idx})
         upgrade(db_url)
-        assert current_revision(db_url) == "0003_item_leases"
+        assert current_revision(db_url) == "0005_review"  # the head: 0004 and 0005 apply on top
         columns = {c["name"] for c in inspect(engine).get_columns("job_items")}
         assert {"lease_owner", "lease_token", "lease_until", "attempts"} <= columns
         assert "ix_job_items_status" in {i["name"] for i in inspect(engine).get_indexes("job_items")}
@@ -421,6 +421,6 @@ def test_item_lease_migration_keeps_queued_items_and_rolls_back(db_url):
         with engine.connect() as conn:
             assert conn.execute(text("SELECT status FROM job_items ORDER BY idx")).scalars().all() == ["pending", "pending"]
         upgrade(db_url)
-        assert current_revision(db_url) == "0003_item_leases"
+        assert current_revision(db_url) == "0005_review"
     finally:
         engine.dispose()

@@ -4,7 +4,6 @@ webhooks with retries; the SSRF guard on callback URLs."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -48,17 +47,23 @@ def test_submit_poll_get_with_a_failing_item(client, records):
 
     status = wait_for(client, job_id)
     assert (status["status"], status["items_done"], status["items_failed"]) == ("completed", 2, 1)
-    assert [i["status"] for i in status["items"]] == ["done", "failed", "done"]
-    assert status["items"][1]["error"]["code"] == "consent_missing" and status["items"][1]["sku"] == "NC-1"
+    assert "items" not in status  # counts only: items are paged through /v1/jobs/get
 
     result = client.get("/v1/jobs/get", params={"task_id": job_id}).json()  # BentoML clients send task_id
+    assert [i["status"] for i in result["items"]] == ["done", "failed", "done"] and result["next_offset"] is None
+    assert result["items"][1]["error"]["code"] == "consent_missing" and result["items"][1]["sku"] == "NC-1"
     first, _, third = result["items"]
     assert first["alt_text"] == "Ava (demo twin) wearing a red wool coat in a white studio"
     assert first["metadata"] == {"collection": "AW26"} and first["sku"] == "RC-1"
     assert "white background" in first["prompt"] and "red wool coat" in first["prompt"]
-    assert len(third["images"]) == 2
-    image = base64.b64decode(first["images"][0]["data_base64"])
-    assert open_image(image).size == (256, 256) and first["images"][0]["watermark_id"]
+    assert len(third["images"]) == 2 and "data_base64" not in json.dumps(result)  # URLs, never the bytes
+    url = first["images"][0]["url"]
+    assert url == f"/v1/jobs/image?job_id={job_id}&index=0&n=0"
+    served = client.get(url)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert hashlib.sha256(served.content).hexdigest() == first["images"][0]["sha256"]
+    assert open_image(served.content).size == (256, 256) and first["images"][0]["watermark_id"]
+    assert client.get(third["images"][1]["url"]).content != client.get(third["images"][0]["url"]).content
     # each item is one audited generation, tied to its job
     audited = [r for r in records("event", "generation") if (r.get("job") or {}).get("job_id") == job_id]
     assert sorted((r["job"]["item"], r["outcome"]) for r in audited) == [(0, "ok"), (1, "refused"), (2, "ok")]
@@ -87,6 +92,8 @@ def test_idempotent_generate_replays_the_first_response(client, records):
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     assert records("event", "idempotent_replay")[-1]["generation_id"] == first.json()["generation_id"]
     assert error(client.post("/v1/generate", json={**body, "seed": 1}, headers=headers)) == (409, "idempotency_key_reused")
+    reused = records("event", "generation")[-1]  # refused like any generation: with tenant, key and twin
+    assert (reused["outcome"], reused["reason"], reused["tenant"], reused["twin_id"]) == ("refused", "idempotency_key_reused", "demo", "demo-ben")
     assert error(client.post("/v1/generate/image", json=body, headers=headers)) == (422, "invalid_field")
 
 
@@ -132,8 +139,9 @@ def test_cancel_stops_the_rest_of_a_job(client):
     cancelled = client.post("/v1/jobs/cancel", params={"job_id": job_id})
     assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"] is True
     status = wait_for(client, job_id)
-    states = [i["status"] for i in status["items"]]
-    assert status["status"] == "canceled" and "canceled" in states
+    states = [i["status"] for i in client.get("/v1/jobs/get", params={"job_id": job_id, "limit": 100}).json()["items"]]
+    assert status["status"] == "canceled" and len(states) == 40 and "canceled" in states
+    assert set(states) <= {"done", "failed", "canceled"}
     assert states.count("done") == status["items_done"] < 40
 
 
@@ -155,23 +163,30 @@ def submit(store: JobStore, priority: int, n: int = 1):
                             url_expiry_s=60, webhook_per_item=False)
 
 
-def test_the_queue_runs_higher_priority_first_then_oldest(store):
-    low, high, high_later = submit(store, 1), submit(store, 8), submit(store, 8)
-    order = [store.claim_next("w", 60).id for _ in range(3)]
-    assert order == [high.id, high_later.id, low.id]
-    assert store.claim_next("w", 60) is None  # all leased
+def test_results_are_paged_and_each_image_has_its_own_route(client, registry):
+    items = [{**ITEM, "sku": f"P-{i}", "seed": 30 + i} for i in range(3)]
+    job_id = client.post("/v1/jobs/submit", json={"items": items}).json()["job_id"]
+    assert wait_for(client, job_id)["items_done"] == 3
+    first = client.get("/v1/jobs/get", params={"job_id": job_id, "limit": 2}).json()
+    assert [i["sku"] for i in first["items"]] == ["P-0", "P-1"] and (first["offset"], first["limit"]) == (0, 2)
+    assert first["next_offset"] == 2 and first["items_done"] == 3
+    last = client.get("/v1/jobs/get", params={"job_id": job_id, "offset": first["next_offset"], "limit": 2}).json()
+    assert [i["sku"] for i in last["items"]] == ["P-2"] and last["next_offset"] is None
+    assert client.get("/v1/jobs/get", params={"job_id": job_id}).json()["limit"] == 20  # the default page
+    beyond = client.get("/v1/jobs/get", params={"job_id": job_id, "offset": 10}).json()
+    assert beyond["items"] == [] and beyond["next_offset"] is None
+    for params, field in [({"limit": 101}, "limit"), ({"limit": 0}, "limit"), ({"offset": -1}, "offset")]:
+        response = client.get("/v1/jobs/get", params={"job_id": job_id, **params})
+        assert (response.status_code, response.json()["error"]["field"]) == (422, field), params
 
-
-def test_a_lapsed_lease_lets_another_replica_resume_at_the_first_unfinished_item(store):
-    job = submit(store, 5, n=3)
-    assert store.claim_next("replica-a", 0.2).id == job.id
-    store.finish_item(job.id, 0, result={"images": []})
-    assert store.claim_next("replica-b", 30) is None  # still held by a
-    time.sleep(0.3)  # replica a died: its lease lapses
-    taken = store.claim_next("replica-b", 30)
-    assert taken.id == job.id and taken.items_done == 1
-    assert store.next_item(job.id).index == 1
-    assert not store.renew(job.id, "replica-a", 30) and store.renew(job.id, "replica-b", 30)
+    assert error(client.get("/v1/jobs/image", params={"job_id": job_id, "index": 7, "n": 0})) == (404, "item_not_found")
+    assert error(client.get("/v1/jobs/image", params={"job_id": job_id, "index": 0, "n": 1})) == (404, "item_not_found")
+    assert error(client.get("/v1/jobs/image", params={"job_id": job_id})) == (422, "invalid_field")
+    if registry.get_tenant("job-rival") is None:
+        registry.create_tenant("job-rival", "Rival")
+    rival = {"Authorization": f"Bearer {registry.create_api_key('job-rival', ['generate'])[1]}"}
+    assert error(client.get(last["items"][0]["images"][0]["url"], headers=rival)) == (404, "job_not_found")
+    assert error(client.get(last["items"][0]["images"][0]["url"], headers={"Authorization": ""})) == (401, "missing_api_key")
 
 
 # -- S3 delivery and webhooks, on a private copy of the demo ---------------------------------
@@ -210,9 +225,12 @@ def private_jobs(copied_home, engine, s3_server, tmp_path, monkeypatch):
     from service.audit.recorder import Recorder
     from service.config import Settings
     from service.generation import GuardedGeneration
+    from service.gateway.render_client import LocalRenderClient
     from service.jobs.catalog import CatalogJobs
     from service.registry import open_registry
+    from service.renderer.runtime import RendererRuntime
     from service.tenancy import Tenancy
+    from service.tenancy.revocation import RevocationWatcher
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
@@ -224,10 +242,24 @@ def private_jobs(copied_home, engine, s3_server, tmp_path, monkeypatch):
     registry = open_registry(settings.db_url)
     audit = Recorder.from_settings(settings)
     tenancy = Tenancy.build(registry, on_revoked=lambda twin: None)
-    jobs = CatalogJobs.build(settings, registry, GuardedGeneration(engine, tenancy, audit))
+    watcher = RevocationWatcher(registry, on_revoked=lambda twin: None)
+    renderer = LocalRenderClient(RendererRuntime(settings, registry, engine, watcher))  # the session's pipeline
+    jobs = CatalogJobs.build(settings, registry, GuardedGeneration(renderer, tenancy, audit))
     yield jobs, registry
     audit.close()
     registry.engine.dispose()
+
+
+def run_job(jobs, job_id: str):
+    """Dispatch the queue here, one leased group at a time, until the job is finished."""
+    for _ in range(100):
+        job = jobs.store.get_job("demo", job_id)
+        if job.status in ("completed", "failed", "canceled"):
+            return job
+        leases = jobs.renders.lease()
+        assert leases, f"job {job_id} is {job.status} with nothing to lease"
+        jobs.renders.dispatch(leases)
+    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_s3_delivery_with_presigned_urls_and_signed_webhooks_with_retries(private_jobs, s3_server, receiver, demo_keys):
@@ -242,11 +274,12 @@ def test_s3_delivery_with_presigned_urls_and_signed_webhooks_with_retries(privat
     principal = Authenticator(registry).authenticate(f"Bearer {demo_keys['ATELIER_DEMO_KEY']}", "generate")
     body = JobSubmitBody.model_validate({"items": [ITEM, {**ITEM, "twin_id": "nobody"}, {**ITEM, "count": 2, "sku": "RC-3"}]})
     job_id = jobs.submit(principal, body)
-    final = jobs.runner.run_job(jobs.store.claim_next(jobs.runner.owner, 60))
+    final = run_job(jobs, job_id)
     assert (final.status, final.items_done, final.items_failed) == ("completed", 2, 1)
 
     result = jobs.results("demo", job_id)
     images = [image for item in result["items"] for image in item.get("images", [])]
+    assert result["next_offset"] is None and "data_base64" not in json.dumps(result)
     assert [image["key"] for image in images] == [f"brand-out/{job_id}/0-0.png", f"brand-out/{job_id}/2-0.png",
                                                   f"brand-out/{job_id}/2-1.png"]
     for image in images:
@@ -290,9 +323,10 @@ def test_items_stop_when_the_submitting_key_is_revoked(private_jobs, demo_keys):
     principal = Authenticator(registry).authenticate(f"Bearer {token}", "generate")
     job_id = jobs.submit(principal, JobSubmitBody.model_validate({"items": [ITEM, ITEM]}))
     registry.revoke_key(key_id)
-    final = jobs.runner.run_job(jobs.store.claim_next(jobs.runner.owner, 60))
-    assert (final.status, final.items_failed) == ("failed", 2)
-    assert jobs.status("demo", job_id)["items"][0]["error"]["code"] == "invalid_api_key"
+    final = run_job(jobs, job_id)
+    assert (final.status, final.items_done, final.items_failed) == ("failed", 0, 2)
+    items = jobs.results("demo", job_id)["items"]
+    assert [(i["status"], i["error"]["code"]) for i in items] == [("failed", "invalid_api_key")] * 2
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "https://10.0.0.7/hook", "https://169.254.169.254/latest",
@@ -327,8 +361,9 @@ def test_tenant_presets_extend_the_builtin_scenes(client, admin_headers):
 
 
 def test_the_delivery_log_is_listed_for_operators_only(client, admin_headers):
-    assert client.post("/v1/admin/webhooks/deliveries", headers=admin_headers, json={"tenant_id": "demo"}).status_code == 200
-    assert error(client.post("/v1/admin/webhooks/deliveries", json={})) == (403, "insufficient_scope")
+    listed = client.get("/v1/admin/webhooks/deliveries", headers=admin_headers, params={"tenant_id": "demo"})
+    assert listed.status_code == 200 and all(d["tenant_id"] == "demo" for d in listed.json()["deliveries"])
+    assert error(client.get("/v1/admin/webhooks/deliveries")) == (403, "insufficient_scope")
     missing = client.post("/v1/admin/webhooks/redeliver", headers=admin_headers, json={"delivery_id": "msg_" + "0" * 32})
     assert error(missing) == (404, "delivery_not_found")
 
@@ -339,9 +374,9 @@ def test_finished_jobs_are_purged_after_the_retention_period(store):
     from service.jobs.store import JobNotFound
 
     done, running = submit(store, 5), submit(store, 5)
-    assert store.claim_next("w", 60).id == done.id  # equal priority: the older job first
-    store.finish_item(done.id, 0, result={"images": []})
-    store.finish_job(done.id, "w")
+    [lease] = store.lease_items("w", 60)
+    assert lease.job_id == done.id  # equal priority: the older job first
+    assert store.finish_item(lease, result={"images": []}).job_closed.status == "completed"
     store.set_tenant_delivery("acme", webhook_url="https://hooks.example.com/x", webhook_secret="whsec_dGVzdA==")
     store.enqueue_event("acme", done.id, "job.item.completed", {"job_id": done.id})
     later = datetime.now(timezone.utc) + timedelta(days=31)
@@ -352,13 +387,22 @@ def test_finished_jobs_are_purged_after_the_retention_period(store):
     assert store.get_job("acme", running.id).status == "queued"  # unfinished jobs are never purged
 
 
-def test_lease_renewal_keeps_a_running_job(store):
-    job = submit(store, 5)
-    store.claim_next("a", 0.3)
-    for _ in range(3):
-        time.sleep(0.15)
-        assert store.renew(job.id, "a", 0.3)
-    assert store.claim_next("b", 30) is None
+def test_lease_renewal_keeps_an_item_from_other_dispatchers(store):
+    """Renewed before it lapses, an item's lease holds past its first term; once renewals stop,
+    it lapses and another dispatcher takes the item under the next fencing token."""
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime.now(timezone.utc)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    submit(store, 5)
+    [lease] = store.lease_items("a", 30, now=t0)
+    for step in (20, 40, 60):
+        assert store.renew_items([lease], 30, now=at(step)) == [True]
+        assert store.lease_items("b", 30, now=at(step + 25)) == []  # past the first term, still held
+    assert store.holds(lease, now=at(89)) and not store.holds(lease, now=at(91))
+    [taken] = store.lease_items("b", 30, now=at(91))
+    assert (taken.index, taken.token) == (lease.index, lease.token + 1)
+    assert store.renew_items([lease], 30, now=at(92)) == [False]  # the old holder learns it lost the item
 
 
 def test_concurrent_submits_with_one_key_create_one_job(client, registry):
@@ -397,6 +441,8 @@ def test_revocation_stops_replays_and_withholds_finished_job_images(client, admi
     replay = client.post("/v1/generate", json=body, headers={"Idempotency-Key": "rae-1"})
     assert error(replay) == (403, "revoked")
     refused = [r for r in records("event", "generation") if r["twin_id"] == "jobs-rae"][-1]
-    assert (refused["outcome"], refused["reason"]) == ("refused", "revoked")
+    assert (refused["outcome"], refused["reason"], refused["tenant"]) == ("refused", "revoked", "demo")
     item = client.get("/v1/jobs/get", params={"job_id": job_id}).json()["items"][0]
     assert item["images"] == [] and item["withheld"] == "revoked"
+    image = client.get("/v1/jobs/image", params={"job_id": job_id, "index": 0, "n": 0})
+    assert error(image) == (403, "revoked") and not image.headers["content-type"].startswith("image/")

@@ -6,7 +6,7 @@ from service.config import Settings
 from service.engine import Engine
 from service.errors import AdapterUnavailable
 from service.schemas import GenerateRequest
-from service.twins import TwinAdapters
+from service.twins.adapters import TwinAdapters
 
 
 @pytest.fixture()
@@ -28,7 +28,7 @@ def s3_engine(engine, demo_home, s3_server, tmp_path, monkeypatch):
     })
     twins = TwinAdapters.build(settings, engine.twins.catalog.registry, engine.pipe.unet, engine.device, slot=engine.twins.slot)
     assert twins.store.describe().startswith("s3://")
-    return Engine(engine.pipe, engine.device, engine.backend, twins)
+    return Engine(engine.pipe, engine.device, engine.backend, twins, conditioning=engine.conditioning)  # one UNet
 
 
 def req(twin_id):

@@ -119,8 +119,10 @@ def test_fifty_megabyte_body_is_refused_before_reading(client):
 
 
 def test_multipart_without_the_image_field(client):
-    response = client.post("/v1/verify", files={"picture": ("x.png", b"abc", "image/png")})
-    assert response.status_code == 400 and response.json()["error"]["field"] == "image"
+    other = client.post("/v1/verify", files={"picture": ("x.png", b"abc", "image/png")})  # a field it does not take
+    assert (other.status_code, other.json()["error"]["code"], other.json()["error"]["field"]) == (422, "invalid_field", "picture")
+    empty = client.post("/v1/verify", content=b"--x--\r\n", headers={"content-type": "multipart/form-data; boundary=x"})
+    assert (empty.status_code, empty.json()["error"]["code"], empty.json()["error"]["field"]) == (400, "malformed_request", "image")
 
 
 def test_a_marking_failure_fails_the_request_and_returns_no_image(client, monkeypatch):

@@ -49,6 +49,8 @@ def generation_event(
     key_id: str | None = None,
     consent: dict | None = None,
     job: dict | None = None,
+    components: dict | None = None,
+    edit: dict | None = None,
 ) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event": "generation",
@@ -74,6 +76,8 @@ def generation_event(
             "territory": getattr(request, "territory", None),
             "seed": request.seed,
         },
+        "conditioning": conditioning_of(request, edit),
+        "components": components,
         **outcome_of(error),
     }
     if result is not None:
@@ -89,6 +93,25 @@ def generation_event(
             renderer=getattr(result, "worker", None),
         )
     return event
+
+
+def conditioning_of(request, edit: dict | None = None) -> dict[str, Any] | None:
+    """The sha256 of every conditioning input a request names (asset ids are sha256s), with
+    URLs reduced to their host; None for a text-only request."""
+    garments = getattr(request, "garments", None) or []
+    pose = getattr(request, "pose", None)
+    if not garments and pose is None and edit is None:
+        return None
+
+    def source(ref) -> dict[str, Any]:
+        return {"sha256": ref.asset_id} if ref.asset_id else {"url_host": (ref.url or "").split("/")[2:3]}
+
+    out: dict[str, Any] = {"garments": [{**source(g), "category": g.category, "strength": g.strength} for g in garments]}
+    if pose is not None:
+        out["pose"] = ({"preset": pose.preset} if pose.preset else {"keypoints": True} if pose.keypoints else source(pose))
+    if edit is not None:
+        out["edit"] = {"source_sha256": edit["source_asset_id"], "mask_sha256": edit["mask_asset_id"], "invert": edit["invert"]}
+    return out
 
 
 def replay_event(*, route: str, client_ip: str | None, generation_id: str | None, tenant: str | None = None,
@@ -139,3 +162,9 @@ def edge_refusal_event(*, route: str, error: AtelierError, client_ip: str | None
         "field": error.field,
         **outcome_of(error),
     }
+
+
+def asset_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
+    """An input image added (uploaded or fetched from a URL) or read: its sha256, never its bytes."""
+    return {"event": f"asset.{action}", "service_version": __version__, "client_ip": client_ip, **details,
+            **outcome_of(error)}

@@ -24,6 +24,11 @@ shipper copies them, it must not delete them.
 without a writer, beside a running one or on a downloaded copy; `find` is a linear scan, newest
 segment first.
 
+A failed write or fsync (disk full, file-size limit, I/O error) stops the log: appends are
+refused (`failed` says why) until `recover()` succeeds. Recovery cuts the open segment back to
+its last fsynced byte (records past it were never acknowledged: their appends raised), then
+re-reads the log from disk as at start-up. Nothing acknowledged is ever cut.
+
 Must never: rewrite or delete a record, a sealed segment or a checkpoint; return from `append`
 before the record is on stable storage; log the content of an event.
 """
@@ -230,6 +235,8 @@ class AuditLog:
         self._segment_first = 0
         self._segment_count = 0
         self._durable = 0  # every record up to this seq is on stable storage
+        self._offset = 0  # bytes written to the open segment
+        self._durable_offset = 0  # bytes of the open segment known to be on stable storage
         self._failed: str | None = None
         self._closed = False
         self.torn_tail_bytes = 0
@@ -254,6 +261,11 @@ class AuditLog:
     def last_hash(self) -> str:
         return self._last_hash
 
+    @property
+    def failed(self) -> str | None:
+        """Why appends are refused since a write failure (None while the log can write)."""
+        return self._failed
+
     def root_hash(self) -> str:
         with self._lock:
             return self._merkle.root().hex()
@@ -277,6 +289,7 @@ class AuditLog:
                     written += os.write(self._fd, line[written:])
             except OSError as exc:
                 self._fail(exc)
+            self._offset += len(line)
             self._seq = seq
             self._last_hash = record["hash"]
             self._merkle.append(leaf_hash(bytes.fromhex(record["hash"])))
@@ -285,11 +298,16 @@ class AuditLog:
                 self._seal_locked()
         self._sync_to(seq)
         if self.signer is not None and seq % self.checkpoint_every == 0:
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except Exception:  # the record is durable; the timer (or close) writes the checkpoint
+                logger.exception("audit checkpoint failed")
         return record
 
     def _fail(self, exc: OSError) -> None:
-        self._failed = f"{type(exc).__name__}: {exc}"
+        import errno
+
+        self._failed = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         logger.error("audit write failed", extra={"fields": {"error": self._failed}})
         raise AuditWriteFailed(f"cannot write the audit log: {self._failed}") from exc
 
@@ -304,7 +322,7 @@ class AuditLog:
                 if self._failed or self._fd is None:
                     raise AuditWriteFailed(f"the audit log stopped after a write failure: {self._failed}")
                 fd = os.dup(self._fd)  # survives a concurrent seal closing the original
-                target = self._seq
+                target, path, offset = self._seq, self._open_path, self._offset
             try:
                 os.fsync(fd)
                 self.fsyncs += 1
@@ -315,6 +333,8 @@ class AuditLog:
                 os.close(fd)
             with self._lock:
                 self._durable = max(self._durable, target)
+                if path == self._open_path:
+                    self._durable_offset = max(self._durable_offset, offset)
 
     def _open_segment(self, first_seq: int) -> None:
         path = self.segments_dir / segment_name(first_seq)
@@ -328,6 +348,7 @@ class AuditLog:
         self._open_path = path
         self._segment_first = first_seq
         self._segment_count = 0
+        self._offset = self._durable_offset = 0
 
     def _seal_locked(self) -> None:
         """fsync, close and rename the open segment to its sealed name (caller holds the lock)."""
@@ -353,6 +374,7 @@ class AuditLog:
             self._fail(exc)
         self._open_path = None
         self._durable = self._seq
+        self._offset = self._durable_offset = 0
 
     def seal(self) -> None:
         """Seal the open segment now (no-op when it is empty)."""
@@ -378,6 +400,9 @@ class AuditLog:
             try:
                 os.write(fd, canonical_json(cp) + b"\n")
                 os.fsync(fd)
+            except OSError:
+                temp.unlink(missing_ok=True)  # never published; a later checkpoint covers it
+                raise
             finally:
                 os.close(fd)
             if target.exists():
@@ -402,6 +427,40 @@ class AuditLog:
                 self.checkpoint()
             except Exception:  # keep the timer alive; the next tick tries again
                 logger.exception("audit checkpoint failed")
+
+    # ---- healing -----------------------------------------------------------------------------
+
+    def recover(self) -> bool:
+        """After a write failure: cut what was never acknowledged, re-read the log from disk
+        and take appends again. True when the log can write again (its disk may still be
+        full: the next append tells). Never cuts an acknowledged record."""
+        with self._sync_lock, self._lock:
+            if self._failed is None:
+                return True
+            if self._closed:
+                return False
+            try:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+                if self._open_path is not None and self._open_path.exists():
+                    if self._open_path.stat().st_size > self._durable_offset:
+                        fd = os.open(self._open_path, os.O_WRONLY)
+                        try:
+                            os.ftruncate(fd, self._durable_offset)
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+                self._seq, self._last_hash, self._merkle = 0, GENESIS_HASH, CompactRange()
+                self._open_path, self._segment_first, self._segment_count = None, 0, 0
+                self._offset = self._durable_offset = 0
+                self._recover()
+            except OSError as exc:
+                logger.warning("audit log recovery failed", extra={"fields": {"error": type(exc).__name__}})
+                return False
+            logger.warning("audit log recovered", extra={"fields": {"after": self._failed, "seq": self._seq}})
+            self._failed = None
+            return True
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -476,6 +535,7 @@ class AuditLog:
             self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND)
             self._open_path = segment.path
             self._segment_first = segment.first_seq
+            self._offset = self._durable_offset = segment.path.stat().st_size
             if self._segment_count >= self.segment_records:
                 self._seal_locked()
 

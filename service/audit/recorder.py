@@ -2,14 +2,23 @@
 
 Owns: opening the audit log from the settings (with its checkpoint signing key), the WORM
 shipper when `ATELIER_AUDIT_S3` is set, appending each event (fsync'ed before the caller
-answers), the generation lookup used by /v1/verify, and closing everything on shutdown.
-Must never send a response itself: a failed append raises, and the caller answers 503.
+answers), healing after a write failure, and closing everything on shutdown.
+
+While the log cannot write (disk full, file-size limit, I/O error), every append raises one
+typed error, `503 audit_unavailable`, that names no file, path or OS error (those go to the
+operator's log); `available()` is what /readyz reports, and it retries the log (at most once
+per `heal_interval_s`), as does the next append: once a write succeeds again the log takes
+appends by itself, and its first record says how long it was unavailable and how many
+appends it refused meanwhile. Must never send a response itself: a failed append raises, and
+the caller answers 503.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 
 import logging
@@ -17,8 +26,9 @@ from typing import Any
 
 from service.audit.checkpoint import CheckpointSigner
 from service.audit.log import AuditLog
+from service.audit.record import AuditError, InvalidEvent, utc_timestamp
 from service.config import Settings
-from service.errors import ModelLoadError
+from service.errors import AtelierError, ModelLoadError
 
 log = logging.getLogger("atelier.audit")
 
@@ -44,11 +54,32 @@ def log_id(audit_dir: Path) -> str:
         return path.read_text().strip()
 
 
+class AuditUnavailable(AuditError):
+    """What a caller is told while the audit log cannot write: 503, no internals."""
+
+    code = "audit_unavailable"
+
+    def __init__(self, message: str = "the audit log cannot record requests right now, so nothing is done; "
+                                      "retry later", **kwargs):
+        super().__init__(message, **kwargs)
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
 class Recorder:
-    def __init__(self, audit_log: AuditLog, prompts: str, shipper=None):
+    heal_interval_s = 1.0
+
+    def __init__(self, audit_log: AuditLog, prompts: str, shipper=None, clock=time.monotonic):
         self.log = audit_log
         self.prompts = prompts
         self.shipper = shipper
+        self._clock = clock
+        self._heal_lock = threading.Lock()
+        self._last_heal = float("-inf")
+        self._down_since: str | None = None  # UTC time of the first failure of this outage
+        self._down_reason: str | None = None
+        self._refused = 0  # appends refused during this outage
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Recorder":
@@ -80,8 +111,53 @@ class Recorder:
         return cls(audit_log, settings.audit_prompts, shipper)
 
     def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append and fsync; raises (AuditError: 503) if the record cannot be made durable."""
-        return self.log.append(event)
+        """Append and fsync; raises `AuditUnavailable` (503) if the record cannot be made durable."""
+        if self.log.failed and not self._heal():
+            self._refused += 1
+            raise AuditUnavailable()
+        try:
+            return self.log.append(event)
+        except InvalidEvent:
+            log.exception("audit event refused")  # a bug: an event that is not canonical JSON
+            raise AtelierError("an unexpected error occurred; it has been logged") from None
+        except AuditError as exc:
+            self._refused += 1
+            if self._down_since is None:
+                self._down_since, self._down_reason = utc_timestamp(), self.log.failed or exc.code
+                log.error("audit log unavailable", extra={"fields": {"reason": self._down_reason}})
+            raise AuditUnavailable() from None
+
+    def refused(self) -> AuditUnavailable:
+        """The error for a request refused up front because nothing could be recorded (counted
+        in the outage's `audit_resumed` record, like a refused append)."""
+        self._refused += 1
+        return AuditUnavailable()
+
+    def available(self) -> bool:
+        """Whether appends can be made durable now (retries a failed log first): /readyz."""
+        return not self.log.failed or self._heal()
+
+    def _heal(self, force: bool = False) -> bool:
+        """Retry a failed log (at most once per `heal_interval_s`); True once it writes again."""
+        with self._heal_lock:
+            if not self.log.failed:
+                return True
+            now = self._clock()
+            if not force and now - self._last_heal < self.heal_interval_s:
+                return False
+            self._last_heal = now
+            if self._down_since is None:
+                self._down_since, self._down_reason = utc_timestamp(), self.log.failed
+            if not self.log.recover():
+                return False
+            try:  # a write proves the disk takes records again; it also tells the outage
+                self.log.append({"event": "audit_resumed", "unavailable_since": self._down_since,
+                                 "reason": self._down_reason, "refused_appends": self._refused})
+            except AuditError:
+                return False
+            log.warning("audit log available again", extra={"fields": {"refused_appends": self._refused}})
+            self._down_since, self._down_reason, self._refused = None, None, 0
+            return True
 
     def generation_summary(self, generation_id: str | None) -> dict[str, Any] | None:
         """The generation record behind a generation id, in brief (for /v1/verify)."""

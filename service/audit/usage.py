@@ -64,6 +64,17 @@ def aggregate(
     return rows
 
 
+def by_month(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Daily rows summed per (month `YYYY-MM` in the `day` column, tenant, twin), same order."""
+    totals: dict[tuple[str, str, str | None], list[int]] = {}
+    for row in rows:
+        entry = totals.setdefault((str(row["day"])[:7], row["tenant"], row["twin_id"]), [0, 0])
+        entry[0] += row["generations"]
+        entry[1] += row["images"]
+    return [{"day": month, "tenant": tenant, "twin_id": twin_id, "generations": gens, "images": images}
+            for (month, tenant, twin_id), (gens, images) in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))]
+
+
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """CSV with a header row; the base model (twin_id None) is an empty cell."""
     out = io.StringIO()

@@ -19,6 +19,7 @@ import torch
 
 from service.config import Settings
 from service.engine.backends import Backend, create_backend
+from service.engine.output_check import check_pixels
 from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
 from service.registry import Registry
@@ -60,8 +61,10 @@ class StageTimer:
 class Engine:
     """A loaded pipeline plus the twins it can render. Thread-safe: one generation at a time."""
 
-    def __init__(self, pipe, device: torch.device, backend: Backend, twins: TwinAdapters, marker: ImageMarker | None = None):
+    def __init__(self, pipe, device: torch.device, backend: Backend, twins: TwinAdapters, marker: ImageMarker | None = None,
+                 conditioning=None):
         self.pipe = pipe
+        self.conditioning = conditioning  # ConditioningModels (garment, pose, edit), or None
         self.device = device
         self.backend = backend
         self.twins = twins
@@ -96,6 +99,9 @@ class Engine:
         pipe = load_pipeline(model_dir, device, pick_dtype(settings.dtype, device))
         phase("load_weights")
         twins = TwinAdapters.build(settings, registry, pipe.unet, device, events)  # the slot goes on before compiling
+        conditioning = load_conditioning(settings, pipe, twins)  # IP-Adapter and second UNet before compiling too
+        if conditioning is not None:
+            phase("load_conditioning")
         if settings.engines_s3 and settings.backend == "tensorrt":
             from service.engine.artifact_sync import download_artifacts
 
@@ -103,8 +109,11 @@ class Engine:
             phase("download_engines")
         backend = create_backend(settings)
         backend.prepare(pipe)
+        if conditioning is not None and hasattr(backend, "prepare_unet"):
+            for unet in conditioning.extra_unets():  # the inpainting UNet, compiled like the base one
+                backend.prepare_unet(unet)
         phase("prepare_backend")
-        engine = cls(pipe, device, backend, twins, marker)
+        engine = cls(pipe, device, backend, twins, marker, conditioning)
         engine.base_model_id = f"{model_dir.name}@{fingerprint_pipeline(model_dir)[:16]}"
         phase("fingerprint")
         if settings.prefetch:
@@ -167,33 +176,56 @@ class Engine:
         """A small generation at each of the backend's warm-up shapes (ATELIER_WARMUP_SIZES; the
         engines' OPT shapes under tensorrt), so requests there pay no first-call or compile costs."""
         shapes = self.backend.warmup_shapes() if hasattr(self.backend, "warmup_shapes") else ()
-        return [self.generate(request) for request in [warmup_request(s) for s in shapes] or [WARMUP_REQUEST]]
+        requests = [warmup_request(s) for s in shapes] or [WARMUP_REQUEST]
+        results = [self.generate(request) for request in requests]
+        if self.conditioning is not None:  # each conditioned pipeline once per size (pose, edit)
+            for request in {(r.width, r.height): r for r in requests}.values():
+                for conditioning in self.conditioning.warmup_conditionings(request.width, request.height)[1:]:
+                    results.append(self.generate(request, conditioning=conditioning))
+        return results
 
-    def generate(self, request: GenerateRequest, between_steps: Callable[[], None] | None = None) -> GenerationResult:
+    def generate(self, request: GenerateRequest, between_steps: Callable[[], None] | None = None,
+                 conditioning=None, source: tuple[bytes, str, str] | None = None) -> GenerationResult:
         """Render one request with a fresh generation id (and a random seed unless it gives one)."""
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        return self.generate_batch([(request, seed, uuid.uuid4().hex)], between_steps)[0]
+        return self.generate_batch([(request, seed, uuid.uuid4().hex)], between_steps, conditioning, source)[0]
 
     def generate_batch(self, items: list[tuple[GenerateRequest, int, str]],
-                       between_steps: Callable[[], None] | None = None) -> list[GenerationResult]:
-        """Render requests that share a twin and a shape (`group_key`) as one pipeline batch.
+                       between_steps: Callable[[], None] | None = None, conditioning=None,
+                       source: tuple[bytes, str, str] | None = None) -> list[GenerationResult]:
+        """Render requests that share a twin, a shape and their conditioning (`group_key`) as
+        one pipeline batch.
 
         `items` are (request, seed, generation_id). Row i of a request uses seed + i, so every
-        row equals its single render. `between_steps` runs after every denoising step; an
-        exception it raises stops the generation there and propagates (how a revoked twin's
-        in-flight generation is cancelled)."""
-        if len({group_key(request) for request, _, _ in items}) != 1:
+        row equals its single render. `conditioning` (a `service.conditioning.Conditioning`
+        with decoded images) applies to every row; `source` is an edit's source image (bytes,
+        format, title), named in each result's C2PA manifest. `between_steps` runs after
+        every denoising step; an exception it raises stops the generation there and
+        propagates (how a revoked twin's in-flight generation is cancelled)."""
+        if len({group_key(request)[:5] for request, _, _ in items}) != 1:
             raise ValueError("a batch must share one twin, size, step count and guidance scale")
+        # Refused before any GPU work: a shape or size the backend cannot serve (a 422 naming the range).
+        for request, _, _ in items:
+            self.backend.check_request(request)
+        self.backend.check_shape(items[0][0].width, items[0][0].height, sum(r.num_images for r, _, _ in items),
+                                 items[0][0].guidance_scale)
+        if conditioning is not None and (conditioning.garments or conditioning.pose or conditioning.edit) \
+                and self.conditioning is None:
+            from service.conditioning import ConditioningUnavailable
+
+            raise ConditioningUnavailable(f"the {self.backend.name} backend of this renderer serves text-only requests: "
+                                          "garment, pose and edit conditioning need the eager or compile backend "
+                                          "with their models configured", field="garments")
         started = time.perf_counter()
         timer = StageTimer(self.device)
         first = items[0][0]
 
         # 1. The twin's adapter onto the device, through the cache tiers (outside the lock:
         #    a cold load from the store never stalls generations of other twins).
-        adapter, source = None, None
+        adapter, tier = None, None
         with timer.stage("adapter"):
             if first.twin_id is not None:
-                adapter, source = self.twins.cache.acquire(self.twins.catalog.get(first.twin_id))
+                adapter, tier = self.twins.cache.acquire(self.twins.catalog.get(first.twin_id))
 
         with timer.stage("queue"):
             self._lock.acquire()
@@ -208,7 +240,7 @@ class Engine:
                         slot.clear()
                     elif adapter is not None and slot.owner != adapter.sha256:
                         slot.load(adapter)
-            pil_images = self._denoise_and_decode(items, timer, between_steps)
+            pil_images, components = self._denoise_and_decode(items, timer, between_steps, conditioning, adapter)
         finally:
             self._lock.release()
 
@@ -222,7 +254,8 @@ class Engine:
             for index in range(request.num_images):
                 pil = pil_images[row]
                 row += 1
-                marked = self.marker.mark(pil, request.output_format, MarkContext(generation_id, request.twin_id, index, seed + index))
+                marked = self.marker.mark(pil, request.output_format,
+                                          MarkContext(generation_id, request.twin_id, index, seed + index, source))
                 for stage, value in marked.timings_ms.items():
                     ms[stage] = ms.get(stage, 0.0) + value
                 images.append(GeneratedImage(
@@ -234,12 +267,14 @@ class Engine:
             timings = {k: round(ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
             if "mark" in ms:
                 timings["mark"] = round(ms["mark"], 3)
-            results.append(GenerationResult(generation_id, request.twin_id, seed, images, timings, source,
-                                            adapter.sha256 if adapter else None))
+            results.append(GenerationResult(generation_id, request.twin_id, seed, images, timings, tier,
+                                            adapter.sha256 if adapter else None, components=components))
         return results
 
     def _denoise_and_decode(self, items: list[tuple[GenerateRequest, int, str]], timer: StageTimer,
-                            between_steps: Callable[[], None] | None = None) -> list:
+                            between_steps: Callable[[], None] | None = None, conditioning=None,
+                            adapter=None) -> tuple[list, dict[str, str]]:
+        """The batch's images, and the fingerprints of the conditioning models that made them."""
         pipe = self.pipe
         first = items[0][0]
         step_hook = None
@@ -248,19 +283,27 @@ class Engine:
                 between_steps()
                 return tensors
         do_cfg = first.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+        rows = sum(request.num_images for request, _, _ in items)
         # One CPU generator per image: image i is reproducible alone from seed + i, on any device.
         generators = [torch.Generator(device="cpu").manual_seed(seed + i)
                       for request, seed, _ in items for i in range(request.num_images)]
         with torch.no_grad():
-            # 3. Text encoders, once per request; the rows of the batch are stacked.
+            # 3. Text encoders, once per request; the rows of the batch are stacked. Then the
+            #    call's plan: which pipeline (text, pose, edit) and its garment image embeddings.
             with timer.stage("encode"):
                 per_request = [encode_prompts(pipe, request, self.device, do_cfg) for request, _, _ in items]
                 embeds = {name: (torch.cat([e[name] for e in per_request]) if per_request[0][name] is not None else None)
                           for name in per_request[0]}
+                plan = None
+                if self.conditioning is not None:
+                    plan = self.conditioning.plan(conditioning, width=first.width, height=first.height, num_images=rows,
+                                                  do_cfg=do_cfg, twin=adapter)
+            run, extra = (plan.pipe, plan.kwargs) if plan is not None else (pipe, {})
             # 4. Denoising loop (the UNet), stopping at latents.
             with timer.stage("denoise"):
-                latents = pipe(
+                latents = run(
                     **embeds,
+                    **extra,
                     width=first.width,
                     height=first.height,
                     num_inference_steps=first.steps,
@@ -270,10 +313,33 @@ class Engine:
                     output_type="latent",
                     callback_on_step_end=step_hook,
                 ).images
-            # 4b. VAE decode to pixels.
+            # 4b. VAE decode to pixels (every pipeline shares the base VAE), then the plan's
+            #     finish (an edit pastes the pixels outside its mask back from the source).
             with timer.stage("decode"):
                 pixels = decode_latents(pipe, latents)
-                return pipe.image_processor.postprocess(pixels, output_type="pil")
+                check_pixels(pixels)  # non-finite or blank: render_failed, never marked or delivered
+                images = pipe.image_processor.postprocess(pixels, output_type="pil")
+                if plan is None:
+                    return images, {}
+                components = {name: self.conditioning.fingerprints.get(name, "") for name in plan.components}
+                return plan.finish(images), components
+
+
+def load_conditioning(settings: Settings, pipe, twins: TwinAdapters):
+    """The garment, pose and edit models the settings name, on `pipe`; None when none is
+    configured or the backend cannot serve them (tensorrt engines have no IP-Adapter inputs
+    and no second UNet: conditioned requests are refused there with a 422 naming it)."""
+    paths = {name: getattr(settings, name, None) for name in ("ip_adapter", "ip_adapter_encoder", "pose_controlnet",
+                                                              "inpaint_model")}
+    if settings.backend == "tensorrt" or not any(paths.values()):
+        return None
+    from service.conditioning import ConditioningModels, ConditioningPaths
+
+    return ConditioningModels.load(
+        pipe, ConditioningPaths(ip_adapter=paths["ip_adapter"], image_encoder=paths["ip_adapter_encoder"],
+                                pose_controlnet=paths["pose_controlnet"], inpaint_model=paths["inpaint_model"]),
+        slot=twins.slot, garment_slots=settings.garment_slots,
+        cache_device_bytes=settings.garment_cache_device_bytes, cache_host_bytes=settings.garment_cache_host_bytes)
 
 
 def encode_prompts(pipe, request: GenerateRequest, device: torch.device, do_cfg: bool) -> dict:

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.gateway.errors import install_error_handlers
-from service.gateway.routes import admin, generate, jobs, usage, verify
+from service.gateway.routes import admin, assets, audit, generate, jobs, review, twins, usage, verify
 
-ROUTERS = (generate.router, jobs.router, verify.router, usage.router, admin.router)
+ROUTERS = (generate.router, assets.router, jobs.router, review.router, twins.router, verify.router, usage.router,
+           admin.router, audit.router)
 
 
 def build_api() -> FastAPI:

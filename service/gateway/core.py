@@ -12,8 +12,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from service.assets import AssetService
+from service.assets.inputs import ConditioningInputs
 from service.audit.recorder import Recorder
 from service.config import Settings
+from service.gateway.trust import GatewayTrust
 from service.generation import GuardedGeneration
 from service.jobs.catalog import CatalogJobs
 from service.registry import Registry, open_registry
@@ -35,7 +38,10 @@ class GatewayCore:
     renderer: RenderClient
     generation: GuardedGeneration
     jobs: CatalogJobs
+    assets: AssetService
+    inputs: ConditioningInputs
     startup_ms: float = 0.0
+    trust: "GatewayTrust | None" = None  # before-auth limits, compact refusals, verify bounds
 
     @classmethod
     def build(cls, settings: Settings, renderer: RenderClient) -> "GatewayCore":
@@ -45,10 +51,15 @@ class GatewayCore:
         # The gateway holds no adapters: revocations need no eviction here (the renderers
         # watch for them), and every new request reads consent from the database itself.
         tenancy = Tenancy.build(registry, on_revoked=lambda twin: None, poll_s=settings.registry_poll_ms / 1000)
-        generation = GuardedGeneration(renderer, tenancy, audit, wait_s=settings.render_wait_s)
-        jobs = CatalogJobs.build(settings, registry, generation)
+        assets = AssetService.from_settings(settings)
+        inputs = ConditioningInputs(assets, keep_outputs=settings.keep_outputs)
+        generation = GuardedGeneration(renderer, tenancy, audit, wait_s=settings.render_wait_s, prepare=inputs.prepare,
+                                       keep=inputs.keep)
+        jobs = CatalogJobs.build(settings, registry, generation,
+                                 purge_assets=lambda age: assets.store.purge(age))
         core = cls(settings, registry, audit, tenancy, TwinCatalog(registry), open_adapter_store(settings), renderer,
-                   generation, jobs)
+                   generation, jobs, assets, inputs)
+        core.trust = GatewayTrust.build(settings, audit, generation)
         if settings.jobs_worker:
             jobs.start()
         core.startup_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -58,5 +69,8 @@ class GatewayCore:
 
     def close(self) -> None:
         """Stop dispatching (leases go back to the queue) and sending; seal the audit log."""
+        self.generation.stopping.set()  # generations waiting for a renderer answer 503 now, not in 120 s
         self.jobs.stop()
+        if self.trust is not None:
+            self.trust.close()
         self.audit.close()

@@ -1,6 +1,6 @@
 """Dependencies of the gateway's routes: the core, the caller per scope, the client's address.
 
-Owns: `Core`, `GenerateCaller`, `VerifyCaller`, `AdminCaller` (one authentication dependency
+Owns: `Core`, `GenerateCaller`, `VerifyCaller`, `AdminCaller`, `TalentCaller` (one authentication dependency
 per scope: key -> scope -> rate limit, held for the route's duration), `ClientIp`, and
 `audited_action`, the one wrapper that records an action's outcome (done, refused or failed)
 before the response goes out. Must never hold a route's logic.
@@ -51,6 +51,7 @@ def _caller(scope: str) -> Callable[..., Iterator[Principal]]:
 GenerateCaller = Annotated[Principal, Depends(_caller("generate"))]
 VerifyCaller = Annotated[Principal, Depends(_caller("verify"))]
 AdminCaller = Annotated[Principal, Depends(_caller("admin"))]
+TalentCaller = Annotated[Principal, Depends(_caller("talent"))]
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 Owns: the two ways to call a renderer — over HTTP (`bentoml serve`, Knative, BentoCloud: the
 URL comes from `bentoml.depends`) or in-process (tests that build the gateway without a
 server) — and the retry of busy or unreachable renderers (429, 502-504, connection errors)
-with exponential backoff until a deadline. Each HTTP call opens its own connection, so the
+with exponential backoff until a deadline; and the streamed render call (`render_streaming`),
+which reports each denoising step while the batch renders. Each HTTP call opens its own connection, so the
 renderer's workers take calls as they free up instead of one worker holding every kept-alive
 connection. Must never authenticate, audit or decide anything about the items it carries.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 
 from service.errors import AtelierError, RendererUnavailable
-from service.rendering import Backoff, RenderBatch, RenderBatchResult
+from service.rendering import Backoff, RenderBatch, RenderBatchResult, read_stream
 
 log = logging.getLogger("atelier.render_client")
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -46,7 +48,7 @@ class HttpRenderClient:
     """Calls a served Renderer at `url` (http://host:port, tcp://host:port or file:///path.sock)."""
 
     PATHS = {"render": "/internal/render", "cache_state": "/internal/cache", "evict": "/internal/evict",
-             "prefetch": "/internal/prefetch"}
+             "prefetch": "/internal/prefetch", "render_stream": "/internal/render_stream"}
 
     def __init__(self, url: str, timeout_s: float = 660.0):
         parsed = urlparse(url)
@@ -82,6 +84,41 @@ class HttpRenderClient:
         response = retried(lambda: self._post("render", body), wait_s, stop)
         return RenderBatchResult.model_validate_json(response.content)
 
+    def render_streaming(self, batch: RenderBatch, *, wait_s: float, on_progress: Callable[[int, int], None],
+                         stop: threading.Event | None = None) -> RenderBatchResult:
+        """`render`, with each denoising step passed to `on_progress(step, steps)` as the
+        renderer reports it. Busy renderers are retried until the stream starts; a stream cut
+        before its result is RendererUnavailable."""
+        body = batch.model_dump_json().encode()
+
+        def opened() -> httpx.Response:
+            request = self.client.build_request("POST", self.PATHS["render_stream"], content=body,
+                                                headers={"Content-Type": "application/json"})
+            try:
+                response = self.client.send(request, stream=True)
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                raise RendererUnavailable(f"the renderer cannot be reached ({type(exc).__name__})") from None
+            if response.status_code != 200:
+                response.read()
+                response.close()
+                if response.status_code in RETRYABLE_STATUS:
+                    raise RendererUnavailable(f"the renderer is busy or starting (HTTP {response.status_code})")
+                log.error("renderer error", extra={"fields": {"call": "render_stream", "status": response.status_code,
+                                                              "body": response.text[:300]}})
+                raise AtelierError(f"the renderer refused the render_stream call (HTTP {response.status_code})")
+            return response
+
+        response = retried(opened, wait_s, stop)
+        try:
+            result = read_stream(response.iter_lines(), on_progress)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise RendererUnavailable(f"the renderer's stream broke off ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        if result is None:
+            raise RendererUnavailable("the renderer's stream ended without a result")
+        return result
+
     def call(self, name: str, payload: dict, *, wait_s: float) -> Any:
         import json
 
@@ -101,6 +138,13 @@ class LocalRenderClient:
 
     def render(self, batch: RenderBatch, *, wait_s: float, stop: threading.Event | None = None) -> RenderBatchResult:
         return self.renderer.render(batch)
+
+    def render_streaming(self, batch: RenderBatch, *, wait_s: float, on_progress: Callable[[int, int], None],
+                         stop: threading.Event | None = None) -> RenderBatchResult:
+        result = read_stream(self.renderer.render_stream(batch), on_progress)
+        if result is None:
+            raise RendererUnavailable("the renderer's stream ended without a result")
+        return result
 
     def call(self, name: str, payload: dict, *, wait_s: float) -> Any:
         return getattr(self.renderer, name)(**payload)

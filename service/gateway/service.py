@@ -10,6 +10,8 @@ behind GPU work.
 
 from __future__ import annotations
 
+import os
+
 import bentoml
 
 from service import __version__
@@ -17,12 +19,17 @@ from service.config import get_settings
 from service.errors import NotReady
 from service.gateway.api import build_api
 from service.gateway.core import GatewayCore
+from service.gateway.trust import route_templates
 from service.gateway.render_client import HttpRenderClient, LocalRenderClient
 from service.http_edge import HttpEdge
 from service.logs import configure_logging
+from service.tenancy.preauth import trusted_networks
 from service.renderer.service import Renderer
 from service.studio import build_studio
 
+# The server must not rewrite the client address from X-Forwarded-For itself (uvicorn trusts
+# loopback peers by default): the edge does, and only from ATELIER_TRUSTED_PROXIES.
+os.environ["FORWARDED_ALLOW_IPS"] = ""
 API = build_api()
 STUDIO = build_studio()  # the web console, on the same capabilities as API
 
@@ -33,10 +40,10 @@ class UploadGuard:
     core: GatewayCore | None = None
     scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify", "/v1/assets": "generate"}
 
-    def __call__(self, path: str, authorization: str | None) -> None:
+    def __call__(self, path: str, authorization: str | None):
         if self.core is None:
             raise NotReady("the service is starting")
-        self.core.tenancy.authenticate(authorization, self.scopes[path])
+        return self.core.tenancy.authenticate(authorization, self.scopes[path])
 
 
 UPLOAD_GUARD = UploadGuard()
@@ -48,13 +55,24 @@ class EdgeAudit:
     core: GatewayCore | None = None
 
     def __call__(self, path: str, error, ip: str | None) -> None:
-        if self.core is not None:
-            from service.audit.events import edge_refusal_event
-
-            self.core.audit.record(edge_refusal_event(route=path, error=error, client_ip=ip))
+        if self.core is not None:  # before any route ran: no key was accepted yet
+            self.core.trust.refused_unauthenticated(path, error, ip)
 
 
 EDGE_AUDIT = EdgeAudit()
+
+
+class SourceCheck:
+    """Per-source limits, before any key is checked (cheap: no database, no audit write)."""
+
+    core: GatewayCore | None = None
+
+    def __call__(self, path: str, ip: str | None) -> None:
+        if self.core is not None:
+            self.core.trust.sources.admit(ip)
+
+
+SOURCE_CHECK = SourceCheck()
 
 
 @bentoml.service(
@@ -87,10 +105,11 @@ class Gateway:
         url = type(self).renderer.url  # set when the renderer is another process
         client = HttpRenderClient(url) if url else LocalRenderClient(renderer)
         self.core = GatewayCore.build(settings, client)
-        API.state.core = STUDIO.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = self.core
+        API.state.core = STUDIO.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = SOURCE_CHECK.core = self.core
+        self.core.trust.refusals.known_routes = route_templates()
 
     def __is_ready__(self) -> bool:
-        return self.core is not None
+        return self.core is not None and self.core.audit.available()  # not while the audit log cannot write
 
     @bentoml.on_shutdown
     def close(self) -> None:
@@ -105,6 +124,8 @@ Gateway.add_asgi_middleware(
                  "/studio/verify": lambda: get_settings().max_verify_bytes + 64 * 1024},
     on_refused=EDGE_AUDIT,
     before_upload=UPLOAD_GUARD,
+    before_request=SOURCE_CHECK,
+    trusted_proxies=lambda: trusted_networks(get_settings().trusted_proxies),
     streamed_limits={
         "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
         "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,

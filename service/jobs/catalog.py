@@ -5,7 +5,9 @@ sender (`webhook_sender`) from the settings; what a submission must satisfy befo
 queued (the key's open-job limit, known scene presets, a bounded inline payload), and the
 JSON shapes of a job's status and results. Results are read a page at a time and name their
 images by URL (presigned S3, or the gateway's own image route for inline delivery), so a read
-never holds a whole job in memory. Must never render anything itself.
+never holds a whole job in memory. Review: approving items of a job submitted with
+`review: true` delivers their held images to the job's target (S3 or inline) and rejecting
+drops them; per-item webhooks follow the decision. Must never render anything itself.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from service.generation import GuardedGeneration
 from service.jobs.delivery import deliverer_for
 from service.jobs.dispatcher import RenderDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
-from service.jobs.store import ItemNotFound, Job, JobStore
+from service.jobs.store import ItemNotFound, Job, JobItem, JobStore
 from service.jobs.webhook_sender import WebhookDispatcher
 from service.registry import Registry
+from service.rendering import GeneratedImage
 from service.schemas import JobSubmitBody
 from service.tenancy import Principal
 from service.tenancy.ratelimit import RateLimited
@@ -45,11 +48,14 @@ class CatalogJobs:
         self.deliverer = deliverer
 
     @classmethod
-    def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration) -> "CatalogJobs":
+    def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration,
+              purge_assets: Callable[[timedelta], object] = lambda age: 0) -> "CatalogJobs":
         store = JobStore(registry.engine)
+
         def housekeeping() -> None:  # hourly, from the webhook sender's thread
             registry.purge_expired_idempotency()
             store.purge_finished(timedelta(days=settings.job_retention_days))
+            purge_assets(timedelta(days=settings.job_retention_days))  # input images and kept outputs alike
 
         dispatcher = WebhookDispatcher(store, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
                                        poll_s=settings.job_poll_ms / 1000, housekeeping=housekeeping)
@@ -86,7 +92,7 @@ class CatalogJobs:
         self.store.create_job(
             principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
             priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
-            webhook_per_item=body.webhook_per_item, job_id=job_id,
+            webhook_per_item=body.webhook_per_item, job_id=job_id, review=body.review,
         )
         self.renders.wake()
         return job_id
@@ -106,10 +112,23 @@ class CatalogJobs:
         if delivery.output_target == "inline" and images > MAX_INLINE_IMAGES:
             raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for inline delivery; "
                                  "ask an operator to set an S3 output target for your tenant", field="items")
+        if body.review and images > MAX_INLINE_IMAGES:  # held inline until a person decides on each
+            raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for one review job; "
+                                 "split the job", field="items")
 
     def status(self, tenant_id: str, job_id: str) -> dict:
         """Counts and state; no items (page through them with `results`)."""
-        return summary(self.store.get_job(tenant_id, job_id, with_items=False))
+        return self._summary(self.store.get_job(tenant_id, job_id, with_items=False))
+
+    def list_jobs(self, tenant_id: str, limit: int = 50) -> dict:
+        """The tenant's newest jobs with their counts, newest first."""
+        return {"jobs": [self._summary(job) for job in self.store.list_jobs(tenant_id, limit=limit)]}
+
+    def _summary(self, job: Job) -> dict:
+        body = summary(job)
+        if job.review:
+            body["items_awaiting_review"] = self.store.count_items(job.id, "awaiting_review")
+        return body
 
     def results(self, tenant_id: str, job_id: str, offset: int = 0, limit: int = 20) -> dict:
         """One page of items with their images as URLs; partial while the job runs. Images of
@@ -128,7 +147,7 @@ class CatalogJobs:
                 result = dict(item.result)
                 if result.get("twin_id") in revoked:
                     result["images"], result["withheld"] = [], "revoked"
-                elif job.output_target == "inline":
+                elif job.output_target == "inline" or item.status == "awaiting_review":  # held images are inline
                     result["images"] = [{**{k: v for k, v in image.items() if k != "data_base64"},
                                          "url": f"{IMAGE_ROUTE}?job_id={job.id}&index={item.index}&n={image['n']}"}
                                         for image in result["images"]]
@@ -137,7 +156,7 @@ class CatalogJobs:
                 entry.update(result)
             items.append(entry)
         following = offset + len(page)
-        return {**summary(job), "offset": offset, "limit": limit, "items": items,
+        return {**self._summary(job), "offset": offset, "limit": limit, "items": items,
                 "next_offset": following if following < job.items_total else None}
 
     def image(self, tenant_id: str, job_id: str, index: int, n: int) -> tuple[bytes | None, str, str | None]:
@@ -150,12 +169,60 @@ class CatalogJobs:
             raise ItemNotFound(f"item {index} of job {job_id} has no image {n}", field="n")
         if (item.result or {}).get("twin_id") in self.revoked_twins():
             raise Forbidden("the twin of this image has been revoked; it is withheld", code="revoked")
-        if job.output_target == "inline":
+        if "data_base64" in image:  # inline delivery, or held for review
             return base64.b64decode(image["data_base64"]), image["format"], None
         return None, image["format"], self.deliverer(job.output_target).with_urls(image, 300)["url"]
 
     def cancel(self, tenant_id: str, job_id: str) -> dict:
-        return summary(self.store.request_cancel(tenant_id, job_id))
+        return self._summary(self.store.request_cancel(tenant_id, job_id))
+
+    # -- review ---------------------------------------------------------------------------
+
+    def approve(self, tenant_id: str, job_id: str, indexes: list[int]) -> dict:
+        """Deliver the held images of items awaiting review to the job's target, then record
+        them as done. An item whose twin was revoked since is refused (reject it instead)."""
+        job, items = self.store.awaiting_items(tenant_id, job_id, indexes)
+        revoked = self.revoked_twins()
+        for item in items:
+            if (item.result or {}).get("twin_id") in revoked:
+                raise Forbidden(f"the twin of item {item.index} has been revoked; its images can only be rejected",
+                                code="revoked")
+        deliverer = self.deliverer(job.output_target)
+        results = {item.index: self._deliver_held(deliverer, job, item) for item in items}
+        decided, closed = self.store.decide_items(tenant_id, job_id, results, approve=True)
+        return self._decided(job, items, decided, closed, "done")
+
+    def reject(self, tenant_id: str, job_id: str, indexes: list[int]) -> dict:
+        """Drop the held images of items awaiting review; they are never delivered."""
+        job, items = self.store.awaiting_items(tenant_id, job_id, indexes)
+        decided, closed = self.store.decide_items(tenant_id, job_id, {i.index: i.result for i in items}, approve=False)
+        return self._decided(job, items, decided, closed, "rejected")
+
+    @staticmethod
+    def _deliver_held(deliverer, job: Job, item: JobItem) -> dict:
+        result = dict(item.result or {})
+        if job.output_target == "inline":
+            return result  # the held images are the delivered ones
+        sidecar = {"job_id": job.id, "item": item.index, **{k: result.get(k) for k in (
+            "generation_id", "twin_id", "prompt", "sku", "metadata", "alt_text")}}
+        images = []
+        for held in result.get("images", []):
+            image = GeneratedImage(index=held["n"], format=held["format"], width=held["width"], height=held["height"],
+                                   seed=held["seed"], data=base64.b64decode(held["data_base64"]), sha256=held["sha256"],
+                                   watermark_id=held.get("watermark_id"))
+            images.append(deliverer.store(job.id, item.index, image.index, image, sidecar))
+        return {**result, "images": images}
+
+    def _decided(self, job: Job, items: list[JobItem], decided: list[int], closed: Job | None, status: str) -> dict:
+        if job.webhook_per_item:
+            for item in items:
+                if item.index in decided and self.store.enqueue_event(job.tenant_id, job.id, "job.item.completed", {
+                        "job_id": job.id, "index": item.index, "sku": item.spec.get("sku"), "status": status,
+                        "error": None}):
+                    self.dispatcher.wake()
+        if closed is not None:
+            self.dispatcher.wake()
+        return {**self._summary(self.store.get_job(job.tenant_id, job.id)), "decided": decided}
 
 
 def summary(job: Job) -> dict:
@@ -165,6 +232,7 @@ def summary(job: Job) -> dict:
         "items_total": job.items_total, "items_done": job.items_done, "items_failed": job.items_failed,
         "output": "inline" if job.output_target == "inline" else "s3", "cancel_requested": job.cancel_requested,
         "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
+        **({"review": True, "items_rejected": job.items_rejected} if job.review else {}),
     }
 
 

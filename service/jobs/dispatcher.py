@@ -8,11 +8,14 @@ the items' leases while their call runs, retrying busy or absent renderers with 
 returns), and recording each item only while its lease, with its fencing token, is still
 held: a dispatcher that lost an item's lease discards its images and never delivers them.
 Consent, prompt policy and the audit record of each item are the guarded generation's, under
-the key that submitted the job as it is now. Must never answer HTTP or render anything.
+the key that submitted the job as it is now. An item of a review job is held, not delivered:
+its images stay inline in its result (`awaiting_review`) and nothing is announced until a
+reviewer decides (`CatalogJobs.approve` delivers then). Must never answer HTTP or render anything.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -44,9 +47,9 @@ def error_of(exc: BaseException) -> dict:
 
 
 def item_group(spec: dict) -> tuple:
-    """Items with equal groups can share one render call (one twin, one shape)."""
+    """Items with equal groups can share one render call (one twin, one shape, one outfit and pose)."""
     return (spec.get("twin_id"), spec.get("size"), spec.get("width"), spec.get("height"), spec.get("steps", 30),
-            spec.get("guidance_scale", 5.0))
+            spec.get("guidance_scale", 5.0), json.dumps([spec.get("garments") or [], spec.get("pose")], sort_keys=True))
 
 
 class RenderDispatcher:
@@ -178,7 +181,7 @@ class RenderDispatcher:
         if not finish.recorded:
             log.warning("lease lost; outcome not recorded", extra={"fields": {"job_id": lease.job_id, "item": lease.index}})
             return False
-        if lease.webhook_per_item:
+        if lease.webhook_per_item and not (lease.review and error is None):  # held items: announced when decided
             self.notify(lease.tenant_id, lease.job_id, "job.item.completed", {
                 "job_id": lease.job_id, "index": lease.index, "sku": lease.spec.get("sku"),
                 "status": "failed" if error else "done", "error": error and error["code"]})
@@ -196,7 +199,7 @@ class RenderDispatcher:
             twin_id=spec.twin_id, prompt=expanded.prompt, negative_prompt=expanded.negative_prompt,
             width=expanded.width, height=expanded.height, steps=spec.steps, guidance_scale=spec.guidance_scale,
             seed=spec.seed, num_images=spec.count, output_format=spec.output_format, use=spec.use,
-            territory=spec.territory,
+            territory=spec.territory, garments=spec.garments, pose=spec.pose,
         )
         return Pending(request, lambda: self._as_submitter(lease), JOB_ROUTE,
                        job={"job_id": lease.job_id, "item": lease.index, "lease_token": lease.token})
@@ -210,7 +213,7 @@ class RenderDispatcher:
         sidecar = {"job_id": lease.job_id, "item": lease.index, "generation_id": result.generation_id,
                    "twin_id": spec["twin_id"], "prompt": request.prompt if request else None, "sku": spec.get("sku"),
                    "metadata": spec.get("metadata") or {}, "alt_text": alt}
-        deliverer = self.deliverer_for(lease.output_target)
+        deliverer = self.deliverer_for("inline" if lease.review else lease.output_target)  # review: held here
         images = [deliverer.store(lease.job_id, lease.index, image.index, image, sidecar) for image in result.images]
         return {"generation_id": result.generation_id, "twin_id": spec["twin_id"], "sku": spec.get("sku"),
                 "metadata": spec.get("metadata") or {}, "alt_text": alt, "prompt": sidecar["prompt"],

@@ -15,6 +15,12 @@ Fairness across tenants is `fairness`'s, not the store's.
 Every timestamp goes through an injectable `now` (default: `utcnow()`), so tests drive the
 clock. (`claim_next`, `renew`, `next_item`, `finish_job` and `finish_item(job_id, index)` are
 the old whole-job lease, kept only until its callers are gone.)
+
+Review (a job submitted with `review: true`): a finished item's images are held as
+`awaiting_review` (its result holds them inline, never delivered) until `decide_items`
+approves it (`done`, counted as done) or rejects it (`rejected`, its images dropped). A review
+job closes once every item is decided, and its `job.completed` names the approved items and
+their images, and the rejected ones.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from service.registry.models import JobItemRow, JobRow, ScenePresetRow, TenantSe
 
 FINISHED = ("completed", "failed", "canceled")
 OPEN = ("queued", "running")
-ITEM_STATUSES = ("pending", "running", "done", "failed", "canceled")
+ITEM_STATUSES = ("pending", "running", "awaiting_review", "done", "rejected", "failed", "canceled")
+UNDECIDED = ("pending", "running", "awaiting_review")  # a job with such an item is not finished
 GROUP_SCAN = 1024  # with `group_of`: how many further runnable items one lease looks at, at most
 PAGE = 256
 
@@ -53,6 +60,11 @@ class DeliveryNotFound(AtelierError):
     code = "delivery_not_found"
 
 
+class NotAwaitingReview(AtelierError):
+    status = 409
+    code = "not_awaiting_review"
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -69,7 +81,7 @@ class TenantDelivery:
 class JobItem:
     index: int
     spec: dict
-    status: str  # pending | running | done | failed | canceled
+    status: str  # pending | running | awaiting_review | done | rejected | failed | canceled
     result: dict | None
     error: dict | None
     lease_token: int = 0
@@ -93,6 +105,7 @@ class ItemLease:
     webhook_per_item: bool
     lease_until: datetime
     attempt: int
+    review: bool = False  # hold the images for review instead of delivering them
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,8 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     items: tuple[JobItem, ...] = ()
+    review: bool = False
+    items_rejected: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,7 +163,7 @@ def _job(row: JobRow, items: list[JobItemRow] | None = None) -> Job:
         row.id, row.tenant_id, row.key_id, row.status, row.priority, row.items_total, row.items_done,
         row.items_failed, row.output_target, row.url_expiry_s, row.webhook_per_item, row.cancel_requested,
         row.created_at, row.started_at, row.finished_at,
-        tuple(_item(i) for i in items or ()),
+        tuple(_item(i) for i in items or ()), bool(row.review), row.items_rejected or 0,
     )
 
 
@@ -190,7 +205,7 @@ class JobStore:
     # -- jobs -----------------------------------------------------------------------------
 
     def create_job(self, tenant_id: str, key_id: str, items: list[dict], *, priority: int, output_target: str,
-                   url_expiry_s: int, webhook_per_item: bool, job_id: str | None = None) -> Job:
+                   url_expiry_s: int, webhook_per_item: bool, job_id: str | None = None, review: bool = False) -> Job:
         now = utcnow()
         job_id = job_id or uuid.uuid4().hex
         with self._session() as s, s.begin():
@@ -198,7 +213,7 @@ class JobStore:
                 id=job_id, tenant_id=tenant_id, key_id=key_id, status="queued", priority=priority,
                 items_total=len(items), items_done=0, items_failed=0, output_target=output_target,
                 url_expiry_s=url_expiry_s, webhook_per_item=webhook_per_item, cancel_requested=False,
-                created_at=now,
+                created_at=now, review=review, items_rejected=0,
             )
             s.add(row)
             s.flush()
@@ -233,6 +248,64 @@ class JobStore:
                 s.flush()
                 self._settle(s, job_id, now)
         return self.get_job(tenant_id, job_id, with_items=False)
+
+    def list_jobs(self, tenant_id: str, *, limit: int = 50) -> list[Job]:
+        """The tenant's newest jobs, newest first (no items)."""
+        with self._session() as s:
+            rows = s.scalars(select(JobRow).where(JobRow.tenant_id == tenant_id)
+                             .order_by(JobRow.created_at.desc(), JobRow.id).limit(limit)).all()
+            return [_job(r) for r in rows]
+
+    def count_items(self, job_id: str, status: str) -> int:
+        with self._session() as s:
+            return s.scalar(select(func.count()).select_from(JobItemRow)
+                            .where(JobItemRow.job_id == job_id, JobItemRow.status == status))
+
+    # -- review ---------------------------------------------------------------------------
+
+    def awaiting_items(self, tenant_id: str, job_id: str, indexes: Sequence[int]) -> tuple[Job, list[JobItem]]:
+        """The tenant's review job and the named items, each of which must await review (409
+        `not_awaiting_review` otherwise: decided already, still rendering, or not a review job)."""
+        with self._session() as s:
+            row = self._tenant_job(s, tenant_id, job_id)
+            if not row.review:
+                raise NotAwaitingReview(f"job {job_id} was not submitted with review: true", field="job_id")
+            items = {i.idx: i for i in s.scalars(select(JobItemRow).where(JobItemRow.job_id == job_id,
+                                                                          JobItemRow.idx.in_(list(indexes))))}
+            for index in indexes:
+                if index not in items:
+                    raise ItemNotFound(f"job {job_id!r} has no item {index!r}", field="items")
+                if items[index].status != "awaiting_review":
+                    raise NotAwaitingReview(f"item {index} is {items[index].status}, not awaiting review", field="items")
+            return _job(row), [_item(items[i]) for i in indexes]
+
+    def decide_items(self, tenant_id: str, job_id: str, decisions: dict[int, dict | None], *, approve: bool,
+                     now: datetime | None = None) -> tuple[list[int], Job | None]:
+        """Approve (`done`, with the delivered result given) or reject (`rejected`, its images
+        dropped) items awaiting review, compare-and-set on that status, with the job's counters;
+        close the job when every item is decided. Returns (the indexes this call decided, the
+        job it closed or None); an item decided meanwhile by another reviewer is left out."""
+        now = now or utcnow()
+        decided: list[int] = []
+        with self._session() as s, s.begin():
+            self._tenant_job(s, tenant_id, job_id)
+            for index in sorted(decisions):
+                result = decisions[index]
+                if not approve and result is not None:
+                    result = {**result, "images": [], "rejected": True}
+                if s.execute(
+                    update(JobItemRow)
+                    .where(JobItemRow.job_id == job_id, JobItemRow.idx == index, JobItemRow.status == "awaiting_review")
+                    .values(status="done" if approve else "rejected", result=result, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                ).rowcount == 1:
+                    decided.append(index)
+            if decided:
+                counter = JobRow.items_done if approve else JobRow.items_rejected
+                s.execute(update(JobRow).where(JobRow.id == job_id).values({counter: counter + len(decided)})
+                          .execution_options(synchronize_session=False))
+            closed = self._settle(s, job_id, now) if decided else None
+        return decided, closed
 
     # -- paged reads ----------------------------------------------------------------------
 
@@ -338,9 +411,11 @@ class JobStore:
         s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued")
                   .values(status="running", started_at=now).execution_options(synchronize_session=False))
         job = s.execute(select(JobRow.tenant_id, JobRow.key_id, JobRow.priority, JobRow.output_target,
-                               JobRow.url_expiry_s, JobRow.webhook_per_item).where(JobRow.id == job_id)).one()
+                               JobRow.url_expiry_s, JobRow.webhook_per_item, JobRow.review)
+                        .where(JobRow.id == job_id)).one()
         return [ItemLease(job_id, row.idx, row.lease_token + 1, job.tenant_id, job.key_id, row.spec, job.priority,
-                          job.output_target, job.url_expiry_s, job.webhook_per_item, until, row.attempts + 1)
+                          job.output_target, job.url_expiry_s, job.webhook_per_item, until, row.attempts + 1,
+                          bool(job.review))
                 for row in won], True
 
     @staticmethod
@@ -412,15 +487,18 @@ class JobStore:
             return self._finish_item_of_job_lease(lease, index, result=result, error=error)
         now = now or utcnow()
         failed = error is not None
+        held = lease.review and not failed  # rendered, held until a reviewer decides
         with self._session() as s, s.begin():
             recorded = s.execute(
                 update(JobItemRow).where(self._held(lease))
-                .values(status="failed" if failed else "done", result=result, error=error, lease_until=None,
-                        updated_at=now)
+                .values(status="failed" if failed else "awaiting_review" if held else "done", result=result,
+                        error=error, lease_until=None, updated_at=now)
                 .execution_options(synchronize_session=False)
             ).rowcount == 1
             if not recorded:
                 return ItemFinish(False, None)
+            if held:
+                return ItemFinish(True, None)
             counter = JobRow.items_failed if failed else JobRow.items_done
             s.execute(update(JobRow).where(JobRow.id == lease.job_id).values({counter: counter + 1})
                       .execution_options(synchronize_session=False))
@@ -485,14 +563,19 @@ class JobStore:
                     self._locking(select(pending.idx).where(pending.job_id == job_id, pending.status == "pending"))))
                 .values(status="canceled", updated_at=now)
                 .execution_options(synchronize_session=False))
+            if row.review:  # held images of a canceled job are never delivered
+                s.execute(update(JobItemRow).where(JobItemRow.job_id == job_id, JobItemRow.status == "awaiting_review")
+                          .values(status="canceled", result=None, updated_at=now)
+                          .execution_options(synchronize_session=False))
         left = s.scalar(select(func.count()).select_from(JobItemRow)
-                        .where(JobItemRow.job_id == job_id, JobItemRow.status.in_(("pending", "running"))))
+                        .where(JobItemRow.job_id == job_id, JobItemRow.status.in_(UNDECIDED)))
         if left:
             return None
         if row.cancel_requested:
             row.status = "canceled"
         else:
-            row.status = "completed" if row.items_done > 0 or row.items_total == 0 else "failed"
+            decided = row.items_done + (row.items_rejected or 0)
+            row.status = "completed" if decided > 0 or row.items_total == 0 else "failed"
         row.finished_at, row.lease_owner, row.lease_expires_at = now, None, None
         self._completed_event(s, row, now)
         s.flush()
@@ -505,10 +588,21 @@ class JobStore:
         row.status, row.finished_at, row.lease_owner, row.lease_expires_at = "canceled", now, None, None
 
     def _completed_event(self, s: Session, row: JobRow, now: datetime) -> None:
-        """Queue `job.completed` in the transaction that closes the job: never one without the other."""
-        self._queue_event(s, row.tenant_id, row.id, "job.completed", now, {
-            "job_id": row.id, "status": row.status, "items_total": row.items_total, "items_done": row.items_done,
-            "items_failed": row.items_failed, "finished_at": now.isoformat()})
+        """Queue `job.completed` in the transaction that closes the job: never one without the other.
+        A review job's event also names the approved items with their images (only those were
+        delivered) and the rejected items' indexes."""
+        data = {"job_id": row.id, "status": row.status, "items_total": row.items_total, "items_done": row.items_done,
+                "items_failed": row.items_failed, "finished_at": now.isoformat()}
+        if row.review:
+            decided = s.execute(select(JobItemRow.idx, JobItemRow.status, JobItemRow.result)
+                                .where(JobItemRow.job_id == row.id, JobItemRow.status.in_(("done", "rejected")))
+                                .order_by(JobItemRow.idx)).all()  # a review job holds at most 50 images
+            data.update(review=True, items_rejected=row.items_rejected or 0, approved=[
+                {"index": idx, "sku": (result or {}).get("sku"), "generation_id": (result or {}).get("generation_id"),
+                 "images": [{k: v for k, v in image.items() if k != "data_base64"} for image in (result or {}).get("images", [])]}
+                for idx, status, result in decided if status == "done"],
+                rejected=[idx for idx, status, _ in decided if status == "rejected"])
+        self._queue_event(s, row.tenant_id, row.id, "job.completed", now, data)
 
     @staticmethod
     def _queue_event(s: Session, tenant_id: str, job_id: str | None, event_type: str, now: datetime, data: dict) -> str | None:

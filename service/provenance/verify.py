@@ -1,9 +1,13 @@
 """Verifying an uploaded image: decode it safely, read the watermark and the C2PA manifest.
 
-Owns: the limits on what is decoded (format sniffed from magic bytes, declared pixel count
-checked from the header before any pixel is decompressed), and the verification report.
-Must never trust the upload: garbage, empty bodies and decompression bombs end as typed
-4xx errors, never as a crash or unbounded memory.
+Owns: the limits on what is decoded (format sniffed from magic bytes, the container's
+structure bounded by `service.provenance.limits` before Pillow or the C2PA reader run, declared
+pixel count checked from the header before any pixel is decompressed, a time budget between
+stages), and the verification report. The report's `generation_id` is None here: what a
+manifest claims is kept apart (`claimed_*`) until the watermark index confirms it
+(`service.provenance.disclosure`). Must never trust the upload: garbage, empty bodies,
+decompression bombs and chunk bombs end as typed 4xx errors, never as a crash, unbounded
+memory or unbounded time.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from PIL import Image
 from service.errors import MalformedRequest, PayloadTooLarge, UnreadableImage
 from service.provenance import watermark
 from service.provenance.c2pa import read_c2pa
+from service.provenance.limits import Deadline, VerifyLimits, check_structure
 from service.provenance.marking import watermark_hex
 from service.provenance.xmp import read_digital_source_type
 
@@ -67,6 +72,8 @@ class VerifyReport:
     c2pa_reasons: list[str]
     generation_id: str | None
     digital_source_type: str | None
+    claimed_generation_id: str | None = None  # what the manifest says (any state): not shown as such
+    claimed_watermark_id: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -77,7 +84,7 @@ class VerifyReport:
             "c2pa": {"state": self.c2pa_state, "reasons": self.c2pa_reasons},
             "generation_id": self.generation_id,
             "digital_source_type": self.digital_source_type,
-            "audit": None,  # the audit log's record summary, once the audit log exists
+            "audit": None,  # the generation's summary: for its own tenant and admins (disclosure.py)
         }
 
 
@@ -87,12 +94,18 @@ def _anchors_pem(path: Path | None) -> str | None:
     return path.read_text() if path is not None and path.is_file() else None
 
 
-def verify_image(data: bytes, max_pixels: int, trust_anchors: Path | None) -> VerifyReport:
+def verify_image(data: bytes, max_pixels: int, trust_anchors: Path | None,
+                 limits: VerifyLimits | None = None) -> VerifyReport:
     if not data:
         raise MalformedRequest("the body is empty; send the image bytes (raw body or multipart field 'image')")
+    limits = limits or VerifyLimits()
+    deadline = Deadline(limits.budget_ms)
     fmt = sniff_format(data)
+    check_structure(data, fmt, limits)  # before Pillow or the C2PA reader parse anything
     image = open_bounded(data, fmt, max_pixels)
+    deadline.check("the watermark was read")
     reading = watermark.detect(image.convert("RGB"))
+    deadline.check("the C2PA manifest was read")
     c2pa = read_c2pa(data, MIME[fmt], _anchors_pem(trust_anchors))
     return VerifyReport(
         format=fmt,
@@ -103,6 +116,8 @@ def verify_image(data: bytes, max_pixels: int, trust_anchors: Path | None) -> Ve
         bit_errors_corrected=reading.bit_errors_corrected,
         c2pa_state=c2pa.state,
         c2pa_reasons=list(c2pa.reasons),
-        generation_id=c2pa.generation_id,
+        generation_id=None,
         digital_source_type=read_digital_source_type(data),
+        claimed_generation_id=c2pa.generation_id,
+        claimed_watermark_id=c2pa.watermark_id,
     )

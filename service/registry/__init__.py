@@ -18,6 +18,7 @@ from service.registry.repository import (
     Registry,
     TenantInfo,
     TwinInfo,
+    WatermarkInfo,
     check_idempotency_key,
     request_hash,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "Registry",
     "TenantInfo",
     "TwinInfo",
+    "WatermarkInfo",
     "check_idempotency_key",
     "downgrade",
     "ensure_schema",

@@ -7,6 +7,11 @@ never import anything from `service` but `service.errors`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from service.errors import AtelierError
 
 
@@ -32,6 +37,23 @@ class AlreadyExists(AtelierError):
     code = "already_exists"
 
 
+class AdapterInUse(AtelierError):
+    """Adapter bytes already bound to another twin (live or revoked): one likeness, one twin."""
+
+    status = 409
+    code = "adapter_in_use"
+
+
+class RegistryUnavailable(AtelierError):
+    """The registry database cannot be reached (restarting, failed over, network): retry."""
+
+    status = 503
+    code = "registry_unavailable"
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "2"}
+
+
 class ConsentImmutable(AtelierError):
     """A signed consent record was asked to change: record a new version instead."""
 
@@ -52,3 +74,12 @@ class IdempotencyConflict(AtelierError):
 
     status = 409
     code = "idempotency_key_reused"
+
+
+@contextmanager
+def registry_call() -> Iterator[None]:
+    """Turn a lost or refused database connection into `RegistryUnavailable` (503, retry)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError):
+        raise RegistryUnavailable("the registry database cannot be reached right now; retry shortly") from None

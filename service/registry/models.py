@@ -83,6 +83,7 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    twin_ids: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)  # a talent key's twins (0005)
 
 
 class TwinRow(Base):
@@ -91,7 +92,7 @@ class TwinRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     adapter_key: Mapped[str] = mapped_column(String(1024))
-    adapter_sha256: Mapped[str] = mapped_column(String(64))
+    adapter_sha256: Mapped[str] = mapped_column(String(64), index=True)  # indexed in 0004: one likeness, one set of bytes
     rank: Mapped[int] = mapped_column(Integer)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     revision: Mapped[int] = mapped_column(Integer, default=1)
@@ -190,6 +191,9 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Review (0005): items are held as `awaiting_review` until approved (delivered) or rejected.
+    review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    items_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class JobItemRow(Base):
@@ -231,6 +235,33 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class StudioSessionRow(Base):
+    """A signed-in Studio browser (service.studio.sessions): the session id's sha256, never
+    the id, and the API key's id, never the key."""
+
+    __tablename__ = "studio_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WatermarkRow(Base):
+    """One delivered image's watermark id and the generation it belongs to (0004): how
+    /v1/verify resolves an image whose C2PA manifest was stripped."""
+
+    __tablename__ = "watermarks"
+
+    watermark_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    generation_id: Mapped[str] = mapped_column(String(32), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    twin_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_index: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RegistryStateRow(Base):
     """One row (id 1): `version` goes up on every tenant, key, twin or consent change."""
 
@@ -250,9 +281,11 @@ __all__ = [
     "JobRow",
     "RegistryStateRow",
     "ScenePresetRow",
+    "StudioSessionRow",
     "TenantRow",
     "TenantSettingsRow",
     "TwinRow",
+    "WatermarkRow",
     "WebhookDeliveryRow",
     "UTCDateTime",
 ]

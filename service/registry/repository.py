@@ -15,8 +15,15 @@ Rules it enforces:
   then `sign_consent` seals them; only signed records ever govern a decision.
 - The governing record at time `at` is the highest signed version with `signed_at <= at`;
   a newer version supersedes older ones entirely.
-- Revocation is twin-level and final: `revoke_twin` sets `revoked_at` (and `deleted` on
-  request), bumps the twin's `revision`, and the twin takes no new consent or adapter.
+- Revocation is final and applies to the likeness: `revoke_twin` sets `revoked_at` (and
+  `deleted` on request) on the twin and on every other twin serving the same adapter bytes
+  (sha256), bumps their `revision`, and none of them takes new consent or an adapter again.
+- One likeness, one set of bytes: `put_twin` refuses (409 `adapter_in_use`) adapter bytes
+  already bound to another twin, live or revoked.
+- The consent decision runs the same four statements whatever the answer (unknown twin,
+  another tenant's, revoked, allowed), so its timing tells no tenant which twin ids exist.
+- The watermark index (`index_watermarks`, `find_watermark`) maps a delivered image's
+  watermark id to its generation, tenant and twin; rows are only ever added.
 - Every change to a tenant, key, twin or consent bumps `registry_state.version` in the same
   transaction (`UPDATE ... SET version = version + 1`, atomic on SQLite and PostgreSQL), so a
   replica that sees a higher version knows its cached keys/twins/consent may be stale.
@@ -38,6 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.errors import InvalidRequest, TwinNotFound
 from service.registry import keys
 from service.registry.errors import (
+    AdapterInUse,
     AlreadyExists,
     ConsentImmutable,
     ConsentNotFound,
@@ -53,9 +61,12 @@ from service.registry.models import (
     RegistryStateRow,
     TenantRow,
     TwinRow,
+    WatermarkRow,
 )
 
-SCOPES = frozenset({"generate", "verify", "admin"})
+SCOPES = frozenset({"generate", "verify", "admin", "talent"})
+# A talent key reads one person's likeness usage: it names its twins and holds no scope that acts.
+TALENT_COMPATIBLE = frozenset({"talent", "verify"})
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX = 255
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # authenticate writes last_used_at at most this often
@@ -80,6 +91,7 @@ class ApiKeyInfo:
     scopes: frozenset[str]
     requests_per_minute: int
     max_concurrent_jobs: int
+    twin_ids: frozenset[str] | None = None  # a talent key's twins; None: not restricted
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,7 @@ class KeyListing:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    twin_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,19 @@ class ConsentDecision:
     excluded_categories: tuple[str, ...] = ()
     included_categories: tuple[str, ...] = ()
     territories: tuple[str, ...] = ()  # empty: worldwide
+    tenant_named: bool = False  # some version of the twin's consent ever named this tenant
+
+
+@dataclass(frozen=True)
+class WatermarkInfo:
+    """A delivered image, found by its watermark id."""
+
+    watermark_id: str
+    generation_id: str
+    tenant_id: str
+    twin_id: str | None
+    image_index: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -243,17 +269,27 @@ class Registry:
         requests_per_minute: int = 60,
         max_concurrent_jobs: int = 4,
         now: datetime | None = None,
+        twin_ids: Iterable[str] | None = None,
     ) -> tuple[str, str]:
-        """Mint a key; returns (key_id, plaintext token). The token is shown once, never stored."""
+        """Mint a key; returns (key_id, plaintext token). The token is shown once, never stored.
+        A `talent` key names the twins it reads (`twin_ids`, one person's) and may add only `verify`."""
         wanted = set(scopes)
         if not wanted or not wanted <= SCOPES:
             raise InvalidRequest(f"scopes must be a non-empty subset of {sorted(SCOPES)}", field="scopes")
+        twins = None if twin_ids is None else _strings(twin_ids, "twin_ids")
+        if ("talent" in wanted) != bool(twins):
+            raise InvalidRequest("a 'talent' key needs twin_ids, and only a talent key takes them", field="twin_ids")
+        if twins and not wanted <= TALENT_COMPATIBLE:
+            raise InvalidRequest("a talent key may hold only the 'talent' and 'verify' scopes", field="scopes")
         if requests_per_minute < 1 or max_concurrent_jobs < 1:
             raise InvalidRequest("rate limits must be positive", field="requests_per_minute")
         minted = keys.mint()
         with self._session() as s, s.begin():
             if s.get(TenantRow, tenant_id) is None:
                 raise TenantNotFound(f"no tenant {tenant_id!r}")
+            for twin_id in twins or ():
+                if s.get(TwinRow, twin_id) is None:
+                    raise TwinNotFound(f"no twin {twin_id!r}", field="twin_ids")
             s.add(
                 ApiKeyRow(
                     id=minted.key_id,
@@ -265,6 +301,7 @@ class Registry:
                     requests_per_minute=requests_per_minute,
                     max_concurrent_jobs=max_concurrent_jobs,
                     created_at=_aware(now),
+                    twin_ids=twins,
                 )
             )
             self._bump(s)
@@ -299,6 +336,7 @@ class Registry:
                 scopes=frozenset(row.scopes.split(",")),
                 requests_per_minute=row.requests_per_minute,
                 max_concurrent_jobs=row.max_concurrent_jobs,
+                twin_ids=None if row.twin_ids is None else frozenset(row.twin_ids),
             )
 
     def active_key(self, key_id: str, *, now: datetime | None = None) -> ApiKeyInfo | None:
@@ -313,7 +351,7 @@ class Registry:
             if tenant is None or tenant.disabled:
                 return None
             return ApiKeyInfo(row.id, row.tenant_id, frozenset(row.scopes.split(",")), row.requests_per_minute,
-                              row.max_concurrent_jobs)
+                              row.max_concurrent_jobs, None if row.twin_ids is None else frozenset(row.twin_ids))
 
     def list_keys(self, tenant_id: str | None = None) -> list[KeyListing]:
         """Keys (all, or one tenant's), oldest first; ids, scopes and limits only."""
@@ -323,7 +361,8 @@ class Registry:
                 query = query.where(ApiKeyRow.tenant_id == tenant_id)
             return [
                 KeyListing(r.id, r.tenant_id, r.name, tuple(r.scopes.split(",")), r.requests_per_minute,
-                           r.max_concurrent_jobs, r.created_at, r.revoked_at, r.last_used_at)
+                           r.max_concurrent_jobs, r.created_at, r.revoked_at, r.last_used_at,
+                           None if r.twin_ids is None else tuple(r.twin_ids))
                 for r in s.scalars(query).all()
             ]
 
@@ -356,21 +395,33 @@ class Registry:
             raise InvalidRequest("rank must be positive", field="rank")
         now = _aware(now)
         with self._session() as s, s.begin():
+            self._bump(s)  # first: on PostgreSQL this row lock orders concurrent registrations
             row = s.get(TwinRow, twin_id, with_for_update=True)
+            if row is not None and (row.deleted or row.revoked_at is not None):
+                raise TwinRevoked(f"twin {twin_id!r} is revoked")
+            other = s.scalars(select(TwinRow).where(TwinRow.adapter_sha256 == adapter_sha256, TwinRow.id != twin_id)
+                              .order_by(TwinRow.id).limit(1)).first()
+            if other is not None:
+                state = "a revoked twin" if other.revoked_at is not None or other.deleted else "another twin"
+                raise AdapterInUse(f"these adapter bytes are bound to {state} (one likeness, one twin); "
+                                   "a person's twin is registered once", field="adapter")
             if row is None:
                 row = TwinRow(id=twin_id, created_at=now, deleted=False, revision=0)
                 s.add(row)
-            elif row.deleted or row.revoked_at is not None:
-                raise TwinRevoked(f"twin {twin_id!r} is revoked")
             row.display_name = display_name
             row.adapter_key = adapter_key
             row.adapter_sha256 = adapter_sha256
             row.rank = rank
             row.revision = row.revision + 1
             row.updated_at = now
-            self._bump(s)
             s.flush()
             return _twin_info(row)
+
+    def twins_with_adapter(self, adapter_sha256: str) -> list[TwinInfo]:
+        """Every twin (revoked and deleted ones too) whose adapter has these bytes."""
+        with self._session() as s:
+            rows = s.scalars(select(TwinRow).where(TwinRow.adapter_sha256 == adapter_sha256).order_by(TwinRow.id))
+            return [_twin_info(r) for r in rows.all()]
 
     def get_twin(self, twin_id: str, *, include_deleted: bool = False) -> TwinInfo | None:
         with self._session() as s:
@@ -394,22 +445,37 @@ class Registry:
             return [_twin_info(r) for r in s.scalars(query.order_by(TwinRow.id)).all()]
 
     def revoke_twin(self, twin_id: str, *, delete: bool = False, now: datetime | None = None) -> TwinInfo:
-        """Withdraw all consent for a twin (final). `delete=True` also hides it from `get_twin`.
-        Idempotent: repeating it changes nothing (and bumps no version) unless it adds `delete`."""
+        """Withdraw all consent for a twin (final), and for every twin serving the same
+        adapter bytes (`revoke_likeness`). Returns the named twin."""
+        return self.revoke_likeness(twin_id, delete=delete, now=now)[0]
+
+    def revoke_likeness(self, twin_id: str, *, delete: bool = False, now: datetime | None = None) -> list[TwinInfo]:
+        """Revoke a twin and every twin with the same adapter sha256 (one person's likeness,
+        whatever id it was registered under); `delete=True` also hides them from `get_twin`.
+        Idempotent: repeating it changes nothing (and bumps no version) unless it adds
+        `delete`. Returns the named twin first, then the others by id."""
+        now = _aware(now)
         with self._session() as s, s.begin():
             row = s.get(TwinRow, twin_id, with_for_update=True)
             if row is None:
                 raise TwinNotFound(f"no twin {twin_id!r}")
-            if row.revoked_at is not None and (row.deleted or not delete):
-                return _twin_info(row)
-            if row.revoked_at is None:
-                row.revoked_at = _aware(now)
-            row.deleted = row.deleted or delete
-            row.revision = row.revision + 1
-            row.updated_at = _aware(now)
-            self._bump(s)
-            s.flush()
-            return _twin_info(row)
+            rows = [row] + list(s.scalars(select(TwinRow).where(TwinRow.adapter_sha256 == row.adapter_sha256,
+                                                                 TwinRow.id != twin_id).order_by(TwinRow.id)
+                                          .with_for_update()).all())
+            changed = False
+            for twin in rows:
+                if twin.revoked_at is not None and (twin.deleted or not delete):
+                    continue
+                if twin.revoked_at is None:
+                    twin.revoked_at = now
+                twin.deleted = twin.deleted or delete
+                twin.revision = twin.revision + 1
+                twin.updated_at = now
+                changed = True
+            if changed:
+                self._bump(s)
+                s.flush()
+            return [_twin_info(t) for t in rows]
 
     # -- consent --------------------------------------------------------------------------
 
@@ -528,17 +594,31 @@ class Registry:
         """May `tenant_id` use `twin_id` for `use` at `at`? Reasons, checked in this order:
         revoked (twin revoked/deleted), consent_missing (no governing record, or it does not
         name this tenant: another tenant's twin looks absent), consent_expired (outside
-        valid_from..valid_until, "not yet valid" included), use_not_allowed."""
+        valid_from..valid_until, "not yet valid" included), use_not_allowed.
+
+        The same four statements run whatever the answer (the twin, its signed versions, the
+        governing version's tenants, whether any version ever named this tenant), so an
+        unknown, another tenant's and a revoked twin cost the same."""
         at = _aware(at)
-        twin = self.get_twin(twin_id, include_deleted=True)
+        with self._session() as s:
+            twin = s.execute(select(TwinRow.id, TwinRow.deleted, TwinRow.revoked_at).where(TwinRow.id == twin_id)).first()
+            signed = s.scalars(select(ConsentRow).where(
+                ConsentRow.twin_id == twin_id, ConsentRow.signed_at.is_not(None), ConsentRow.signed_at <= at
+            ).order_by(ConsentRow.version.desc())).all()
+            row = next((r for r in signed if r.valid_from <= at), signed[0] if signed else None)
+            tenants = frozenset(s.scalars(select(ConsentTenantRow.tenant_id).where(
+                ConsentTenantRow.consent_id == (row.id if row is not None else -1))).all())
+            named = s.scalar(select(func.count()).select_from(ConsentTenantRow).join(
+                ConsentRow, ConsentRow.id == ConsentTenantRow.consent_id).where(
+                ConsentRow.twin_id == twin_id, ConsentTenantRow.tenant_id == tenant_id)) > 0
         if twin is None:
-            return ConsentDecision(False, "consent_missing")
-        if twin.deleted or (twin.revoked_at is not None and twin.revoked_at <= at):
-            return ConsentDecision(False, "revoked")
-        record = self.current_consent(twin_id, at)
+            return ConsentDecision(False, "consent_missing", tenant_named=named)
+        if twin.deleted or (twin.revoked_at is not None and _aware(twin.revoked_at) <= at):
+            return ConsentDecision(False, "revoked", tenant_named=named)
+        record = None if row is None else _consent(row, tenants)
         if record is None or tenant_id not in record.tenants:
-            return ConsentDecision(False, "consent_missing")
-        ids = {"consent_id": record.id, "version": record.version}
+            return ConsentDecision(False, "consent_missing", tenant_named=named)
+        ids = {"consent_id": record.id, "version": record.version, "tenant_named": named}
         if at < record.valid_from or (record.valid_until is not None and at >= record.valid_until):
             return ConsentDecision(False, "consent_expired", **ids)
         if use not in record.uses:
@@ -556,6 +636,33 @@ class Registry:
     @staticmethod
     def _tenants_of(s: Session, consent_id: int) -> list[str]:
         return list(s.scalars(select(ConsentTenantRow.tenant_id).where(ConsentTenantRow.consent_id == consent_id)))
+
+    # -- watermark index ------------------------------------------------------------------
+
+    def index_watermarks(self, marks: Iterable[tuple[str, str, str, str | None, int]], *,
+                         now: datetime | None = None) -> int:
+        """Index delivered images: (watermark_id, generation_id, tenant_id, twin_id, image_index)
+        each. Rows are only added; a watermark id already indexed is refused (ids are random
+        64-bit values: a repeat means a bug, not a collision to paper over)."""
+        now = _aware(now)
+        rows = [WatermarkRow(watermark_id=w, generation_id=g, tenant_id=t, twin_id=tw, image_index=i, created_at=now)
+                for w, g, t, tw, i in marks]
+        if not rows:
+            return 0
+        with self._session() as s, s.begin():
+            s.add_all(rows)
+        return len(rows)
+
+    def find_watermark(self, watermark_id: str) -> WatermarkInfo | None:
+        """The delivered image with this watermark id (one primary-key lookup), or None."""
+        if not isinstance(watermark_id, str) or len(watermark_id) != 16:
+            return None
+        with self._session() as s:
+            row = s.get(WatermarkRow, watermark_id.lower())
+            if row is None:
+                return None
+            return WatermarkInfo(row.watermark_id, row.generation_id, row.tenant_id, row.twin_id, row.image_index,
+                                 row.created_at)
 
     # -- idempotency ----------------------------------------------------------------------
 

@@ -3,24 +3,45 @@
 Owns: loading the pipeline once (with the provenance marker, so no unmarked image ever
 leaves), the revocation watcher that evicts revoked twins' adapters and cancels their
 in-flight generations between denoising steps, and turning one `RenderBatch` of already
-admitted requests into results: items that share a twin and a shape run as one pipeline
-batch, and each item gets its images or the typed error that stopped it. Must never
-authenticate, decide consent, write the audit log or answer a client: the gateway does.
+admitted requests into results: items that share a twin, a shape and their conditioning
+run as one pipeline batch, and each item gets its images or the typed error that stopped it;
+`render_stream` does the same while it reports each denoising step (a line per step, then
+the result). It turns a request's conditioning (asset ids of the tenant, a pose preset or
+keypoints, an edit's source and mask) into decoded images for the engine, reading assets
+from the store by id with their sha256 checked. Must never authenticate, decide consent,
+fetch a URL, write the audit log or answer a client: the gateway does.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import queue
 import socket
+import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
+from PIL import Image
+
+from service.assets import AssetStore, open_asset_store
 from service.config import Settings
 from service.engine import Engine
 from service.errors import AtelierError
 from service.provenance.marking import ProvenanceMarker
 from service.registry import Registry, TwinInfo, open_registry
-from service.rendering import RenderBatch, RenderBatchResult, RenderError, RenderItem, RenderOutcome, group_key, outcome_of
+from service.rendering import (
+    RenderBatch,
+    RenderBatchResult,
+    RenderError,
+    RenderItem,
+    RenderOutcome,
+    group_key,
+    outcome_of,
+    progress_line,
+    result_line,
+)
 from service.tenancy.revocation import RevocationWatcher
 from service.twins.metrics import PrometheusCacheEvents
 
@@ -28,11 +49,13 @@ log = logging.getLogger("atelier.renderer")
 
 
 class RendererRuntime:
-    def __init__(self, settings: Settings, registry: Registry, engine: Engine, watcher: RevocationWatcher):
+    def __init__(self, settings: Settings, registry: Registry, engine: Engine, watcher: RevocationWatcher,
+                 assets: AssetStore | None = None):
         self.settings = settings
         self.registry = registry
         self.engine = engine
         self.watcher = watcher
+        self.assets = assets or open_asset_store(settings)
         self.worker = f"{socket.gethostname()[:32]}-{os.getpid()}"
 
     @classmethod
@@ -44,27 +67,37 @@ class RendererRuntime:
         runtime.watcher = RevocationWatcher(registry, runtime._drop_revoked, settings.registry_poll_ms / 1000)
         runtime.watcher.start()
         log.info("ready", extra={"fields": {"base_model": engine.base_model_id, "device": str(engine.device),
-                                            "backend": engine.backend.name, "startup_ms": engine.startup_ms,
-                                            "worker": runtime.worker}})
+                                            "backend": engine.backend.name, "backend_status": engine.backend.status(),
+                                            "startup_ms": engine.startup_ms, "worker": runtime.worker}})
         return runtime
 
     @property
     def ready(self) -> bool:
         return self.engine.ready
 
-    def render(self, batch: RenderBatch) -> RenderBatchResult:
-        """Render every item; an error fails only the items of its group."""
+    def render(self, batch: RenderBatch, progress: Callable[[int, int], None] | None = None) -> RenderBatchResult:
+        """Render every item; an error fails only the items of its group. `progress(step,
+        steps)` runs after every denoising step (steps counted over the batch's groups)."""
         groups: OrderedDict[tuple, list[RenderItem]] = OrderedDict()
         for item in batch.items:
-            groups.setdefault(group_key(item.request), []).append(item)
+            key = group_key(item.request, item.edit) + ((item.generation_id,) if item.edit else ())  # edits run alone
+            group = groups.setdefault(key, [])
+            cap = self.engine.backend.max_images(item.request.width, item.request.height, item.request.guidance_scale)
+            if group and cap is not None and sum(i.request.num_images for i in group) + item.request.num_images > cap:
+                groups[key + (len(groups),)] = groups.pop(key)  # that batch is full: the rest makes another
+                group = groups.setdefault(key, [])
+            group.append(item)
+        steps = StepCounter(progress, sum(items[0].request.steps for items in groups.values()))
         outcomes: dict[str, RenderOutcome] = {}
         for items in groups.values():
             twin_id = items[0].request.twin_id
             try:
                 if twin_id is not None and twin_id in self.watcher.revoked:
                     self.watcher.guard(twin_id)()  # raises: revoked since the gateway admitted it
+                conditioning, source = self.conditioning(items[0])
                 results = self.engine.generate_batch([(i.request, i.seed, i.generation_id) for i in items],
-                                                     between_steps=self.watcher.guard(twin_id))
+                                                     between_steps=steps.after(self.watcher.guard(twin_id)),
+                                                     conditioning=conditioning, source=source)
                 outcomes.update((r.generation_id, outcome_of(r)) for r in results)
             except Exception as exc:
                 error = _render_error(exc)
@@ -76,6 +109,72 @@ class RendererRuntime:
         return RenderBatchResult(outcomes=[outcomes[i.generation_id] for i in batch.items], worker=self.worker,
                                  base_model=self.engine.base_model_id,
                                  batch_rows=max(sum(i.request.num_images for i in g) for g in groups.values()))
+
+    def render_stream(self, batch: RenderBatch) -> Iterator[str]:
+        """`render`, reporting as it goes: a progress line now and after every denoising step,
+        then the result line (`service.rendering`'s stream format). If the caller stops reading
+        (the generator is closed), the render stops at its next step."""
+        lines: queue.Queue = queue.Queue()
+        gone = threading.Event()
+        total = sum(steps for steps in {group_key(i.request): i.request.steps for i in batch.items}.values())
+
+        def report(step: int, steps: int) -> None:
+            if gone.is_set():
+                raise RenderAbandoned("the caller stopped reading the render's progress")
+            lines.put(progress_line(step, steps))
+
+        def work() -> None:
+            try:
+                lines.put(result_line(self.render(batch, progress=report)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading side
+                lines.put(exc)
+            finally:
+                lines.put(None)
+
+        threading.Thread(target=work, name="atelier-render-stream", daemon=True).start()
+        try:
+            yield progress_line(0, total)
+            while (line := lines.get()) is not None:
+                if isinstance(line, BaseException):
+                    raise line
+                yield line
+        finally:
+            gone.set()
+
+    def conditioning(self, item: RenderItem):
+        """The item's conditioning with decoded images (None for text only), and an edit's
+        source as (bytes, format, title) for the C2PA ingredient."""
+        request = item.request
+        if not request.garments and request.pose is None and item.edit is None:
+            return None, None
+        from service.conditioning import Conditioning, Edit, Garment, Pose, preset, render_pose, validate_keypoints
+
+        def image(asset_id: str, mode: str = "RGB"):
+            _, data = self.assets.read(item.tenant_id, asset_id)
+            with Image.open(io.BytesIO(data)) as opened:
+                return opened.convert(mode)
+
+        garments = tuple(Garment(g.asset_id, (lambda a=g.asset_id: image(a)), g.category, g.strength)
+                         for g in request.garments)
+        pose = None
+        if request.pose is not None:
+            ref = request.pose
+            if ref.asset_id is not None:
+                pose = Pose(image(ref.asset_id).resize((request.width, request.height)), None, ref.scale)
+            else:
+                points = preset(ref.preset) if ref.preset else validate_keypoints(ref.keypoints)
+                pose = Pose(render_pose(points, request.width, request.height), points, ref.scale)
+        edit, source = None, None
+        if item.edit is not None:
+            info, data = self.assets.read(item.tenant_id, item.edit.source_asset_id)
+            size = (request.width, request.height)
+            with Image.open(io.BytesIO(data)) as opened:
+                source_image = opened.convert("RGB").resize(size)
+            edit = Edit(source_image, image(item.edit.mask_asset_id, "L").resize(size), invert=item.edit.invert)
+            title = f"generation {item.edit.source_generation_id}" if item.edit.source_generation_id else \
+                f"asset {info.asset_id[:16]}"
+            source = (data, info.format, title)
+        return Conditioning(garments=garments, pose=pose, edit=edit), source
 
     def cache_state(self) -> dict:
         """Every twin with the cache tiers holding its adapter here, and the cache's totals."""
@@ -97,7 +196,38 @@ class RendererRuntime:
                                                          "evicted_from": evicted, "worker": self.worker}})
 
 
+class RenderAbandoned(AtelierError):
+    status = 409
+    code = "render_abandoned"
+
+
+class StepCounter:
+    """Counts denoising steps over a batch's groups and reports them to `progress`."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def after(self, guard: Callable[[], None] | None) -> Callable[[], None] | None:
+        """The engine's `between_steps` hook: the revocation guard, then one step reported."""
+        if self.progress is None:
+            return guard
+
+        def step() -> None:
+            if guard is not None:
+                guard()
+            self.done += 1
+            self.total = max(self.total, self.done)  # a scheduler may run a step more than asked
+            self.progress(self.done, self.total)
+
+        return step
+
+
 def _render_error(exc: BaseException) -> RenderError:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     if isinstance(exc, AtelierError):
         return RenderError(status=exc.status, code=exc.code, message=exc.message, field=exc.field)
+    if isinstance(exc, (OperationalError, InterfaceError)):  # the registry is down: retryable, not a bug
+        return RenderError(status=503, code="registry_unavailable",
+                           message="the registry database cannot be reached right now; retry shortly")
     return RenderError(status=500, code="render_failed", message="the renderer failed on this request; it has been logged")

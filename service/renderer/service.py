@@ -9,6 +9,8 @@ the gateway can depend on this class without loading torch.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import bentoml
 
 from service import __version__
@@ -57,6 +59,12 @@ class Renderer:
     def render(self, batch: RenderBatch, /) -> RenderBatchResult:
         """Render a batch of admitted requests (internal: called by the gateway only)."""
         return self.runtime.render(batch)
+
+    @bentoml.api(route="/internal/render_stream")
+    def render_stream(self, batch: RenderBatch, /) -> Generator[str, None, None]:
+        """Render a batch while streaming its denoising steps: JSON lines of progress, then the
+        result (internal: called by the gateway only, for live progress)."""
+        yield from self.runtime.render_stream(batch)
 
     @bentoml.api(route="/internal/cache")
     def cache_state(self) -> dict:

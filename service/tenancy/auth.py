@@ -7,6 +7,8 @@ under-scoped key. Must never log, store or echo a key; the registry holds only i
 Scopes: `generate` (the generation routes), `verify` (`/v1/verify`), `admin` (operator routes:
 tenants, keys, twins, consent, usage, and base-model generation with `twin_id: null`). An
 admin key is an operator's key: it acts on every tenant, so give it only to operators.
+`talent` (a person's read-only key, restricted to their twins by `twin_ids`: the usage of
+that likeness, `/v1/usage/talent`, and Studio's talent view).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Principal:
     scopes: frozenset[str]
     requests_per_minute: int
     max_concurrent_jobs: int
+    twin_ids: frozenset[str] | None = None  # a talent key's twins; None: not restricted
 
     def audit_fields(self) -> dict[str, str]:
         return {"tenant": self.tenant_id, "key_id": self.key_id}
@@ -50,4 +53,5 @@ class Authenticator:
             raise Unauthorized("the API key is not valid", code="invalid_api_key")
         if scope not in info.scopes:
             raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
-        return Principal(info.key_id, info.tenant_id, info.scopes, info.requests_per_minute, info.max_concurrent_jobs)
+        return Principal(info.key_id, info.tenant_id, info.scopes, info.requests_per_minute, info.max_concurrent_jobs,
+                         info.twin_ids)

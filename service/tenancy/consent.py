@@ -81,7 +81,7 @@ class ConsentGate:
         self._lock = threading.Lock()
 
     def admit(self, principal: Principal, request) -> Grant:
-        """Consent, territory and prompt policy for one request, or a typed refusal."""
+        """Consent, territory, garment categories and prompt policy for one request, or a typed refusal."""
         if request.twin_id is None:
             if "admin" not in principal.scopes:
                 raise Forbidden("twin_id null renders the base model without a twin: admin keys only",
@@ -89,15 +89,26 @@ class ConsentGate:
             self.policy.check(request.prompt, request.negative_prompt)
             return Grant(None)
         decision = self.decide(principal, request)
+        self._check_garments(decision, getattr(request, "garments", None) or [])
         self._policy_for(decision).check(request.prompt, request.negative_prompt)
         return Grant(request.twin_id, decision.consent_id, decision.version)
+
+    @staticmethod
+    def _check_garments(decision: ConsentDecision, garments) -> None:
+        """A garment's declared category goes through the same rules as the prompt: swimwear
+        and lingerie only where the consent includes them, nothing it excludes."""
+        excluded = (set(DEFAULT_EXCLUDED) | set(decision.excluded_categories)) - set(decision.included_categories)
+        for index, garment in enumerate(garments):
+            if garment.category in excluded:
+                raise Forbidden(f"the twin's consent does not cover {garment.category} garments",
+                                field=f"garments.{index}.category", code="category_not_allowed")
 
     def decide(self, principal: Principal, request) -> ConsentDecision:
         """The consent decision for a twin request; raises `ConsentDenied` when it says no."""
         decision = self.registry.check_consent(request.twin_id, principal.tenant_id, request.use)
         if not decision.ok:
             reason = decision.reason or "consent_missing"
-            if reason == "revoked" and not self._ever_named(request.twin_id, principal.tenant_id):
+            if reason == "revoked" and not decision.tenant_named:  # no extra query: same path for every refusal
                 reason = "consent_missing"
             raise ConsentDenied(reason)
         if decision.territories:

@@ -1,7 +1,10 @@
 """Operator actions on tenants, keys and consent, shared by the admin HTTP routes and the CLI.
 
-Owns: recording a consent version (content categories checked first), and the JSON shape
-in which tenants, keys, twins and consent records are shown to operators. Must never show a
+Owns: recording a consent version (content categories checked first), the guard that keeps
+operators from locking themselves out over HTTP (`keep_admin_access`: no admin disables the
+tenant of its own key, and no change leaves no usable admin key; the CLI, with the database
+in hand, stays the way back), and the JSON shape in which tenants, keys, twins and consent
+records are shown to operators. Must never show a
 key's secret or hash (only `create_key` returns the token, once).
 """
 
@@ -11,6 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from service.errors import AtelierError
 from service.registry import ConsentRecord, Registry
 from service.registry.repository import utcnow
 from service.tenancy.consent import check_categories
@@ -39,6 +43,27 @@ def record_consent(
         excluded_categories=excluded_categories, included_categories=included_categories,
         deny_terms=deny_terms,
     )
+
+
+class WouldLockOut(AtelierError):
+    status = 409
+    code = "would_lock_out"
+
+
+def keep_admin_access(registry: Registry, actor, *, disable_tenant: str | None = None,
+                      revoke_key: str | None = None) -> None:
+    """Refuse (409) disabling the actor's own tenant, and any change after which no usable
+    admin key (not revoked, of an enabled tenant) would be left."""
+    if disable_tenant is not None and disable_tenant == actor.tenant_id:
+        raise WouldLockOut("an admin cannot disable the tenant of its own key: every admin key of that tenant "
+                           "would stop working; use an admin key of another tenant", field="tenant_id")
+    now = utcnow()
+    enabled = {t.id for t in registry.list_tenants() if not t.disabled and t.id != disable_tenant}
+    usable = [k for k in registry.list_keys() if "admin" in k.scopes and k.tenant_id in enabled
+              and (k.revoked_at is None or k.revoked_at > now) and k.key_id != revoke_key]
+    if not usable:
+        raise WouldLockOut("this would leave no usable admin key; mint another admin key first",
+                           field="key_id" if revoke_key else "tenant_id")
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,8 +1,10 @@
 """Registering and revoking a twin's adapter (on the gateway: no torch, no pipeline).
 
-Owns: the order of a registration (validate -> write adapter -> write record), so that a
-twin record never points at a file the slot cannot take, and a refused upload leaves
-nothing behind; and the order of a revocation (registry first, then the file on request).
+Owns: the order of a registration (validate -> bytes not bound to another twin -> write
+adapter -> write record), so that a twin record never points at a file the slot cannot take,
+and a refused upload leaves nothing behind; and the order of a revocation (registry first:
+the twin and every twin serving the same adapter bytes, i.e. the person's likeness; then,
+on request, the bytes under every key any of them used).
 The file is checked from its header (`service.twins.validate`); the fit to the base model's
 layer sizes is checked by the renderer at first load. Must never touch the pipeline's weights.
 """
@@ -13,6 +15,7 @@ import hashlib
 
 from service.errors import AdapterUnavailable, AtelierError, InvalidRequest
 from service.registry import Registry, TwinInfo
+from service.registry.errors import AdapterInUse
 from service.twins.records import TwinCatalog, TwinRecord, check_twin_id
 from service.twins.store import AdapterStore, check_adapter_key
 from service.twins.validate import AdapterIncompatible, check_adapter_file
@@ -41,6 +44,11 @@ def register_twin(
         raise AdapterIncompatible(exc.message, field=field) from None
     sha256 = hashlib.sha256(data).hexdigest()
     layout = check_adapter_file(data, max_rank=slot_rank, targets=slot_targets, field=field)  # refuses misfits
+    bound = [t for t in catalog.registry.twins_with_adapter(sha256) if t.id != twin_id]
+    if bound:  # checked again in the registry's transaction; this keeps a refused upload from being written
+        state = "a revoked twin" if bound[0].revoked_at is not None or bound[0].deleted else "another twin"
+        raise AdapterInUse(f"these adapter bytes are bound to {state} (one likeness, one twin); "
+                           "a person's twin is registered once", field=field)
     if adapter_key is None:
         adapter_key = f"{twin_id}/{sha256}.safetensors"
         store.write_bytes(adapter_key, data)
@@ -60,11 +68,15 @@ def register_twin(
 
 
 def revoke_twin(registry: Registry, store: AdapterStore, twin_id: str, *, delete: bool = False) -> TwinInfo:
-    """Revoke a twin's consent in the registry (final; every replica stops serving it) and,
-    with `delete`, remove its adapter file from the store unless another live twin uses the
-    same key. Cache tiers are emptied by each replica's revocation watcher."""
+    """Revoke a twin's consent in the registry (final; every replica stops serving it), and
+    with it every twin serving the same adapter bytes (the same likeness under another id).
+    With `delete`, the bytes leave the store under every key those twins used: no live twin
+    can still use them, since they are all revoked. Cache tiers are emptied by each replica's
+    revocation watcher."""
     check_twin_id(twin_id)
-    info = registry.revoke_twin(twin_id, delete=delete)
-    if delete and info.adapter_key and not any(t.adapter_key == info.adapter_key for t in registry.list_twins()):
-        store.delete(info.adapter_key)
-    return info
+    revoked = registry.revoke_likeness(twin_id, delete=delete)
+    if delete:
+        for key in sorted({t.adapter_key for t in revoked if t.adapter_key}):
+            if not any(t.adapter_key == key for t in registry.list_twins()):  # a live twin of other bytes
+                store.delete(key)
+    return revoked[0]

@@ -55,23 +55,12 @@ def safetensors_metadata(data: bytes) -> dict[str, str]:
 
 
 def _alphas(metadata: dict[str, str]) -> tuple[float | None, dict[str, float]]:
-    """lora_alpha and alpha_pattern from diffusers' `lora_adapter_metadata` (keys "unet.*")."""
-    raw = metadata.get("lora_adapter_metadata")
-    if not raw:
-        return None, {}
-    try:
-        config = json.loads(raw)
-    except ValueError:
-        return None, {}
-    if not isinstance(config, dict):
-        return None, {}
-    if isinstance(config.get("unet"), dict):
-        config = config["unet"]
-    else:
-        config = {k[len(UNET_PREFIX) :]: v for k, v in config.items() if k.startswith(UNET_PREFIX)} or config
-    alpha = config.get("lora_alpha")
-    pattern = config.get("alpha_pattern") or {}
-    return (float(alpha) if alpha is not None else None), {k: float(v) for k, v in pattern.items()}
+    """lora_alpha and alpha_pattern from diffusers' `lora_adapter_metadata` (keys "unet.*"),
+    checked as at registration (an adapter registered before those checks fails with a 422
+    here, not a 500)."""
+    from service.twins.validate import adapter_alphas
+
+    return adapter_alphas(metadata, field="twin_id")
 
 
 class AdapterSlot:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from service.audit.events import admin_event
 from service.errors import PayloadTooLarge, TwinNotFound
 from service.gateway.deps import AdminCaller, ClientIp, Core, audited_action
 from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.uploads import strict_form
 from service.jobs.delivery import check_output_target
 from service.jobs.presets import BUILTIN_SCENES
 from service.jobs.webhooks import check_callback_url, new_secret
@@ -33,6 +36,7 @@ from service.schemas import (
     PrefetchBody,
     PrefetchResponse,
     PresetBody,
+    RegisterByKeyBody,
     RegisterResponse,
     TenantCreateBody,
     TenantDeliveryBody,
@@ -42,7 +46,7 @@ from service.schemas import (
     TwinRevokeBody,
     TwinState,
 )
-from service.tenancy.manage import record_consent, shown
+from service.tenancy.manage import keep_admin_access, record_consent, shown
 from service.twins.admin import register_twin, revoke_twin
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -77,6 +81,8 @@ def list_tenants(core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
 @router.post("/tenants/disable")
 def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "tenant_disable", tenant_id=body.tenant_id, disabled=body.disabled):
+        if body.disabled:
+            keep_admin_access(core.registry, principal, disable_tenant=body.tenant_id)
         core.registry.set_tenant_disabled(body.tenant_id, body.disabled)
         return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
 
@@ -84,10 +90,12 @@ def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, 
 @router.post("/keys", status_code=201)
 def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """Mint an API key; its token is shown once."""
-    with _action(core, ip, principal, "key_create", tenant_id=body.tenant_id, scopes=sorted(body.scopes)) as details:
+    with _action(core, ip, principal, "key_create", tenant_id=body.tenant_id, scopes=sorted(body.scopes),
+                 twin_ids=body.twin_ids) as details:
         key_id, token = core.registry.create_api_key(
             body.tenant_id, body.scopes, name=body.name,
-            requests_per_minute=body.requests_per_minute, max_concurrent_jobs=body.max_concurrent_jobs)
+            requests_per_minute=body.requests_per_minute, max_concurrent_jobs=body.max_concurrent_jobs,
+            twin_ids=body.twin_ids)
         details["key_id_created"] = key_id  # never the token
         listing = next(k for k in core.registry.list_keys(body.tenant_id) if k.key_id == key_id)
         return {"key": shown(listing), "token": token, "note": "the token is shown once; store it now"}
@@ -103,6 +111,7 @@ def list_keys(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str |
 @router.post("/keys/revoke")
 def revoke_key(body: KeyIdBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "key_revoke", key_id_revoked=body.key_id):
+        keep_admin_access(core.registry, principal, revoke_key=body.key_id)
         newly = core.registry.revoke_key(body.key_id)
         if not newly and not any(k.key_id == body.key_id for k in core.registry.list_keys()):
             raise KeyNotFound(f"no API key {body.key_id!r}", field="key_id")
@@ -142,12 +151,30 @@ def twin_state(record, cache: dict | None) -> TwinState:
                      sha256=record.sha256, rank=record.rank, tiers=tiers, in_slot=in_slot)
 
 
-@router.post("/twins", response_model=RegisterResponse)
-def register(core: Core, principal: AdminCaller, ip: ClientIp,
+async def json_registration(request: Request) -> RegisterByKeyBody | None:
+    """A registration by store key sent as JSON (`{"twin_id", "adapter_key", "display_name"?}`)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        return None
+    try:
+        return RegisterByKeyBody.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
+JsonRegistration = Annotated[RegisterByKeyBody | None, Depends(json_registration)]
+# Registration forms name exactly these parts, each once (service.gateway.uploads).
+REGISTER_FORM = strict_form(fields={"twin_id", "display_name", "adapter_key"}, files={"adapter"})
+
+
+@router.post("/twins", response_model=RegisterResponse, dependencies=[Depends(REGISTER_FORM)], openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": RegisterByKeyBody.model_json_schema()}}}})
+def register(core: Core, principal: AdminCaller, ip: ClientIp, as_json: JsonRegistration,
              twin_id: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
              adapter_key: Annotated[str, Form()] = "", adapter: Annotated[UploadFile | None, File()] = None):
     """Add or update a twin: multipart upload of its LoRA (`adapter`, safetensors) or a store
-    `adapter_key`."""
+    `adapter_key` (multipart, form or JSON)."""
+    if as_json is not None:
+        twin_id, display_name, adapter_key = as_json.twin_id, as_json.display_name, as_json.adapter_key
     with _action(core, ip, principal, "register", twin_id=twin_id, adapter_key=adapter_key or None) as details:
         data = None
         if adapter is not None:

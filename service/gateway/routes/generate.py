@@ -1,4 +1,5 @@
-"""`POST /v1/generate` (JSON with base64 images) and `POST /v1/generate/image` (the first image's bytes).
+"""`POST /v1/generate` (JSON with base64 images), `POST /v1/generate/image` (the first image's
+bytes) and `POST /v1/edit` (re-dress or re-stage a photo of the twin).
 
 Owns: turning a generate request into one guarded generation for the authenticated caller,
 the Idempotency-Key replay on `/v1/generate` (a replay of a twin revoked since is refused),
@@ -9,18 +10,19 @@ from __future__ import annotations
 
 import base64
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from service.audit.events import replay_event
-from service.errors import InvalidRequest
+from service.audit.events import generation_event, replay_event
+from service.errors import AtelierError, InvalidRequest
 from service.gateway.deps import ClientIp, Core, GenerateCaller
 from service.gateway.errors import ERROR_RESPONSES
 from service.gateway.idempotency import Idempotency, replayed
+from service.generation import audited
 from service.rendering import GenerationResult
-from service.schemas import MEDIA_TYPES, GenerateRequest, GenerateResponse, ImageOut, Timings
+from service.schemas import MEDIA_TYPES, EditRequest, GenerateRequest, GenerateResponse, ImageOut, Timings
 
 log = logging.getLogger("atelier.generate")
 router = APIRouter(tags=["generate"])
@@ -36,12 +38,25 @@ def to_response(result: GenerationResult) -> GenerateResponse:
     )
 
 
-def render(core, body: GenerateRequest, principal, route: str, ip: str | None) -> GenerationResult:
-    result = core.generation.run(body, admit=lambda: nullcontext(principal), route=route, client_ip=ip)
+def render(core, body: GenerateRequest, principal, route: str, ip: str | None, edit=None) -> GenerationResult:
+    result = core.generation.run(body, admit=lambda: nullcontext(principal), route=route, client_ip=ip, edit=edit)
     log.info("generation", extra={"fields": {"generation_id": result.generation_id, "twin_id": result.twin_id,
                                              "size": f"{body.width}x{body.height}", "steps": body.steps,
                                              "num_images": body.num_images, "timings_ms": result.timings_ms}})
     return result
+
+
+@contextmanager
+def refusals_audited(core, body: GenerateRequest, principal, ip: str | None):
+    """A refusal before the generation runs (the Idempotency-Key, the replay's consent) is
+    audited like any refusal of a generation: a `generation` record with tenant, key and twin."""
+    try:
+        yield
+    except AtelierError as exc:
+        core.audit.record(generation_event(route="/v1/generate", request=body, error=exc, client_ip=ip,
+                                           base_model_id=core.generation.base_model_id, prompts=core.audit.prompts,
+                                           **principal.audit_fields()))
+        raise audited(exc) from None
 
 
 @router.post("/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
@@ -50,8 +65,11 @@ def generate(body: GenerateRequest, core: Core, principal: GenerateCaller, ip: C
     """Generate images of a twin; JSON with base64 images, seeds and timings. With an
     `Idempotency-Key`, a retry with the same body within 24 h replays the first successful
     response instead of generating again."""
-    once = Idempotency.of(core.registry, principal, idempotency_key, body)
-    stored = once.stored()
+    with refusals_audited(core, body, principal, ip):  # a bad key, another body, a twin revoked since
+        once = Idempotency.of(core.registry, principal, idempotency_key, body)
+        stored = once.stored()
+        if stored is not None and body.twin_id is not None:
+            core.tenancy.gate.decide(principal, body)  # a twin revoked since: no replay either
     if stored is None:
         response = to_response(render(core, body, principal, "/v1/generate", ip))
         if once.key is None:
@@ -59,8 +77,6 @@ def generate(body: GenerateRequest, core: Core, principal: GenerateCaller, ip: C
         stored = once.store(response.model_dump(mode="json"), 200)
         if stored.response["generation_id"] == response.generation_id:
             return response
-    elif body.twin_id is not None:
-        core.tenancy.gate.decide(principal, body)  # a twin revoked since: no replay either
     # a retry, or a concurrent twin of this request that stored its response first
     core.audit.record(replay_event(route="/v1/generate", client_ip=ip, generation_id=stored.response.get("generation_id"),
                                    **principal.audit_fields()))
@@ -82,3 +98,19 @@ def generate_image(body: GenerateRequest, request: Request, core: Core, principa
         "Content-Disposition": f'inline; filename="{result.generation_id}.{first.format}"',
     })
 
+
+
+@router.post("/edit", response_model=GenerateResponse, responses=ERROR_RESPONSES)
+def edit(body: EditRequest, core: Core, principal: GenerateCaller, ip: ClientIp):
+    """Repaint the mask's white area of a photo of the twin (re-dress it with garments and/or a
+    prompt), or with `invert_mask` everything outside a person mask (a background swap). The
+    source is an earlier generation of this tenant or an uploaded photo (`kind: source`); the
+    pixels outside the repainted area are kept. The C2PA manifest names the source as an
+    ingredient; the watermark is embedded afresh."""
+    render_edit, width, height = core.inputs.edit_source(principal, body.source, body.mask_asset_id, body.invert_mask)
+    request = GenerateRequest(
+        twin_id=body.twin_id, prompt=body.prompt, negative_prompt=body.negative_prompt, width=width, height=height,
+        steps=body.steps, guidance_scale=body.guidance_scale, seed=body.seed, num_images=body.num_images,
+        output_format=body.output_format, use=body.use, territory=body.territory, garments=body.garments,
+    )
+    return to_response(render(core, request, principal, "/v1/edit", ip, edit=render_edit))

@@ -1,5 +1,6 @@
-"""Catalogue jobs: `POST /v1/jobs/submit`, `GET /v1/jobs/status`, `GET /v1/jobs/get` (paged),
-`GET /v1/jobs/image` (one stored image), `POST /v1/jobs/cancel`.
+"""Catalogue jobs: `POST /v1/jobs/submit`, `GET /v1/jobs/list`, `GET /v1/jobs/status`,
+`GET /v1/jobs/get` (paged), `GET /v1/jobs/image` (one stored image), `POST /v1/jobs/cancel`
+(review decisions: `routes/review.py`).
 
 Owns: reading the job id from `job_id` (or `task_id`, BentoML's name for it), the
 Idempotency-Key replay of a submission (the key is claimed before the job is written, so two
@@ -64,6 +65,13 @@ def submit(body: JobSubmitBody, core: Core, principal: GenerateCaller, ip: Clien
         core.jobs.submit(principal, body, reserve)
         details.update(job_id=claimed["response"]["job_id"], items=len(body.items), priority=body.priority)
         return claimed["response"]
+
+
+@router.get("/jobs/list", responses=ERROR_RESPONSES)
+def list_jobs(core: Core, principal: GenerateCaller,
+              limit: int = Query(50, ge=1, le=100, description="How many of the newest jobs.")) -> dict:
+    """The caller's tenant's newest jobs with their counts, newest first."""
+    return core.jobs.list_jobs(principal.tenant_id, limit)
 
 
 @router.get("/jobs/status", responses=ERROR_RESPONSES)

@@ -1,7 +1,9 @@
 """`POST /v1/verify`: does this image carry Atelier's watermark and credential, and whose is it?
 
-Owns: reading the image (the raw body, or the multipart file field `image`), running the
-provenance check off the event loop, and the audited answer. The body's size is capped at the
+Owns: reading the image (the raw body, or the multipart file field `image`, and nothing
+else), holding one of the key's verify slots meanwhile (`service.provenance.limits`), running
+the bounded provenance check off the event loop, and the audited answer, which names a
+generation only as `service.provenance.disclosure` allows. The body's size is capped at the
 edge before it is read. Must never hold verification logic (`service.provenance.verify`).
 """
 
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import anyio
 from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException
 
 from service.audit.events import verify_event
-from service.errors import MalformedRequest
+from service.errors import InvalidRequest, MalformedRequest
 from service.gateway.deps import ClientIp, Core, VerifyCaller, audited_action
 from service.gateway.errors import ERROR_RESPONSES
+from service.provenance.disclosure import disclose
 from service.provenance.verify import verify_image
+from service.registry.errors import registry_call
 
 router = APIRouter(tags=["verify"])
 IMAGE_BODY = {"requestBody": {"required": True, "content": {
@@ -30,7 +35,13 @@ async def read_image(request: Request, max_bytes: int) -> bytes:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "multipart/form-data":
         return await request.body()
-    form = await request.form(max_files=1, max_fields=4, max_part_size=max_bytes)
+    try:
+        form = await request.form(max_files=1, max_fields=4, max_part_size=max_bytes)
+    except HTTPException:  # no boundary, too many parts, a torn part
+        raise MalformedRequest("the multipart body could not be parsed", field="image") from None
+    unknown = sorted(set(form.keys()) - {"image"})
+    if unknown:
+        raise InvalidRequest(f"unknown multipart field {unknown[0][:64]!r}; send only 'image'", field=unknown[0][:64])
     upload = form.get("image")
     if upload is None or isinstance(upload, str):
         raise MalformedRequest("send the image as the multipart file field 'image'", field="image")
@@ -39,13 +50,21 @@ async def read_image(request: Request, max_bytes: int) -> bytes:
 
 @router.post("/verify", responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
 async def verify(request: Request, core: Core, principal: VerifyCaller, ip: ClientIp) -> dict:
-    """The image's watermark id, C2PA state and generation (with its audit summary)."""
+    """The image's watermark id and C2PA state; whether this service made it, and its generation
+    id (found through the watermark index); the generation's tenant and twin only for that
+    tenant's keys and admin keys."""
     details = {"upload": b"", "client_ip": ip, **principal.audit_fields()}
-    with audited_action(core, verify_event, **details) as details:
+    trust = core.trust
+
+    def lookup(watermark_id: str):
+        with registry_call():
+            return core.registry.find_watermark(watermark_id)
+
+    with audited_action(core, verify_event, **details) as details, trust.verify_slots.hold(principal.key_id):
         data = details["upload"] = await read_image(request, core.settings.max_verify_bytes)
         report = await anyio.to_thread.run_sync(verify_image, data, core.settings.max_verify_pixels,
-                                                core.settings.c2pa_trust_anchors)
+                                                core.settings.c2pa_trust_anchors, trust.verify_limits)
+        report, body = await anyio.to_thread.run_sync(lambda: disclose(
+            report, lookup, tenant_id=principal.tenant_id, admin="admin" in principal.scopes))
         details["report"] = report
-        body = report.as_dict()
-        body["audit"] = await anyio.to_thread.run_sync(core.audit.generation_summary, report.generation_id)
     return body
