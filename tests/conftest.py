@@ -173,3 +173,34 @@ def same_picture(a: bytes, b: bytes) -> bool:
     The watermark moves pixels by about 2 levels on average; different twins or seeds by
     about 20 on the demo pipeline."""
     return pixel_distance(a, b) < 6.0
+
+
+PG_ENV = "ATELIER_TEST_PG_URL"
+
+
+def reset_pg(url: str) -> None:
+    """Drop every registry table of the PostgreSQL test database (each test starts empty)."""
+    from sqlalchemy import text
+
+    from service.registry.db import make_engine
+    from service.registry.models import Base
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh registry database: SQLite, and PostgreSQL again when ATELIER_TEST_PG_URL is set."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL variant skipped ({request.node.module.__name__})")
+    reset_pg(url)
+    return url

@@ -9,7 +9,6 @@ dropped), so point it at a throwaway database only. The clock is injected throug
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -20,36 +19,13 @@ from service.errors import InvalidRequest
 from service.jobs.fairness import DeficitRoundRobin
 from service.jobs.store import ItemLease, ItemNotFound, JobNotFound, JobStore
 from service.registry import make_engine, open_registry
-from service.registry.models import Base
 
-PG_ENV = "ATELIER_TEST_PG_URL"
 T0 = datetime.now(timezone.utc).replace(microsecond=0)
 HOOK = {"webhook_url": "https://hooks.example.com/atelier", "webhook_secret": "whsec_dGVzdA=="}
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def _reset_pg(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL variant of the item-lease tests skipped")
-    _reset_pg(url)
-    return url
 
 
 @pytest.fixture()

@@ -8,11 +8,10 @@ it at a throwaway database only.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from service.errors import InvalidRequest, TwinNotFound
 from service.registry import Registry, downgrade, make_engine, request_hash, upgrade
@@ -25,32 +24,10 @@ from service.registry.errors import (
 from service.registry.migrate import current_revision
 from service.registry.models import ApiKeyRow, Base, ConsentRow
 
-PG_ENV = "ATELIER_TEST_PG_URL"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 SHA = "ab" * 32
 TABLES = {"tenants", "api_keys", "twins", "consent_records", "consent_tenants", "idempotency_keys", "registry_state",
           "tenant_settings", "scene_presets", "jobs", "job_items", "webhook_deliveries"}
-
-
-def _reset_pg(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL variant of the registry tests skipped")
-    _reset_pg(url)
-    return url
 
 
 @pytest.fixture()

@@ -17,7 +17,6 @@ latents, mark images or take the pipeline lock itself.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +27,7 @@ from service.conditioning.control import PoseControl
 from service.conditioning.edit import Inpainter, inpaint_unet_dir
 from service.conditioning.garment import DEFAULT_SLOTS, GarmentEmbeddingCache, GarmentReference
 from service.conditioning.spec import Conditioning, ConditioningUnavailable
+from service.fingerprint import fingerprint_path
 from service.errors import ModelLoadError
 
 DEFAULT_CACHE_DEVICE_BYTES = 256 * 1024**2  # ViT-H Plus embeddings are 257 x 1280 (0.66 MB in fp16)
@@ -63,23 +63,6 @@ class Plan:
     kwargs: dict
     finish: Callable[[list[Image.Image]], list[Image.Image]] = _unchanged
     components: tuple[str, ...] = ()
-
-
-def fingerprint_path(path: Path) -> str:
-    """A cheap identity of a weights file or directory: sha256 over each file's relative path,
-    size, and first and last MiB (like the base model's fingerprint)."""
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for file in files:
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(path) if file != path else file.name}\0{size}\0".encode())
-        with file.open("rb") as fh:
-            digest.update(fh.read(1 << 20))
-            if size > 2 << 20:
-                fh.seek(-(1 << 20), 2)
-                digest.update(fh.read(1 << 20))
-    return digest.hexdigest()
 
 
 @dataclass

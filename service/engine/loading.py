@@ -46,21 +46,10 @@ def check_pipeline_dir(path: Path) -> str:
 
 
 def fingerprint_pipeline(path: Path) -> str:
-    """A cheap identity of a pipeline directory for audit records: sha256 over every file's
-    relative path, size, and first and last MiB (hashing multi-GB weights at start-up would
-    delay readiness). Any re-export, conversion or edit of a config changes it."""
-    import hashlib
+    """A cheap identity of a pipeline directory for audit records (`service.fingerprint`)."""
+    from service.fingerprint import fingerprint_path
 
-    digest = hashlib.sha256()
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(path)}\0{size}\0".encode())
-        with file.open("rb") as fh:
-            digest.update(fh.read(1 << 20))
-            if size > 2 << 20:
-                fh.seek(-(1 << 20), 2)
-                digest.update(fh.read(1 << 20))
-    return digest.hexdigest()
+    return fingerprint_path(path)
 
 
 def pick_device(setting: str) -> torch.device:

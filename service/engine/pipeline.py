@@ -205,10 +205,11 @@ class Engine:
         if len({group_key(request)[:5] for request, _, _ in items}) != 1:
             raise ValueError("a batch must share one twin, size, step count and guidance scale")
         # Refused before any GPU work: a shape or size the backend cannot serve (a 422 naming the range).
-        for request, _, _ in items:
-            self.backend.check_request(request)
-        self.backend.check_shape(items[0][0].width, items[0][0].height, sum(r.num_images for r, _, _ in items),
-                                 items[0][0].guidance_scale)
+        if self.backend is not None:
+            for request, _, _ in items:
+                self.backend.check_request(request)
+            self.backend.check_shape(items[0][0].width, items[0][0].height, sum(r.num_images for r, _, _ in items),
+                                     items[0][0].guidance_scale)
         if conditioning is not None and (conditioning.garments or conditioning.pose or conditioning.edit) \
                 and self.conditioning is None:
             from service.conditioning import ConditioningUnavailable

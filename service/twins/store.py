@@ -9,13 +9,12 @@ Must never touch the pipeline.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from service.errors import AdapterUnavailable, InvalidRequest
+from service.files import atomic_write
 
 PICKLE_SUFFIXES = frozenset({".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle"})
 MAX_ADAPTER_BYTES = 2 * 1024**3
@@ -77,18 +76,7 @@ class LocalAdapterStore:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write atomically (temp file + rename) so a reader never sees half a file."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._path(key), data)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
