@@ -31,10 +31,10 @@ def test_postgres_stopped_and_restarted_gives_503_then_recovers(demo_home, tmp_p
         print(f"\n{PG_ENV} is not set: the PostgreSQL fault test is skipped (.ci/run starts one)", file=sys.stderr)
         pytest.skip(f"{PG_ENV} is not set: the PostgreSQL fault test needs a throwaway PostgreSQL")
     from builds.demo import ENV_FILE, DemoAssets, setup_demo_registry
-    from tests.test_registry import _reset_pg
+    from tests.conftest import reset_pg
     from tests.trust_support import audit_records, build_world
 
-    _reset_pg(url)
+    reset_pg(url)
     parsed = make_url(url)
     proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
     proxy.start()
