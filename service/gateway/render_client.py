@@ -34,8 +34,9 @@ def retried(once, wait_s: float, stop: threading.Event | None = None):
     while True:
         try:
             return once()
-        except RendererUnavailable:
+        except RendererUnavailable as exc:
             delay = backoff.next_delay()
+            log.debug("renderer unavailable; retrying", extra={"fields": {"reason": exc.message, "retry_in_s": delay}})
             if time.monotonic() + delay > deadline or (stop is not None and stop.is_set()):
                 raise
             if stop is not None:
@@ -51,6 +52,7 @@ class HttpRenderClient:
              "prefetch": "/internal/prefetch", "render_stream": "/internal/render_stream"}
 
     def __init__(self, url: str, timeout_s: float = 660.0):
+        self.url = url  # as given (logged in the gateway's ready line)
         parsed = urlparse(url)
         transport = None
         if parsed.scheme == "file":
@@ -58,7 +60,6 @@ class HttpRenderClient:
             url = "http://renderer"
         elif parsed.scheme == "tcp":
             url = f"http://{parsed.netloc}"
-        self.url = url
         # No kept-alive connections: see the module docstring.
         self.client = httpx.Client(base_url=url, transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0),
                                    limits=httpx.Limits(max_keepalive_connections=0))
