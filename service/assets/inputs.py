@@ -76,9 +76,9 @@ class ConditioningInputs:
         if not self.keep_outputs or not result.images:
             return
         image = result.images[0]
-        info = self.assets.add(principal.tenant_id, "source", image.data, field="image")
+        info = self.assets.keep_output(principal.tenant_id, image)  # our own image: its facts are known, no decode
         self.assets.store.blobs.put(self._index(principal.tenant_id, result.generation_id),
-                                    json.dumps({"asset_id": info.asset_id}).encode())
+                                    json.dumps({"asset_id": info.asset_id}).encode(), durable=False)
 
     def _kept(self, tenant: str, generation_id: str) -> str:
         raw = self.assets.store.blobs.get(self._index(tenant, generation_id))

@@ -50,7 +50,7 @@ class AssetInfo:
 class BlobStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes, durable: bool = True) -> None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -73,8 +73,8 @@ class LocalBlobs:
         except FileNotFoundError:
             return None
 
-    def put(self, key: str, data: bytes) -> None:
-        atomic_write(self._path(key), data)
+    def put(self, key: str, data: bytes, durable: bool = True) -> None:
+        atomic_write(self._path(key), data, durable)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -109,7 +109,7 @@ class S3Blobs:
         except BotoCoreError:
             raise AdapterUnavailable("the asset store cannot be reached right now", code="asset_store_unavailable") from None
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, durable: bool = True) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -143,13 +143,13 @@ class AssetStore:
             raise AssetNotFound(f"no asset {asset_id!r}", field="asset_id")
         return f"assets/{tenant_id}/{asset_id}"
 
-    def put(self, info: AssetInfo, data: bytes) -> AssetInfo:
+    def put(self, info: AssetInfo, data: bytes, durable: bool = True) -> AssetInfo:
         key = self._key(info.tenant_id, info.asset_id)
         existing = self.info(info.tenant_id, info.asset_id, missing_ok=True)
         if existing is not None:
             return existing
-        self.blobs.put(key, data)
-        self.blobs.put(key + ".json", json.dumps(asdict(info), sort_keys=True).encode())
+        self.blobs.put(key, data, durable)
+        self.blobs.put(key + ".json", json.dumps(asdict(info), sort_keys=True).encode(), durable)
         return info
 
     def info(self, tenant_id: str, asset_id: str, *, missing_ok: bool = False) -> AssetInfo | None:
