@@ -153,10 +153,11 @@ def test_a_dispatcher_that_lost_an_items_lease_neither_records_nor_delivers_it(q
     [held] = store.lease_items(slow.owner, 30, now=utcnow() - timedelta(seconds=60))  # its lease lapsed 30 s ago
     [taken] = store.lease_items("other-gateway", 30)
     assert (held.token, taken.token) == (1, 2)
-    result = StandInGeneration().run_batch([slow._pending(held)])[0]
-    assert slow.complete(held, result) is False
+    prepared = slow.prepare(held, {})
+    result = StandInGeneration().run_batch([prepared.pending])[0]
+    assert slow.complete(held, result, prepared) is False
     assert delivery.stored == [] and store.get_item("brand-a", job.id, 0).status == "running"
-    assert slow.complete(taken, result) is True
+    assert slow.complete(taken, result, slow.prepare(taken, {})) is True
     assert delivery.stored == [(job.id, 0)]
     assert store.get_job("brand-a", job.id, with_items=False).status == "completed"
 

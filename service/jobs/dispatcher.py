@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from service.errors import AtelierError, Forbidden, RendererUnavailable, Unauthorized
 from service.generation import GuardedGeneration, Pending
@@ -50,6 +51,14 @@ def item_group(spec: dict) -> tuple:
     """Items with equal groups can share one render call (one twin, one shape, one outfit and pose)."""
     return (spec.get("twin_id"), spec.get("size"), spec.get("width"), spec.get("height"), spec.get("steps", 30),
             spec.get("guidance_scale", 5.0), json.dumps([spec.get("garments") or [], spec.get("pose")], sort_keys=True))
+
+
+@dataclass(frozen=True)
+class PreparedItem:
+    """A leased item made ready: the pending generation, and the alt text its result carries."""
+
+    pending: Pending
+    alt_text: str
 
 
 class RenderDispatcher:
@@ -140,9 +149,10 @@ class RenderDispatcher:
         """Render one group and record each item while its lease holds."""
         with self._holding(leases), self._heartbeat(leases):
             pending, failed = [], []
+            scenes = BUILTIN_SCENES | self.store.presets(leases[0].tenant_id)  # one tenant per group
             for lease in leases:
                 try:
-                    pending.append((lease, self._pending(lease)))
+                    pending.append((lease, self.prepare(lease, scenes)))
                 except Exception as exc:  # e.g. a scene preset deleted since the job was submitted
                     failed.append((lease, exc))
             for lease, exc in failed:
@@ -150,8 +160,8 @@ class RenderDispatcher:
             if not pending:
                 return
             try:
-                outcomes = self.generation.run_batch([p for _, p in pending], wait_s=self.call_wait_s, stop=self._stop,
-                                                     retry_later=True)
+                outcomes = self.generation.run_batch([p.pending for _, p in pending], wait_s=self.call_wait_s,
+                                                     stop=self._stop, retry_later=True)
             except RendererUnavailable:
                 released = self.store.release_items([lease for lease, _ in pending])
                 delay = self._backoff.next_delay()
@@ -163,8 +173,9 @@ class RenderDispatcher:
             for (lease, p), outcome in zip(pending, outcomes):
                 self.complete(lease, outcome, p)
 
-    def complete(self, lease: ItemLease, outcome, pending: Pending | None = None) -> bool:
-        """Deliver and record one item; False (and nothing delivered) if its lease was lost."""
+    def complete(self, lease: ItemLease, outcome, prepared: "PreparedItem | None" = None) -> bool:
+        """Deliver and record one item (`prepared`: what `prepare` made of it, needed to deliver
+        images); False, and nothing delivered, if its lease was lost."""
         result, error = None, None
         if isinstance(outcome, BaseException):
             error = error_of(outcome)
@@ -174,7 +185,7 @@ class RenderDispatcher:
                                                                               "token": lease.token}})
                 return False
             try:
-                result = self._deliver(lease, outcome, pending)
+                result = self._deliver(lease, outcome, prepared)
             except AtelierError as exc:
                 error = error_of(exc)
         finish = self.store.finish_item(lease, result=result, error=error)
@@ -190,9 +201,9 @@ class RenderDispatcher:
             self.on_job_closed()
         return True
 
-    def _pending(self, lease: ItemLease) -> Pending:
+    def prepare(self, lease: ItemLease, scenes: dict) -> "PreparedItem":
+        """The item's generation request (scene presets and garment text expanded) and alt text."""
         spec = JobItemSpec.model_validate(lease.spec)
-        scenes = BUILTIN_SCENES | self.store.presets(lease.tenant_id)
         twin = self.registry.get_twin(spec.twin_id)
         expanded = expand_item(lease.spec, scenes, twin.display_name if twin else spec.twin_id)
         request = GenerateRequest(
@@ -201,17 +212,15 @@ class RenderDispatcher:
             seed=spec.seed, num_images=spec.count, output_format=spec.output_format, use=spec.use,
             territory=spec.territory, garments=spec.garments, pose=spec.pose,
         )
-        return Pending(request, lambda: self._as_submitter(lease), JOB_ROUTE,
-                       job={"job_id": lease.job_id, "item": lease.index, "lease_token": lease.token})
+        pending = Pending(request, lambda: self._as_submitter(lease), JOB_ROUTE,
+                          job={"job_id": lease.job_id, "item": lease.index, "lease_token": lease.token})
+        return PreparedItem(pending, expanded.alt_text)
 
-    def _deliver(self, lease: ItemLease, result, pending: Pending | None) -> dict:
+    def _deliver(self, lease: ItemLease, result, prepared: "PreparedItem") -> dict:
         spec = lease.spec
-        request = pending.request if pending else None
-        twin = self.registry.get_twin(spec["twin_id"])
-        alt = expand_item(spec, BUILTIN_SCENES | self.store.presets(lease.tenant_id),
-                          twin.display_name if twin else spec["twin_id"]).alt_text
+        alt = prepared.alt_text
         sidecar = {"job_id": lease.job_id, "item": lease.index, "generation_id": result.generation_id,
-                   "twin_id": spec["twin_id"], "prompt": request.prompt if request else None, "sku": spec.get("sku"),
+                   "twin_id": spec["twin_id"], "prompt": prepared.pending.request.prompt, "sku": spec.get("sku"),
                    "metadata": spec.get("metadata") or {}, "alt_text": alt}
         deliverer = self.deliverer_for("inline" if lease.review else lease.output_target)  # review: held here
         images = [deliverer.store(lease.job_id, lease.index, image.index, image, sidecar) for image in result.images]

@@ -3,7 +3,7 @@
 Owns: the SQLAlchemy models (`models`), the engine factory (`db`), the Alembic migrations
 (`migrations/`, run through `migrate.upgrade` / `migrate.downgrade`), API-key token format
 and hashing (`keys`) and the `Registry` repository (`repository`), which is the only code
-that reads or writes these tables. Must never import bentoml, `service.app` or any layer
+that reads or writes these tables. Must never import bentoml, the gateway or renderer services, or any layer
 above it (tenancy, jobs, engine); callers get plain frozen dataclasses, never ORM rows.
 """
 
