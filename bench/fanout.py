@@ -40,7 +40,7 @@ def copy_home(source: Path, target: Path) -> Path:
     return target
 
 
-def run_job(workers: int, home: Path, items: int, steps: int) -> dict:
+def run_job(workers: int, home: Path, items: int, steps: int, logs: Path | None = None) -> dict:
     import httpx
 
     token = read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"]
@@ -63,6 +63,9 @@ def run_job(workers: int, home: Path, items: int, steps: int) -> dict:
             page = client.get("/v1/jobs/get", params={"job_id": job_id, "offset": offset, "limit": 100}).json()
             rendered_by.update(item.get("rendered_by") for item in page["items"])
             offset = page["next_offset"]
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(server.log_path, logs / f"{home.name}.log")
     return {"seconds": round(seconds, 2), "images_per_s": round(items / seconds, 3),
             "items_per_worker": sorted(rendered_by.values())}
 
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--items", type=int, default=40)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="runs per worker count (alternating); medians reported")
+    parser.add_argument("--logs", type=Path, help="keep each run's server log in this folder")
     args = parser.parse_args(argv)
 
     runs: dict[int, list[dict]] = {1: [], 2: []}
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
         for round_ in range(args.rounds):
             for workers in (1, 2):
                 home = copy_home(demo, Path(scratch) / f"home-{workers}-{round_}")
-                runs[workers].append(run_job(workers, home, args.items, args.steps))
+                runs[workers].append(run_job(workers, home, args.items, args.steps, args.logs))
     one = median([r["images_per_s"] for r in runs[1]])
     two = median([r["images_per_s"] for r in runs[2]])
     report = {"bench": "fanout", "machine": describe(), "items": args.items, "size": 256, "steps": args.steps,

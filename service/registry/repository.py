@@ -20,8 +20,10 @@ Rules it enforces:
   (sha256), bumps their `revision`, and none of them takes new consent or an adapter again.
 - One likeness, one set of bytes: `put_twin` refuses (409 `adapter_in_use`) adapter bytes
   already bound to another twin, live or revoked.
-- The consent decision runs the same four statements whatever the answer (unknown twin,
-  another tenant's, revoked, allowed), so its timing tells no tenant which twin ids exist.
+- The consent decision reads its facts with the same four statements whatever the answer
+  (unknown twin, another tenant's, revoked, allowed), so its timing tells no tenant which
+  twin ids exist; a repeat check at the same registry version costs one statement, again
+  whatever the answer.
 - The watermark index (`index_watermarks`, `find_watermark`) maps a delivered image's
   watermark id to its generation, tenant and twin; rows are only ever added.
 - Every change to a tenant, key, twin or consent bumps `registry_state.version` in the same
@@ -33,12 +35,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, delete, event, func, inspect, select, update
+from sqlalchemy import Engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -161,6 +165,39 @@ class ConsentDecision:
     tenant_named: bool = False  # some version of the twin's consent ever named this tenant
 
 
+CONSENT_FACTS_CACHED = 4096  # (twin, tenant) snapshots kept per process
+
+
+@dataclass(frozen=True)
+class _ConsentFacts:
+    """What the consent decision reads about one twin for one tenant, valid while the registry
+    version it was read at holds: the twin's state and every signed version, newest first."""
+
+    exists: bool
+    deleted: bool
+    revoked_at: datetime | None
+    signed: tuple[ConsentRecord, ...]
+    tenant_named: bool  # some version (drafts included) ever named this tenant
+
+    def decide(self, tenant_id: str, use: str, at: datetime) -> ConsentDecision:
+        named = self.tenant_named
+        signed = [r for r in self.signed if r.signed_at is not None and r.signed_at <= at]
+        record = next((r for r in signed if r.valid_from <= at), signed[0] if signed else None)
+        if not self.exists:
+            return ConsentDecision(False, "consent_missing", tenant_named=named)
+        if self.deleted or (self.revoked_at is not None and self.revoked_at <= at):
+            return ConsentDecision(False, "revoked", tenant_named=named)
+        if record is None or tenant_id not in record.tenants:
+            return ConsentDecision(False, "consent_missing", tenant_named=named)
+        ids = {"consent_id": record.id, "version": record.version, "tenant_named": named}
+        if at < record.valid_from or (record.valid_until is not None and at >= record.valid_until):
+            return ConsentDecision(False, "consent_expired", **ids)
+        if use not in record.uses:
+            return ConsentDecision(False, "use_not_allowed", **ids)
+        return ConsentDecision(True, None, deny_terms=record.deny_terms, excluded_categories=record.excluded_categories,
+                               included_categories=record.included_categories, territories=record.territories, **ids)
+
+
 @dataclass(frozen=True)
 class WatermarkInfo:
     """A delivered image, found by its watermark id."""
@@ -215,6 +252,8 @@ class Registry:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         event.listen(self._sessions, "before_flush", _refuse_signed_consent_updates)
+        self._consent_facts: OrderedDict[tuple[str, str], tuple[int, _ConsentFacts]] = OrderedDict()
+        self._consent_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -596,41 +635,50 @@ class Registry:
         name this tenant: another tenant's twin looks absent), consent_expired (outside
         valid_from..valid_until, "not yet valid" included), use_not_allowed.
 
-        The same four statements run whatever the answer (the twin, its signed versions, the
-        governing version's tenants, whether any version ever named this tenant), so an
-        unknown, another tenant's and a revoked twin cost the same."""
+        The decision is a pure function of `at` and a snapshot of the twin's consent facts
+        (`_ConsentFacts`). A snapshot is read with the same four statements whatever the
+        answer, so an unknown, another tenant's and a revoked twin cost the same; it is kept
+        per (twin, tenant) while the registry version it was read at holds (every change to a
+        twin or its consent bumps that version), so a repeat check costs one statement
+        whatever the answer. A generation checks twice (admission and before delivery)."""
         at = _aware(at)
+        version = self.registry_version()
+        key = (twin_id, tenant_id)
+        with self._consent_lock:
+            cached = self._consent_facts.get(key)
+            if cached is not None and cached[0] == version:
+                self._consent_facts.move_to_end(key)
+                facts = cached[1]
+            else:
+                facts = None
+        if facts is None:
+            facts = self._read_consent_facts(twin_id, tenant_id)  # read after the version: never older than it
+            with self._consent_lock:
+                self._consent_facts[key] = (version, facts)
+                self._consent_facts.move_to_end(key)
+                while len(self._consent_facts) > CONSENT_FACTS_CACHED:
+                    self._consent_facts.popitem(last=False)
+        return facts.decide(tenant_id, use, at)
+
+    def _read_consent_facts(self, twin_id: str, tenant_id: str) -> "_ConsentFacts":
         with self._session() as s:
-            twin = s.execute(select(TwinRow.id, TwinRow.deleted, TwinRow.revoked_at).where(TwinRow.id == twin_id)).first()
+            twin = s.execute(select(TwinRow.deleted, TwinRow.revoked_at).where(TwinRow.id == twin_id)).first()
             signed = s.scalars(select(ConsentRow).where(
-                ConsentRow.twin_id == twin_id, ConsentRow.signed_at.is_not(None), ConsentRow.signed_at <= at
+                ConsentRow.twin_id == twin_id, ConsentRow.signed_at.is_not(None)
             ).order_by(ConsentRow.version.desc())).all()
-            row = next((r for r in signed if r.valid_from <= at), signed[0] if signed else None)
-            tenants = frozenset(s.scalars(select(ConsentTenantRow.tenant_id).where(
-                ConsentTenantRow.consent_id == (row.id if row is not None else -1))).all())
+            tenants: dict[int, set[str]] = {row.id: set() for row in signed}
+            for consent_id, tenant in s.execute(select(ConsentTenantRow.consent_id, ConsentTenantRow.tenant_id).where(
+                    ConsentTenantRow.consent_id.in_([row.id for row in signed] or [-1]))):
+                tenants[consent_id].add(tenant)
             named = s.scalar(select(func.count()).select_from(ConsentTenantRow).join(
                 ConsentRow, ConsentRow.id == ConsentTenantRow.consent_id).where(
                 ConsentRow.twin_id == twin_id, ConsentTenantRow.tenant_id == tenant_id)) > 0
-        if twin is None:
-            return ConsentDecision(False, "consent_missing", tenant_named=named)
-        if twin.deleted or (twin.revoked_at is not None and _aware(twin.revoked_at) <= at):
-            return ConsentDecision(False, "revoked", tenant_named=named)
-        record = None if row is None else _consent(row, tenants)
-        if record is None or tenant_id not in record.tenants:
-            return ConsentDecision(False, "consent_missing", tenant_named=named)
-        ids = {"consent_id": record.id, "version": record.version, "tenant_named": named}
-        if at < record.valid_from or (record.valid_until is not None and at >= record.valid_until):
-            return ConsentDecision(False, "consent_expired", **ids)
-        if use not in record.uses:
-            return ConsentDecision(False, "use_not_allowed", **ids)
-        return ConsentDecision(
-            True,
-            None,
-            deny_terms=record.deny_terms,
-            excluded_categories=record.excluded_categories,
-            included_categories=record.included_categories,
-            territories=record.territories,
-            **ids,
+        return _ConsentFacts(
+            exists=twin is not None,
+            deleted=bool(twin is not None and twin.deleted),
+            revoked_at=None if twin is None or twin.revoked_at is None else _aware(twin.revoked_at),
+            signed=tuple(_consent(row, tenants[row.id]) for row in signed),
+            tenant_named=named,
         )
 
     @staticmethod
@@ -645,12 +693,12 @@ class Registry:
         each. Rows are only added; a watermark id already indexed is refused (ids are random
         64-bit values: a repeat means a bug, not a collision to paper over)."""
         now = _aware(now)
-        rows = [WatermarkRow(watermark_id=w, generation_id=g, tenant_id=t, twin_id=tw, image_index=i, created_at=now)
+        rows = [{"watermark_id": w, "generation_id": g, "tenant_id": t, "twin_id": tw, "image_index": i, "created_at": now}
                 for w, g, t, tw, i in marks]
         if not rows:
             return 0
         with self._session() as s, s.begin():
-            s.add_all(rows)
+            s.execute(insert(WatermarkRow), rows)  # one INSERT, no unit of work: on every delivery's path
         return len(rows)
 
     def find_watermark(self, watermark_id: str) -> WatermarkInfo | None:
