@@ -229,31 +229,6 @@ def test_check_consent_allows_and_names_each_refusal(world):
     assert not world.check_consent("ava", "acme", "ecommerce", T0 + timedelta(days=71)).ok
 
 
-def test_a_repeat_consent_check_costs_one_statement_whatever_the_twin(world):
-    from sqlalchemy import event
-
-    _consent(world)
-    world.put_twin("rival", display_name="R", adapter_key="k2", adapter_sha256="cd" * 32, rank=8)
-    later = T0 + timedelta(days=1)
-    counts: dict[str, list[int]] = {}
-    for twin_id in ("ava", "rival", "nobody"):
-        for _ in range(2):
-            statements = []
-
-            def count(conn, cursor, statement, *args):
-                if statement.lstrip().upper().startswith("SELECT"):  # not SQLite's BEGIN IMMEDIATE
-                    statements.append(statement)
-
-            event.listen(world.engine, "before_cursor_execute", count)
-            try:
-                world.check_consent(twin_id, "acme", "ecommerce", later)
-            finally:
-                event.remove(world.engine, "before_cursor_execute", count)
-            counts.setdefault(twin_id, []).append(len(statements))
-    first, repeat = {c[0] for c in counts.values()}, {c[1] for c in counts.values()}
-    assert first == {5} and repeat == {1}, counts  # the version and the four facts; then the version alone
-
-
 def test_a_cached_consent_decision_sees_a_change_made_through_another_replica(world, db_url):
     """Two gateways, one database: a revocation through one is seen by the other's next check,
     and time moving past valid_until expires a cached decision with no change at all."""

@@ -10,12 +10,14 @@ the gateway can depend on this class without loading torch.
 from __future__ import annotations
 
 from collections.abc import Generator
+from contextlib import nullcontext
 
 import bentoml
 
 from service import __version__
 from service.config import get_settings
 from service.logs import configure_logging
+from service.renderer.accept_gate import AcceptGate
 from service.rendering import RenderBatch, RenderBatchResult
 
 _settings = get_settings()
@@ -51,6 +53,11 @@ class Renderer:
         settings = get_settings()
         configure_logging(settings.log_level)
         self.runtime = RendererRuntime.from_settings(settings)
+        # Several workers share one socket: a busy one stops accepting (service.renderer.accept_gate).
+        self.gate = AcceptGate.for_worker(settings.renderer_concurrency, settings.renderer_workers)
+
+    def _slot(self):
+        return self.gate.taken() if self.gate is not None else nullcontext()
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready
@@ -58,13 +65,15 @@ class Renderer:
     @bentoml.api(route="/internal/render")
     def render(self, batch: RenderBatch, /) -> RenderBatchResult:
         """Render a batch of admitted requests (internal: called by the gateway only)."""
-        return self.runtime.render(batch)
+        with self._slot():
+            return self.runtime.render(batch)
 
     @bentoml.api(route="/internal/render_stream")
     def render_stream(self, batch: RenderBatch, /) -> Generator[str, None, None]:
         """Render a batch while streaming its denoising steps: JSON lines of progress, then the
         result (internal: called by the gateway only, for live progress)."""
-        yield from self.runtime.render_stream(batch)
+        with self._slot():
+            yield from self.runtime.render_stream(batch)
 
     @bentoml.api(route="/internal/cache")
     def cache_state(self) -> dict:

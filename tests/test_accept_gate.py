@@ -1,0 +1,83 @@
+"""A renderer worker whose render slots are full stops accepting connections, and resumes when
+one frees (service.renderer.accept_gate), on a real asyncio server over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+from service.renderer.accept_gate import AcceptGate
+
+
+class Served:
+    """An asyncio server on a loop in a thread, counting the connections it accepted."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.accepted = 0
+        ready = threading.Event()
+
+        async def start():
+            def made(reader, writer):
+                self.accepted += 1
+                writer.close()
+
+            self.server = await asyncio.start_server(made, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        threading.Thread(target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()),
+                         daemon=True).start()
+        assert ready.wait(10)
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)  # the kernel's backlog takes it
+
+    def accepted_within(self, count: int, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.accepted >= count:
+                return True
+            time.sleep(0.02)
+        return self.accepted >= count
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_a_full_worker_leaves_connections_to_others_until_a_slot_frees():
+    served = Served()
+    gate = AcceptGate(slots=1, loop=served.loop)
+    try:
+        first = served.connect()
+        assert served.accepted_within(1, 10)
+        with gate.taken():
+            time.sleep(0.2)  # the pause runs on the loop
+            waiting = served.connect()
+            assert not served.accepted_within(2, 1.0)  # queued in the backlog for another worker
+        assert served.accepted_within(2, 10)  # resumed: the queued connection is taken
+        for conn in (first, waiting):
+            conn.close()
+    finally:
+        served.close()
+
+
+def test_slots_below_the_limit_keep_accepting():
+    served = Served()
+    gate = AcceptGate(slots=2, loop=served.loop)
+    try:
+        with gate.taken():
+            time.sleep(0.2)
+            conn = served.connect()
+            assert served.accepted_within(1, 10)
+            conn.close()
+    finally:
+        served.close()
+
+
+def test_one_worker_per_replica_has_no_gate():
+    assert AcceptGate.for_worker(slots=1, workers=1) is None
+    assert AcceptGate.for_worker(slots=1, workers=2) is None  # no running loop here: nothing to gate
