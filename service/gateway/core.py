@@ -49,7 +49,7 @@ class GatewayCore:
         registry = open_registry(settings.db_url, migrate=settings.db_migrate)
         audit = Recorder.from_settings(settings)
         # The gateway holds no adapters: revocations need no eviction here (the renderers
-        # watch for them), and every new request reads consent from the database itself.
+        # watch for them), and every request checks consent against the database's registry version.
         tenancy = Tenancy.build(registry, on_revoked=lambda twin: None, poll_s=settings.registry_poll_ms / 1000)
         assets = AssetService.from_settings(settings)
         inputs = ConditioningInputs(assets, keep_outputs=settings.keep_outputs)
