@@ -78,6 +78,60 @@ def test_slots_below_the_limit_keep_accepting():
         served.close()
 
 
+class Worker:
+    """One 'renderer worker': an asyncio server on its own loop over a shared listening socket,
+    whose every connection takes a render slot for `render_s` in a thread, as BentoML's sync
+    APIs do."""
+
+    def __init__(self, listener: socket.socket, render_s: float):
+        self.loop = asyncio.new_event_loop()
+        self.served = 0
+        ready = threading.Event()
+
+        async def start():
+            def made(reader, writer):
+                def render():
+                    with self.gate.taken():
+                        time.sleep(render_s)
+                    self.served += 1
+                    self.loop.call_soon_threadsafe(writer.close)
+
+                self.loop.run_in_executor(None, render)
+
+            self.server = await asyncio.start_server(made, sock=listener.dup())
+            ready.set()
+
+        threading.Thread(target=lambda: (self.loop.run_until_complete(start()), self.loop.run_forever()),
+                         daemon=True).start()
+        assert ready.wait(10)
+        self.gate = AcceptGate(slots=1, loop=self.loop, take_turns=True)
+
+    def close(self):
+        self.gate.close()
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_idle_workers_take_turns_at_a_shared_socket():
+    """Calls one at a time, so every worker is idle when each arrives: the kernel alone would
+    give them all to the worker it wakes first; taking turns spreads them evenly."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    workers = [Worker(listener, render_s=0.1) for _ in range(2)]
+    try:
+        time.sleep(0.5)  # each worker takes its socket off its loop until its turn
+        for n in range(6):
+            with socket.create_connection(listener.getsockname(), timeout=10) as conn:
+                conn.settimeout(10)
+                assert conn.recv(1) == b""  # closed by the worker after its "render"
+        assert sorted(w.served for w in workers) == [3, 3], [w.served for w in workers]
+    finally:
+        for worker in workers:
+            worker.close()
+        listener.close()
+
+
 def test_one_worker_per_replica_has_no_gate():
     assert AcceptGate.for_worker(slots=1, workers=1) is None
     assert AcceptGate.for_worker(slots=1, workers=2) is None  # no running loop here: nothing to gate

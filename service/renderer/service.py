@@ -92,4 +92,6 @@ class Renderer:
 
     @bentoml.on_shutdown
     def close(self) -> None:
+        if self.gate is not None:
+            self.gate.close()
         self.runtime.close()
