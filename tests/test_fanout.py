@@ -113,13 +113,18 @@ def assert_delivered_once(s3_server, audit_dir: Path, prefix: str, job_id: str, 
 
 def test_a_job_fans_out_over_two_renderer_workers_while_reads_stay_fast(copied_home, demo_keys, s3_server, s3_env, tmp_path):
     token, admin = demo_keys["ATELIER_DEMO_KEY"], demo_keys["ATELIER_ADMIN_KEY"]
-    env = {**s3_env, "ATELIER_RENDERER_WORKERS": "2", "ATELIER_RENDERER_CONCURRENCY": "1"}
+    # Saturated, as the reads below need: renders long enough, and a window one call deeper than
+    # the workers, that a call is waiting whenever a worker frees. With 2-step renders and the
+    # default window, the gateway's S3 deliveries were slower than the renders, both workers sat
+    # idle when each call came, and the split then was the kernel's and the accept gate's choice.
+    env = {**s3_env, "ATELIER_RENDERER_WORKERS": "2", "ATELIER_RENDERER_CONCURRENCY": "1",
+           "ATELIER_DISPATCH_WINDOW": "4"}
     with serve(copied_home, tmp_path / "served", env=env) as served:
         served.wait_for_log(RENDERER_READY, count=2)  # both workers loaded (the gateway is ready before them)
         first = call(served.url + "/v1/generate", token, {**ITEM, "seed": 3})  # an image to verify while busy
         deliver_to_s3(served.url, admin, s3_server.bucket, "fanout")
         job_id = call(served.url + "/v1/jobs/submit", token,
-                      {"items": [{**ITEM, "sku": f"F-{i}", "seed": i} for i in range(40)]})["job_id"]
+                      {"items": [{**ITEM, "steps": 8, "sku": f"F-{i}", "seed": i} for i in range(40)]})["job_id"]
         # reads while both renderer workers are busy with the job
         time.sleep(1.0)
         import base64
