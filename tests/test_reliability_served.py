@@ -147,11 +147,11 @@ def test_a_full_audit_disk_is_a_clean_503_and_heals_by_itself(served):
     if not served["tmpfs"]:
         pytest.skip("no tmpfs could be mounted for the audit directory here (root and CAP_SYS_ADMIN needed)")
     filler = served["audit"] / "filler.bin"
-    with filler.open("wb") as fh:  # every free page of the tmpfs
+    # Unbuffered: a buffered file keeps the bytes the full disk refused and raises again on close.
+    with filler.open("wb", buffering=0) as fh:  # every free page of the tmpfs
         try:
             while True:
                 fh.write(b"\0" * 65536)
-                fh.flush()
         except OSError:
             pass
     try:
