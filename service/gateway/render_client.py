@@ -54,15 +54,15 @@ class HttpRenderClient:
     def __init__(self, url: str, timeout_s: float = 660.0):
         self.url = url  # as given (logged in the gateway's ready line)
         parsed = urlparse(url)
-        transport = None
+        uds = None
         if parsed.scheme == "file":
-            transport = httpx.HTTPTransport(uds=parsed.path)
-            url = "http://renderer"
+            uds, url = parsed.path, "http://renderer"
         elif parsed.scheme == "tcp":
             url = f"http://{parsed.netloc}"
-        # No kept-alive connections: see the module docstring.
-        self.client = httpx.Client(base_url=url, transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0),
-                                   limits=httpx.Limits(max_keepalive_connections=0))
+        # No kept-alive connections (see the module docstring). The limits go on the transport:
+        # httpx ignores a client's own limits once it is given a transport.
+        transport = httpx.HTTPTransport(uds=uds, limits=httpx.Limits(max_keepalive_connections=0))
+        self.client = httpx.Client(base_url=url, transport=transport, timeout=httpx.Timeout(timeout_s, connect=5.0))
 
     def _post(self, name: str, body: bytes) -> httpx.Response:
         try:
