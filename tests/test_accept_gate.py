@@ -86,14 +86,19 @@ class Worker:
     def __init__(self, listener: socket.socket, render_s: float):
         self.loop = asyncio.new_event_loop()
         self.served = 0
+        self.holding = self.most_held = 0  # connections accepted and not yet answered
         ready = threading.Event()
 
         async def start():
             def made(reader, writer):
+                self.holding += 1
+                self.most_held = max(self.most_held, self.holding)
+
                 def render():
                     with self.gate.taken():
                         time.sleep(render_s)
                     self.served += 1
+                    self.holding -= 1
                     self.loop.call_soon_threadsafe(writer.close)
 
                 self.loop.run_in_executor(None, render)
@@ -132,6 +137,59 @@ def test_idle_workers_take_turns_at_a_shared_socket():
         listener.close()
 
 
+def test_connections_arriving_together_are_taken_one_per_free_worker():
+    """Asyncio's accept takes every queued connection at once: a worker woken by four would hold
+    all four with one slot (and a renderer would answer three with 429). Each worker takes one,
+    and the others wait in the backlog until a worker frees."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    workers = [Worker(listener, render_s=0.3) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        conns = [socket.create_connection(listener.getsockname(), timeout=10) for _ in range(4)]
+        for conn in conns:
+            conn.settimeout(10)
+            assert conn.recv(1) == b""
+            conn.close()
+        assert [w.most_held for w in workers] == [1, 1]
+        assert sorted(w.served for w in workers) == [2, 2], [w.served for w in workers]
+    finally:
+        for worker in workers:
+            worker.close()
+        listener.close()
+
+
 def test_one_worker_per_replica_has_no_gate():
-    assert AcceptGate.for_worker(slots=1, workers=1) is None
-    assert AcceptGate.for_worker(slots=1, workers=2) is None  # no running loop here: nothing to gate
+    assert AcceptGate.for_worker(max_concurrency=1, workers=1) is None
+    assert AcceptGate.for_worker(max_concurrency=1, workers=2) is None  # no running loop here: nothing to gate
+
+
+def test_a_request_holds_its_slot_until_its_response_is_sent_and_probes_hold_none():
+    """The slot is held as long as BentoML's own concurrency limit counts the request: through
+    the whole response, not only the render, or the gate would accept a call BentoML answers 429."""
+    from service.renderer.accept_gate import SlotMiddleware
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope.get("path"), gate.busy))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        seen.append(("sending", gate.busy))
+
+    async def send(message):
+        pass
+
+    async def call(scope):
+        await SlotMiddleware(app, skip_paths=frozenset({"/health"}))(scope, None, send)
+
+    gate = AcceptGate(slots=1, loop=None)
+    AcceptGate.active = gate
+    try:
+        asyncio.run(call({"type": "http", "path": "/internal/render"}))
+        asyncio.run(call({"type": "http", "path": "/readyz"}))
+        asyncio.run(call({"type": "lifespan"}))  # passes through: no path, no slot
+    finally:
+        AcceptGate.active = None
+    assert seen == [("/internal/render", 1), ("sending", 1), ("/readyz", 0), ("sending", 0), (None, 0), ("sending", 0)]
+    assert gate.busy == 0

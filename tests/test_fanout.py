@@ -144,10 +144,7 @@ def test_a_job_fans_out_over_two_renderer_workers_while_reads_stay_fast(copied_h
         items = all_items(served.url, token, job_id)
     workers = [item["rendered_by"] for item in items]
     shares = sorted(workers.count(w) for w in set(workers))
-    # Both workers rendered. Issue 13 asks for each at least a third; fresh-clone runs on the
-    # loaded 2-core CI machine gave [12, 28] about one time in three (docs/BENCHMARKS.md, fan-out),
-    # so this checks a whole render call each until that split is understood. Issue 13 stays open on it.
-    assert len(shares) == 2 and shares[0] >= 4, shares
+    assert len(shares) == 2 and shares[0] >= 40 // 3, shares  # both workers rendered, each at least a third
     assert_delivered_once(s3_server, tmp_path / "audit", "fanout", job_id, items)
 
 

@@ -10,14 +10,13 @@ the gateway can depend on this class without loading torch.
 from __future__ import annotations
 
 from collections.abc import Generator
-from contextlib import nullcontext
 
 import bentoml
 
 from service import __version__
 from service.config import get_settings
 from service.logs import configure_logging
-from service.renderer.accept_gate import AcceptGate
+from service.renderer.accept_gate import AcceptGate, SlotMiddleware
 from service.rendering import RenderBatch, RenderBatchResult
 
 _settings = get_settings()
@@ -56,24 +55,19 @@ class Renderer:
         # Several workers share one socket: a busy one stops accepting (service.renderer.accept_gate).
         self.gate = AcceptGate.for_worker(settings.renderer_concurrency, settings.renderer_workers)
 
-    def _slot(self):
-        return self.gate.taken() if self.gate is not None else nullcontext()
-
     def __is_ready__(self) -> bool:
         return self.runtime.ready
 
     @bentoml.api(route="/internal/render")
     def render(self, batch: RenderBatch, /) -> RenderBatchResult:
         """Render a batch of admitted requests (internal: called by the gateway only)."""
-        with self._slot():
-            return self.runtime.render(batch)
+        return self.runtime.render(batch)
 
     @bentoml.api(route="/internal/render_stream")
     def render_stream(self, batch: RenderBatch, /) -> Generator[str, None, None]:
         """Render a batch while streaming its denoising steps: JSON lines of progress, then the
         result (internal: called by the gateway only, for live progress)."""
-        with self._slot():
-            yield from self.runtime.render_stream(batch)
+        yield from self.runtime.render_stream(batch)
 
     @bentoml.api(route="/internal/cache")
     def cache_state(self) -> dict:
@@ -95,3 +89,7 @@ class Renderer:
         if self.gate is not None:
             self.gate.close()
         self.runtime.close()
+
+
+if _settings.renderer_workers > 1:  # each call holds its worker's accept-gate slot until answered
+    Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=frozenset({"/health", "/livez", "/readyz"}))
