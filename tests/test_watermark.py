@@ -130,6 +130,15 @@ def test_survives_90_percent_centre_crop(marked_512):
     assert reading.found and reading.payload == PAYLOAD
 
 
+def test_a_read_back_at_its_own_scale_does_not_search_other_scales(marked_512):
+    """The renderer reads back a file it has just written at its own scale (rescaled=False);
+    only a full detection searches the scales a resized copy could be at."""
+    assert detect(marked_512, rescaled=False).payload == PAYLOAD
+    resized = marked_512.resize((680, 680), Image.LANCZOS)
+    assert detect(resized).payload == PAYLOAD
+    assert not detect(resized, rescaled=False).found
+
+
 def test_other_modes_of_a_marked_image(marked_512):
     assert detect(marked_512.convert("RGBA")).payload == PAYLOAD
     assert detect(marked_512.convert("L")).payload == PAYLOAD

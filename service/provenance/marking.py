@@ -87,7 +87,7 @@ class ProvenanceMarker:
             encode_start = time.perf_counter()
             data = encode_image(marked, fmt)
             encode_ms += (time.perf_counter() - encode_start) * 1000.0
-            reading = watermark.detect(Image.open(io.BytesIO(data)).convert("RGB"))
+            reading = watermark.detect(Image.open(io.BytesIO(data)).convert("RGB"), rescaled=False)
             if reading.found and reading.payload == payload:
                 if psnr_db != PSNR_STEPS_DB[0]:
                     log.info("watermark strengthened", extra={"fields": {"generation_id": context.generation_id, "psnr_db": psnr_db}})

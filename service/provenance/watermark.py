@@ -223,8 +223,10 @@ def _decode_cells(cells: np.ndarray, layout: _Layout) -> WatermarkReading | None
     return WatermarkReading(True, payload, corrected, confidence)
 
 
-def detect(image: Image.Image) -> WatermarkReading:
-    """Look for a watermark; found=False unless an id decodes with a valid check."""
+def detect(image: Image.Image, *, rescaled: bool = True) -> WatermarkReading:
+    """Look for a watermark; found=False unless an id decodes with a valid check. With
+    `rescaled=False` only at the image's own scale: the renderer's read-back of a file it has
+    just written, where a search over scales could only repeat the first reading."""
     width, height = image.size
     if min(width, height) < MIN_DETECT_SIDE:
         return NOT_FOUND
@@ -235,8 +237,8 @@ def detect(image: Image.Image) -> WatermarkReading:
     luma = _centre(luma, _MAX_ANALYSIS_SIDE)
     residual = _whiten(luma)
     reading = _decode_residual(residual)
-    if reading is not None:
-        return reading
+    if reading is not None or not rescaled:
+        return reading or NOT_FOUND
     for period in _period_candidates(residual):
         factor = TILE / period
         reading = _decode_residual(_whiten(_rescale(_centre(luma, _MAX_ANALYSIS_SIDE / factor), factor)))
