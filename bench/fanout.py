@@ -48,7 +48,7 @@ def run_job(workers: int, home: Path, items: int, steps: int, logs: Path | None 
 
     token = read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"]
     env = {"ATELIER_RENDERER_WORKERS": str(workers), "ATELIER_RENDERER_CONCURRENCY": "1", "ATELIER_CPU_THREADS": "1",
-           "ATELIER_JOB_POLL_MS": "50"}
+           "ATELIER_DISPATCH_WINDOW": str(workers + 1)}  # one call queued per replica, as a platform's queue holds it
     with tempfile.TemporaryDirectory() as workdir, serve(home, Path(workdir), env=env) as server, httpx.Client(
             base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as client:
         server.wait_for_log('"logger": "atelier.renderer", "event": "ready"', count=workers)  # every worker loaded

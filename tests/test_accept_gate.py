@@ -160,8 +160,19 @@ def test_connections_arriving_together_are_taken_one_per_free_worker():
         listener.close()
 
 
-def test_one_worker_per_replica_has_no_gate():
-    assert AcceptGate.for_worker(max_concurrency=1, workers=1) is None
+def test_a_gate_only_where_no_platform_queue_admits_calls():
+    assert AcceptGate.for_worker(max_concurrency=1, workers=1) is None  # a GPU replica: the platform queues
+
+    async def on_a_loop(**kwargs):
+        gate = AcceptGate.for_worker(**kwargs)
+        AcceptGate.active = None
+        if gate is not None:
+            gate.close()
+        return gate and (gate.slots, gate.turns)
+
+    assert asyncio.run(on_a_loop(max_concurrency=1, workers=1)) is None
+    assert asyncio.run(on_a_loop(max_concurrency=1, workers=1, on_cpu=True)) == (1, False)  # the backlog queues
+    assert asyncio.run(on_a_loop(max_concurrency=2, workers=2)) == (1, True)  # BentoML's per-worker limit
     assert AcceptGate.for_worker(max_concurrency=1, workers=2) is None  # no running loop here: nothing to gate
 
 

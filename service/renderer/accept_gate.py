@@ -18,8 +18,12 @@ answers 429 while the others idle (measured with `bench/fanout.py`: 13 of 13 ren
   shared socket): only the worker holding the turn listens, and it hands the turn on as soon
   as it takes a connection, so calls rotate over the idle workers.
 
-Used only when a replica runs several workers (CPU tests and benches); with one worker per
-replica the platform's queue admits calls. Must never close a socket, and never touch a
+Used when a replica runs several workers, or renders on the CPU (`bentoml serve` on a laptop,
+in CI and benches): there no platform queue stands in front of the renderer, and a call beyond
+its slots would get a 429 and the gateway's retry backoff, leaving the worker idle meanwhile;
+the listen backlog is that queue instead. On a GPU (one worker per replica, behind
+BentoCloud's external queue or Knative's queue-proxy) the platform's queue admits calls and
+there is no gate. Must never close a socket, and never touch a
 registration other than the loop's listening servers (found by their accept callback, whose
 arguments it reuses: private asyncio API, kept to this module). If the loop does not look as
 expected, or the lock file cannot be used, the worker listens as it would without the gate.
@@ -67,10 +71,11 @@ class AcceptGate:
     active: "AcceptGate | None" = None  # this worker's gate, for SlotMiddleware
 
     @classmethod
-    def for_worker(cls, max_concurrency: int, workers: int) -> "AcceptGate | None":
-        """A gate for this worker's running loop when its replica has several workers, else None.
-        Its slots are BentoML's per-worker limit: the service's max_concurrency over its workers."""
-        if workers <= 1:
+    def for_worker(cls, max_concurrency: int, workers: int, *, on_cpu: bool = False) -> "AcceptGate | None":
+        """A gate for this worker's running loop when its replica has several workers or renders
+        on the CPU, else None. Its slots are BentoML's per-worker limit: the service's
+        max_concurrency over its workers."""
+        if workers <= 1 and not on_cpu:
             return None
         try:
             loop = asyncio.get_running_loop()  # BentoML builds the service on its loop
@@ -78,7 +83,7 @@ class AcceptGate:
             return None
         slots = math.ceil(max_concurrency / workers)
         log.info("accept gate", extra={"fields": {"slots": slots, "workers": workers}})
-        cls.active = cls(slots, loop, take_turns=True)
+        cls.active = cls(slots, loop, take_turns=workers > 1)
         return cls.active
 
     @contextmanager

@@ -52,8 +52,10 @@ class Renderer:
         settings = get_settings()
         configure_logging(settings.log_level)
         self.runtime = RendererRuntime.from_settings(settings)
-        # Several workers share one socket: a busy one stops accepting (service.renderer.accept_gate).
-        self.gate = AcceptGate.for_worker(settings.renderer_concurrency, settings.renderer_workers)
+        # Where no platform queue admits calls (several workers on one socket, or a CPU renderer),
+        # a busy worker stops accepting and calls wait in the listen backlog (service.renderer.accept_gate).
+        self.gate = AcceptGate.for_worker(settings.renderer_concurrency, settings.renderer_workers,
+                                          on_cpu=self.runtime.engine.device.type == "cpu")
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready
@@ -91,5 +93,5 @@ class Renderer:
         self.runtime.close()
 
 
-if _settings.renderer_workers > 1:  # each call holds its worker's accept-gate slot until answered
-    Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=frozenset({"/health", "/livez", "/readyz"}))
+# Each call holds its worker's accept-gate slot until answered (a pass-through without a gate).
+Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=frozenset({"/health", "/livez", "/readyz"}))
