@@ -2,7 +2,8 @@
 
 Starts a real `bentoml serve` (gateway + renderer) twice on a copy of the demo home, with
 ATELIER_RENDERER_WORKERS=1 and then 2 (one torch thread each, ATELIER_CPU_THREADS=1), submits
-one 40-item job (256 px, `--steps`, inline delivery) and takes its time from the job's own
+one 40-item job (256 px, `--steps`, inline delivery; the dispatch window one call deeper than
+the workers, as a platform's queue holds the next call) and takes its time from the job's own
 created_at and finished_at (status is polled every 0.5 s, so polling costs the gateway
 little). The ratio is the fan-out's speed-up; on a 2-core machine the gateway's own work
 (dispatch, audit, delivery) shares the cores with the two workers. Prints one JSON line and

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 from service.renderer.accept_gate import AcceptGate
 
@@ -117,47 +118,45 @@ class Worker:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def test_idle_workers_take_turns_at_a_shared_socket():
-    """Calls one at a time, so every worker is idle when each arrives: the kernel alone would
-    give them all to the worker it wakes first; taking turns spreads them evenly."""
+@contextmanager
+def two_workers(render_s: float):
+    """Two workers on one listening socket, each off its loop until its turn; yields (address, workers)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    workers = [Worker(listener, render_s=0.1) for _ in range(2)]
+    workers = [Worker(listener, render_s=render_s) for _ in range(2)]
     try:
         time.sleep(0.5)  # each worker takes its socket off its loop until its turn
-        for n in range(6):
-            with socket.create_connection(listener.getsockname(), timeout=10) as conn:
-                conn.settimeout(10)
-                assert conn.recv(1) == b""  # closed by the worker after its "render"
-        assert sorted(w.served for w in workers) == [3, 3], [w.served for w in workers]
+        yield listener.getsockname(), workers
     finally:
         for worker in workers:
             worker.close()
         listener.close()
+
+
+def test_idle_workers_take_turns_at_a_shared_socket():
+    """Calls one at a time, so every worker is idle when each arrives: the kernel alone would
+    give them all to the worker it wakes first; taking turns spreads them evenly."""
+    with two_workers(render_s=0.1) as (address, workers):
+        for n in range(6):
+            with socket.create_connection(address, timeout=10) as conn:
+                conn.settimeout(10)
+                assert conn.recv(1) == b""  # closed by the worker after its "render"
+        assert sorted(w.served for w in workers) == [3, 3], [w.served for w in workers]
 
 
 def test_connections_arriving_together_are_taken_one_per_free_worker():
     """Asyncio's accept takes every queued connection at once: a worker woken by four would hold
     all four with one slot (and a renderer would answer three with 429). Each worker takes one,
     and the others wait in the backlog until a worker frees."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    workers = [Worker(listener, render_s=0.3) for _ in range(2)]
-    try:
-        time.sleep(0.5)
-        conns = [socket.create_connection(listener.getsockname(), timeout=10) for _ in range(4)]
+    with two_workers(render_s=0.3) as (address, workers):
+        conns = [socket.create_connection(address, timeout=10) for _ in range(4)]
         for conn in conns:
             conn.settimeout(10)
             assert conn.recv(1) == b""
             conn.close()
         assert [w.most_held for w in workers] == [1, 1]
         assert sorted(w.served for w in workers) == [2, 2], [w.served for w in workers]
-    finally:
-        for worker in workers:
-            worker.close()
-        listener.close()
 
 
 def test_a_gate_only_where_no_platform_queue_admits_calls():
@@ -192,7 +191,7 @@ def test_a_request_holds_its_slot_until_its_response_is_sent_and_probes_hold_non
         pass
 
     async def call(scope):
-        await SlotMiddleware(app, skip_paths=frozenset({"/health"}))(scope, None, send)
+        await SlotMiddleware(app, skip_paths=frozenset({"/readyz"}))(scope, None, send)
 
     gate = AcceptGate(slots=1, loop=None)
     AcceptGate.active = gate

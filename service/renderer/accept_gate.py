@@ -207,7 +207,8 @@ class AcceptGate:
                     _connection_lost(exc)
                 finally:
                     with self._cond:
-                        if self._unsettled.pop(connection, "settled") is None:
+                        if connection in self._unsettled:  # closed before it took a slot
+                            del self._unsettled[connection]
                             self._cond.notify_all()
                     self._sync()
 
@@ -256,11 +257,9 @@ class SlotMiddleware:
     BentoML counts it, so the gate never accepts a call that BentoML would answer 429. Requests
     on the paths BentoML does not count (health probes) hold no slot."""
 
-    def __init__(self, app, skip_paths: frozenset[str] = frozenset()):
-        from bentoml._internal.server.http.traffic import MaxConcurrencyMiddleware
-
+    def __init__(self, app, skip_paths: frozenset[str]):
         self.app = app
-        self.skip_paths = skip_paths | MaxConcurrencyMiddleware.BYPASS_PATHS
+        self.skip_paths = skip_paths  # the paths BentoML's limit lets through (the service module knows them)
 
     async def __call__(self, scope, receive, send):
         gate = AcceptGate.active

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import bentoml
+from bentoml._internal.server.http.traffic import MaxConcurrencyMiddleware  # private: its skip list
 
 from service import __version__
 from service.config import get_settings
@@ -93,5 +94,6 @@ class Renderer:
         self.runtime.close()
 
 
-# Each call holds its worker's accept-gate slot until answered (a pass-through without a gate).
-Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=frozenset({"/health", "/livez", "/readyz"}))
+# Each call holds its worker's accept-gate slot until answered (a pass-through without a gate);
+# the paths BentoML's concurrency limit skips (its probes, and the default livez path) hold none.
+Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=MaxConcurrencyMiddleware.BYPASS_PATHS | {"/health"})
