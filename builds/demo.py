@@ -209,6 +209,7 @@ def setup_demo_registry(assets: DemoAssets, db_url: str | None = None) -> None:
     db_url = db_url or Settings.from_env({"ATELIER_HOME": str(assets.home)}).db_url
     registry = open_registry(db_url)
     if assets.env_file.exists() and registry.get_tenant(DEMO_TENANT) is not None:
+        write_demo_env(assets.env_file, read_demo_env(assets.env_file))  # an older demo.env gains `export`
         return
     for twin_id, display_name in DEMO_TWINS.items():
         adapter = assets.adapters_dir / f"{twin_id}.safetensors"
@@ -224,15 +225,22 @@ def setup_demo_registry(assets: DemoAssets, db_url: str | None = None) -> None:
     _, demo_key = registry.create_api_key(DEMO_TENANT, ["generate", "verify"], name="demo key", **limits)
     _, admin_key = registry.create_api_key(DEMO_TENANT, ["admin", "generate", "verify"], name="demo admin key", **limits)
     registry.engine.dispose()
-    body = f"ATELIER_DEMO_KEY={demo_key}\nATELIER_ADMIN_KEY={admin_key}\n"
-    fd = os.open(assets.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    write_demo_env(assets.env_file, {"ATELIER_DEMO_KEY": demo_key, "ATELIER_ADMIN_KEY": admin_key})
+
+
+def write_demo_env(env_file: Path, keys: dict[str, str]) -> None:
+    """demo.env as shell `export` lines (owner-only): `. var/demo.env` puts the keys in the
+    environment of every program the shell starts, so the docs' Python examples read them too."""
+    body = "".join(f"export {name}={value}\n" for name, value in keys.items())
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(body)
 
 
 def read_demo_env(env_file: Path) -> dict[str, str]:
-    """The keys in demo.env as a dict."""
-    pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    """The keys in demo.env as a dict (with or without `export`)."""
+    lines = (line.strip().removeprefix("export ") for line in env_file.read_text().splitlines())
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
     return {name.strip(): value.strip() for name, value in pairs}
 
 

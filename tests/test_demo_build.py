@@ -73,3 +73,15 @@ def test_rebuild_is_skipped_when_complete(demo_home):
     build_demo(demo_home)
     assert adapter.stat().st_mtime_ns == before
     assert (demo_home / "demo.env").read_text() == env_before  # no new keys minted on a rerun
+
+
+def test_demo_env_exports_its_keys_to_programs_the_shell_starts(demo_home, demo_keys):
+    """The docs source demo.env and then run Python that reads os.environ: a plain NAME=value
+    line sets a shell variable only, and the Python example failed with KeyError."""
+    import subprocess
+    import sys
+
+    script = f'. "{demo_home / "demo.env"}" && "{sys.executable}" -c "import os; print(os.environ[\'ATELIER_DEMO_KEY\'])"'
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == demo_keys["ATELIER_DEMO_KEY"]
