@@ -1,9 +1,10 @@
 """One guarded, audited generation: the path every image takes, from HTTP or from a job.
 
 Owns: the order admit (key, scope, limits) -> consent and prompt policy -> one render call
-to the renderer (which cancels between denoising steps if the twin is revoked meanwhile) ->
-consent re-check before delivery, and the one audit record of each outcome, written before
-the caller answers. Several admitted requests may share one render call (a job's items of
+to the renderer, each item sealed with its admission (tenant, twin, the whole request: the
+renderer renders nothing else), which cancels between denoising steps if the twin is revoked
+meanwhile -> consent re-check before delivery, and the one audit record of each outcome,
+written before the caller answers. Several admitted requests may share one render call (a job's items of
 one twin and shape). Must never parse HTTP or talk to a client: callers pass in how to admit
 the caller and get a result or a typed error per request. Never imports torch.
 """
@@ -19,10 +20,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 
+from service.admission_seal import InternalCredential
 from service.audit.events import generation_event
 from service.audit.recorder import Recorder
 from service.errors import InvalidRequest, RemoteError, RendererUnavailable
-from service.rendering import GenerationResult, RenderBatch, RenderClient, RenderEdit, RenderItem, result_of
+from service.rendering import (RENDER_CALL_TIMEOUT_S, GenerationResult, RenderBatch, RenderClient, RenderEdit,
+                               RenderItem, result_of)
 from service.schemas import MAX_SEED, GenerateRequest
 from service.tenancy import Principal, Tenancy
 
@@ -31,7 +34,7 @@ Admit = Callable[[], AbstractContextManager[Principal]]
 # Resolves a request's conditioning inputs for the caller (URLs fetched into assets, garment
 # categories checked against consent); returns the request naming assets by id only.
 Prepare = Callable[[Principal, GenerateRequest], GenerateRequest]
-Keep = Callable[[Principal, GenerationResult], None]
+Keep = Callable[[Principal, GenerationResult, RenderEdit | None], None]  # the edit it was, if any
 Progress = Callable[[int, int], None]  # (denoising steps done, steps in all), as the renderer reports them
 
 
@@ -53,6 +56,7 @@ class Pending:
     generation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     seed: int = -1
     edit: RenderEdit | None = None
+    review: bool = False  # set at admission: its garments need a person's review before delivery (a job holds it)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -65,8 +69,9 @@ class GuardedGeneration:
     bounds: tuple[int, int, int] | None = None
 
     def __init__(self, renderer: RenderClient, tenancy: Tenancy, audit: Recorder, wait_s: float = 120.0,
-                 prepare: Prepare | None = None, keep: Keep | None = None):
+                 prepare: Prepare | None = None, keep: Keep | None = None, credential: InternalCredential | None = None):
         self.renderer = renderer
+        self.credential = credential  # seals each admitted item; renderers render no unsealed one
         self.tenancy = tenancy
         self.audit = audit
         self.wait_s = wait_s
@@ -94,7 +99,8 @@ class GuardedGeneration:
             raise self.audit.refused()
         outcomes: list[GenerationResult | BaseException | None] = [None] * len(pending)
         def event_of(p: Pending):
-            edit = p.edit.model_dump(include={"source_asset_id", "mask_asset_id", "invert"}) if p.edit else None
+            edit = p.edit.model_dump(include={"source_asset_id", "mask_asset_id", "invert", "origin",
+                                              "source_generation_id"}) if p.edit else None
             return functools.partial(generation_event, route=p.route, request=p.request, client_ip=p.client_ip,
                                      prompts=self.audit.prompts, job=p.job, edit=edit)
 
@@ -110,6 +116,8 @@ class GuardedGeneration:
                     grant = self.tenancy.gate.admit(principal, p.request)  # consent and prompt policy, before any GPU work
                     who[i]["consent"] = grant.audit_fields()
                     p.request = self.prepare(principal, p.request)  # conditioning inputs as this tenant's assets
+                    # garment images classified (where a classifier runs); unverified ones held or refused
+                    p.review = self.tenancy.gate.admit_garments(principal, grant, p.request, can_hold=p.job is not None)
                     events[i] = event_of(p)  # the record names the inputs' sha256s
                     principals[i] = principal
                 except Exception as exc:
@@ -117,11 +125,11 @@ class GuardedGeneration:
                     outcomes[i] = audited(exc)
             admitted = sorted(principals)
             if admitted:
-                batch = RenderBatch(items=[RenderItem(generation_id=pending[i].generation_id, seed=pending[i].seed,
-                                                      request=pending[i].request, edit=pending[i].edit,
-                                                      tenant_id=principals[i].tenant_id) for i in admitted])
+                waited = self.wait_s if wait_s is None else wait_s
+                batch = RenderBatch(items=[self._sealed(RenderItem(
+                    generation_id=pending[i].generation_id, seed=pending[i].seed, request=pending[i].request,
+                    edit=pending[i].edit, tenant_id=principals[i].tenant_id), waited) for i in admitted])
                 try:
-                    waited = self.wait_s if wait_s is None else wait_s
                     stop = stop or self.stopping
                     rendered = (self.renderer.render(batch, wait_s=waited, stop=stop) if progress is None else
                                 self.renderer.render_streaming(batch, wait_s=waited, stop=stop, on_progress=progress))
@@ -161,11 +169,19 @@ class GuardedGeneration:
         self._record(event(result=result, base_model_id=self.base_model_id, **who))
         if self.keep is not None:
             try:
-                self.keep(principal, result)
+                self.keep(principal, result, p.edit)
             except Exception:  # keeping an edit source is a convenience: never fail a delivery for it
                 log.exception("could not keep the generation as an edit source",
                               extra={"fields": {"generation_id": result.generation_id}})
         return result
+
+    def _sealed(self, item: RenderItem, waited: float) -> RenderItem:
+        """The item with this gateway's admission seal (service.admission_seal): it binds the
+        generation id, tenant, twin and the whole request (every asset id) to this admission,
+        and lasts while the call may wait for a renderer and then at its door."""
+        if self.credential is None:
+            return item  # renderers refuse it: only a gateway built without its credential sends one
+        return self.credential.sealed(item, ttl_s=waited + RENDER_CALL_TIMEOUT_S)
 
     def _record(self, event: dict) -> None:
         self.audit.record(event)

@@ -3,8 +3,8 @@
 Owns: the internal wire models (`RenderBatch` in, `RenderBatchResult` out), the in-process
 result types (`GenerationResult`, `GeneratedImage`), and the conversions between them. A
 batch holds requests the gateway has already admitted (key, scope, limits, consent, prompt
-policy); the renderer trusts that and never sees keys. Every image in a result is already
-watermarked and signed. Must never import torch, bentoml, or anything that does work.
+policy) and sealed one by one; the renderer checks the seals and never sees keys. Every image
+in a result is already watermarked and signed. Must never import torch, bentoml, or anything that does work.
 """
 
 from __future__ import annotations
@@ -14,13 +14,17 @@ import json
 import threading
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas import MAX_SEED, GenerateRequest
 
 MAX_BATCH_ITEMS = 16
+# The longest a render call may wait at a renderer's door, e.g. in the platform's queue while a
+# replica starts from zero: the gateway's client timeout (the renderer's own traffic timeout of
+# 600 s, plus a minute). An admission seal outlives the gateway's wait for a renderer by this.
+RENDER_CALL_TIMEOUT_S = 660.0
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,17 @@ class RenderEdit(BaseModel):
     mask_asset_id: str = Field(..., pattern=r"^[0-9a-f]{64}$")
     invert: bool = False
     source_generation_id: str | None = None  # named in the C2PA manifest's ingredient when known
+    # "generation": the source is an Atelier generation of the same twin and tenant (checked by
+    # the gateway); "upload": an uploaded photo, or an edit of one, whose ingredient the manifest
+    # marks as not an Atelier generation. The default claims nothing.
+    origin: Literal["generation", "upload"] = "upload"
 
 
 class RenderItem(BaseModel):
     """One admitted request, with the generation id and seed the gateway chose for it. Its
     conditioning names assets by id only (URLs were fetched by the gateway); `tenant_id`
-    says whose assets they are."""
+    says whose assets they are. `seal` is the gateway's admission seal over all of it
+    (`service.admission_seal`): the renderer renders no item without a valid one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,6 +81,7 @@ class RenderItem(BaseModel):
     request: GenerateRequest
     tenant_id: str | None = None
     edit: RenderEdit | None = None
+    seal: str | None = Field(None, max_length=64)
 
 
 class RenderBatch(BaseModel):

@@ -40,7 +40,7 @@ RENDERER_SOURCE = ROOT / "service" / "renderer" / "service.py"
 NAMESPACE = "atelier"
 
 # Env names whose values are secrets: never a literal value in a manifest.
-SECRET_ENV = {"ATELIER_DB_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+SECRET_ENV = {"ATELIER_DB_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ATELIER_INTERNAL_TOKEN"}
 # Settings that point at key material: their values must be file paths, never the keys.
 KEY_FILE_ENV = {"ATELIER_C2PA_KEY", "ATELIER_AUDIT_KEY"}
 # The key files each service reads, by the setting that names them.
@@ -548,8 +548,11 @@ def test_kustomize_renders_and_rewrites_every_image():
         images += [c["image"] for c in pod.get("containers", []) + pod.get("initContainers", [])]
     assert len(images) == 4  # the gateway, the renderer, its init container, the migration Job
     assert all(":" in image.rsplit("/", 1)[-1] for image in images), images  # every one pinned to a tag
-    assert {d["kind"] for d in rendered} == {"ServiceAccount", "ConfigMap", "Job", "Service"}
+    assert {d["kind"] for d in rendered} == {"ServiceAccount", "ConfigMap", "Job", "Service", "NetworkPolicy"}
     assert all(d["metadata"]["labels"]["app.kubernetes.io/name"] == "atelier" for d in rendered)
+    # kustomize leaves the NetworkPolicy's selectors as written (its labels never reach selectors).
+    [policy] = [d for d in rendered if d["kind"] == "NetworkPolicy"]
+    assert policy["spec"] == k8s_object("NetworkPolicy", "atelier-renderer-ingress")["spec"]
 
 
 def _selected(selector: str, labels: dict) -> bool:
@@ -613,6 +616,23 @@ def test_each_service_gets_the_settings_it_reads(platform):
     assert {"ATELIER_BACKEND"} <= renderer and ({"ATELIER_BASE_MODEL", "ATELIER_BASE_MODEL_S3"} & renderer)
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_gateway_trusts_its_proxies_so_each_client_is_its_own_source(platform):
+    """Behind Knative every request comes from the queue-proxy in the pod (127.0.0.1 / ::1),
+    behind BentoCloud from its ingress: unless those are trusted, every client is one source
+    for the per-source limits, and X-Forwarded-Proto (Studio's Secure cookie, HSTS) is ignored."""
+    import ipaddress
+
+    gateway = platform_env(platform, "gateway")
+    networks = [ipaddress.ip_network(c, strict=False) for c in Settings.from_env(gateway).trusted_proxies]
+    for loopback in ("127.0.0.1", "::1"):
+        assert any(ipaddress.ip_address(loopback) in net for net in networks), f"{platform}: {loopback} not trusted"
+    assert any(ipaddress.ip_address("10.1.2.3") in net for net in networks), f"{platform}: no cluster network"
+    assert all(net.prefixlen >= 7 for net in networks), f"{platform}: trusts the whole internet"
+    assert all(not ipaddress.ip_network(net).is_global for net in networks), f"{platform}: a public range trusted"
+    assert "ATELIER_TRUSTED_PROXIES" not in platform_env(platform, "renderer")
+
+
 def test_secrets_arrive_only_by_reference():
     for doc in k8s_docs():
         if doc["kind"] == "Secret":
@@ -655,7 +675,7 @@ def test_key_material_is_mounted_from_a_secret_as_files(role):
         assert projected.get(path.name) == path.name, f"{name}: {path.name} is not mounted"
         assert secret["defaultMode"] & 0o004  # readable by the bento's uid
     # Each pod gets only its own service's keys.
-    for secret in secret_mounts.values():
+    for secret in (s for s in secret_mounts.values() if s["secretName"] == "atelier-signing"):
         assert {item["key"] for item in secret.get("items", [])} == {Path(env[n]["value"]).name for n in KEY_FILES[role]}
     assert all(m.get("readOnly") for m in entry["volumeMounts"] if m["mountPath"] in secret_mounts)
     for name, value in cloud_env(role).items():
@@ -665,7 +685,7 @@ def test_key_material_is_mounted_from_a_secret_as_files(role):
 
 def test_the_secret_example_holds_placeholders_only_and_is_never_applied():
     docs = load_all(K8S / "secret.example.yaml")
-    assert {d["metadata"]["name"] for d in docs} == {"atelier-secrets", "atelier-signing"}
+    assert {d["metadata"]["name"] for d in docs} == {"atelier-secrets", "atelier-signing", "atelier-internal"}
     for doc in docs:
         assert doc["kind"] == "Secret" and "data" not in doc  # base64 would hide what it holds
         assert doc["stringData"]
@@ -673,6 +693,79 @@ def test_the_secret_example_holds_placeholders_only_and_is_never_applied():
             assert value.startswith(PLACEHOLDER), f"{doc['metadata']['name']}.{key} is not an obvious placeholder"
     assert set(docs[0]["stringData"]) >= {"ATELIER_DB_URL"}
     assert "secret.example.yaml" not in kustomization()["resources"]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_both_services_read_the_internal_token_from_a_secret_file(platform):
+    """The gateway presents the token to the renderer and seals render items with it: both must
+    read the same secret file, or every render call is refused (and a token generated per pod
+    would never match)."""
+    paths = {role: platform_env(platform, role).get("ATELIER_INTERNAL_TOKEN_FILE") for role in ROLES}
+    assert paths["gateway"] and paths["gateway"] == paths["renderer"] and paths["gateway"].startswith("/")
+    for role in ROLES:
+        assert Settings.from_env(platform_env(platform, role)).internal_token_file == Path(paths[role])
+    if platform == "bentocloud":
+        assert "atelier-internal" in bentocloud()["secrets"]
+        return
+    [example] = [d for d in load_all(K8S / "secret.example.yaml") if d["metadata"]["name"] == "atelier-internal"]
+    assert set(example["stringData"]) == {"internal_token"}
+    path = Path(paths["gateway"])
+    for role in ROLES:
+        entry = container(role)
+        volumes = {v["name"]: v for v in pod_spec(role)["volumes"]}
+        [mount] = [m for m in entry["volumeMounts"] if m["mountPath"] == str(path.parent)]
+        source = volumes[mount["name"]]["secret"]
+        assert mount.get("readOnly") and source["secretName"] == "atelier-internal"
+        assert {item["key"]: item["path"] for item in source["items"]} == {"internal_token": path.name}
+        assert source["defaultMode"] & 0o004  # readable by the bento's uid
+    # Nothing else gets it: the migration Job and the init container never talk to a renderer.
+    job = k8s_object("Job", "atelier-db-upgrade")["spec"]["template"]["spec"]
+    assert all((v.get("secret") or {}).get("secretName") != "atelier-internal" for v in job.get("volumes", []))
+    [init] = pod_spec("renderer")["initContainers"]
+    assert not any(m["name"] == mount["name"] for m in init.get("volumeMounts", []))
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions In/NotIn/Exists) against labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, op, values = expression["key"], expression["operator"], expression.get("values", [])
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) or \
+                (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def test_only_the_gateway_and_knatives_data_path_may_connect_to_the_renderer():
+    policy = k8s_object("NetworkPolicy", "atelier-renderer-ingress")
+    spec = policy["spec"]
+    pairs = {k: v for entry in kustomization()["labels"] for k, v in entry["pairs"].items()}
+    pod_labels = {role: {**pairs, **ksvc(role)["spec"]["template"]["metadata"]["labels"]} for role in ROLES}
+    # It selects the renderer's pods and no gateway pod, and restricts what comes in.
+    assert _matches(spec["podSelector"], pod_labels["renderer"]) and not _matches(spec["podSelector"], pod_labels["gateway"])
+    assert spec["policyTypes"] == ["Ingress"]
+    [rule] = spec["ingress"]  # one rule: a second, or an empty `from`, would admit more
+    peers = rule["from"]
+    assert peers and "ports" not in rule
+    same_namespace = [p for p in peers if "namespaceSelector" not in p]
+    assert [p["podSelector"] for p in same_namespace] == [{"matchLabels": {"app.kubernetes.io/component": "gateway"}}]
+    assert _matches(same_namespace[0]["podSelector"], pod_labels["gateway"])
+    assert not _matches(same_namespace[0]["podSelector"], pod_labels["renderer"])
+    # Every other peer is a named system namespace (Knative's activator and autoscaler, the
+    # networking layer's local gateway): never all namespaces, never an IP range.
+    others = [p for p in peers if "namespaceSelector" in p]
+    namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in others}
+    assert namespaces == {"knative-serving", "kourier-system"}
+    assert all(set(p) <= {"namespaceSelector", "podSelector"} for p in peers)
+    [knative] = [p for p in others if p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "knative-serving"]
+    assert _matches(knative["podSelector"], {"app": "activator"}) and _matches(knative["podSelector"], {"app": "autoscaler"})
+    assert not _matches(knative["podSelector"], {"app": "webhook"})
+    # Applied in the first step, before the Services (infra/README.md), and by kustomize.
+    assert policy["metadata"]["labels"]["app.kubernetes.io/component"] not in ROLES
+    assert "renderer-networkpolicy.yaml" in kustomization()["resources"]
+    # The renderer stays off the ingress: no route but the cluster-local one.
+    assert ksvc("renderer")["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
 
 
 def test_kustomization_lists_every_manifest_in_the_folder():

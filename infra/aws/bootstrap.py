@@ -577,6 +577,9 @@ def _print_settings(config: Config, out) -> None:
     if config.endpoint_url:
         print(f"  ATELIER_S3_ENDPOINT_URL={config.endpoint_url}", file=out)
     print(f"  ATELIER_S3_REGION={config.region}", file=out)
+    # Behind an ALB (or any proxy), the gateway must trust it, else every client is one source.
+    print("  ATELIER_TRUSTED_PROXIES=127.0.0.1/32,::1/128,<the VPC CIDR of the load balancer and ingress>",
+          file=out)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ server) — and the retry of busy or unreachable renderers (429, 502-504, connec
 with exponential backoff until a deadline; and the streamed render call (`render_streaming`),
 which reports each denoising step while the batch renders. Each HTTP call opens its own connection, so the
 renderer's workers take calls as they free up instead of one worker holding every kept-alive
-connection. Must never authenticate, audit or decide anything about the items it carries.
+connection. Every HTTP call carries the gateways' internal credential as its bearer
+(`service.admission_seal`); a renderer that refuses it (401) is a configuration error, logged
+and never retried. Must never authenticate callers, seal, audit or decide anything about the
+items it carries (the items arrive sealed by `service.generation`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import httpx
 
+from service.admission_seal import InternalCredential
 from service.errors import AtelierError, RendererUnavailable
-from service.rendering import Backoff, RenderBatch, RenderBatchResult, read_stream
+from service.rendering import RENDER_CALL_TIMEOUT_S, Backoff, RenderBatch, RenderBatchResult, read_stream
 
 log = logging.getLogger("atelier.render_client")
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -51,8 +55,11 @@ class HttpRenderClient:
     PATHS = {"render": "/internal/render", "cache_state": "/internal/cache", "evict": "/internal/evict",
              "prefetch": "/internal/prefetch", "render_stream": "/internal/render_stream"}
 
-    def __init__(self, url: str, timeout_s: float = 660.0):
+    def __init__(self, url: str, timeout_s: float = RENDER_CALL_TIMEOUT_S, credential: InternalCredential | None = None):
         self.url = url  # as given (logged in the gateway's ready line)
+        self.headers = {"Content-Type": "application/json"}
+        if credential is not None:
+            self.headers["Authorization"] = credential.authorization()
         parsed = urlparse(url)
         uds = None
         if parsed.scheme == "file":
@@ -66,7 +73,7 @@ class HttpRenderClient:
 
     def _post(self, name: str, body: bytes) -> httpx.Response:
         try:
-            response = self.client.post(self.PATHS[name], content=body, headers={"Content-Type": "application/json"})
+            response = self.client.post(self.PATHS[name], content=body, headers=self.headers)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
                 httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise RendererUnavailable(f"the renderer cannot be reached ({type(exc).__name__})") from None
@@ -75,9 +82,7 @@ class HttpRenderClient:
         if response.status_code in RETRYABLE_STATUS:
             raise RendererUnavailable(f"the renderer is busy or starting (HTTP {response.status_code})")
         if response.status_code != 200:
-            log.error("renderer error", extra={"fields": {"call": name, "status": response.status_code,
-                                                          "body": response.text[:300]}})
-            raise AtelierError(f"the renderer refused the {name} call (HTTP {response.status_code})")
+            _refused(name, response)
         return response
 
     def render(self, batch: RenderBatch, *, wait_s: float, stop: threading.Event | None = None) -> RenderBatchResult:
@@ -93,8 +98,7 @@ class HttpRenderClient:
         body = batch.model_dump_json().encode()
 
         def opened() -> httpx.Response:
-            request = self.client.build_request("POST", self.PATHS["render_stream"], content=body,
-                                                headers={"Content-Type": "application/json"})
+            request = self.client.build_request("POST", self.PATHS["render_stream"], content=body, headers=self.headers)
             try:
                 response = self.client.send(request, stream=True)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
@@ -104,9 +108,7 @@ class HttpRenderClient:
                 response.close()
                 if response.status_code in RETRYABLE_STATUS:
                     raise RendererUnavailable(f"the renderer is busy or starting (HTTP {response.status_code})")
-                log.error("renderer error", extra={"fields": {"call": "render_stream", "status": response.status_code,
-                                                              "body": response.text[:300]}})
-                raise AtelierError(f"the renderer refused the render_stream call (HTTP {response.status_code})")
+                _refused("render_stream", response)
             return response
 
         response = retried(opened, wait_s, stop)
@@ -130,8 +132,20 @@ class HttpRenderClient:
         self.client.close()
 
 
+def _refused(name: str, response: httpx.Response) -> NoReturn:
+    """Log a renderer's refusal (its error body holds no secret) and raise it, unretried."""
+    fields = {"call": name, "status": response.status_code, "body": response.text[:300]}
+    if response.status_code == 401:
+        log.error("the renderer refused this gateway's internal credential or admission seals: gateway and "
+                  "renderer must share ATELIER_INTERNAL_TOKEN (or ATELIER_INTERNAL_TOKEN_FILE)", extra={"fields": fields})
+    else:
+        log.error("renderer error", extra={"fields": fields})
+    raise AtelierError(f"the renderer refused the {name} call (HTTP {response.status_code})")
+
+
 class LocalRenderClient:
-    """Calls a Renderer instance in this process (the gateway built without a server)."""
+    """Calls a Renderer instance in this process (the gateway built without a server): no
+    bearer crosses a socket here, and the renderer's runtime still checks every item's seal."""
 
     def __init__(self, renderer: Any):
         self.renderer = renderer

@@ -6,10 +6,14 @@ in-flight generations between denoising steps, and turning one `RenderBatch` of 
 admitted requests into results: items that share a twin, a shape and their conditioning
 run as one pipeline batch, and each item gets its images or the typed error that stopped it;
 `render_stream` does the same while it reports each denoising step (a line per step, then
-the result). It turns a request's conditioning (asset ids of the tenant, a pose preset or
-keypoints, an edit's source and mask) into decoded images for the engine, reading assets
-from the store by id with their sha256 checked. Must never authenticate, decide consent,
-fetch a URL, write the audit log or answer a client: the gateway does.
+the result). Before any of that, every item of a call must carry a gateway's valid
+admission seal (`service.admission_seal`), whichever way the call came in (HTTP or
+in-process): one unsigned, forged, altered or expired item refuses the whole call. It turns
+a request's conditioning (asset ids of the tenant, a pose preset or keypoints, an edit's
+source and mask) into decoded images for the engine, reading assets from the store by id
+with their sha256 checked: only the ids and the tenant a seal covers. Must never
+authenticate a client, decide consent, fetch a URL, write the audit log or answer a client:
+the gateway does.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from collections.abc import Callable, Iterator
 
 from PIL import Image
 
+from service.admission_seal import InternalCredential
 from service.assets import AssetStore, open_asset_store
 from service.config import Settings
 from service.engine import Engine
-from service.errors import AtelierError
+from service.errors import AdmissionRefused, AtelierError
+from service.imaging import SourceImage
 from service.provenance.marking import ProvenanceMarker
 from service.registry import Registry, TwinInfo, open_registry
 from service.rendering import (
@@ -57,6 +63,7 @@ class RendererRuntime:
         self.watcher = watcher
         self.assets = assets or open_asset_store(settings)
         self.worker = f"{socket.gethostname()[:32]}-{os.getpid()}"
+        self.credential = InternalCredential.from_settings(settings)  # checks the gateway's seals
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RendererRuntime":
@@ -77,7 +84,23 @@ class RendererRuntime:
 
     def render(self, batch: RenderBatch, progress: Callable[[int, int], None] | None = None) -> RenderBatchResult:
         """Render every item; an error fails only the items of its group. `progress(step,
-        steps)` runs after every denoising step (steps counted over the batch's groups)."""
+        steps)` runs after every denoising step (steps counted over the batch's groups).
+        Raises AdmissionRefused, before any work, unless every item carries a valid seal."""
+        self.admit(batch)
+        return self._render(batch, progress)
+
+    def admit(self, batch: RenderBatch) -> None:
+        """Refuse the whole call (AdmissionRefused) unless each item is sealed by a gateway,
+        over exactly this content, and unexpired: so it renders the twin, for the tenant and
+        from the assets that gateway admitted, and nothing else."""
+        try:
+            self.credential.verify_all(batch.items)
+        except AdmissionRefused as exc:
+            log.warning("render call refused", extra={"fields": {"reason": exc.code, "detail": exc.message,
+                                                                 "items": len(batch.items), "worker": self.worker}})
+            raise
+
+    def _render(self, batch: RenderBatch, progress: Callable[[int, int], None] | None = None) -> RenderBatchResult:
         groups: OrderedDict[tuple, list[RenderItem]] = OrderedDict()
         for item in batch.items:
             key = group_key(item.request, item.edit) + ((item.generation_id,) if item.edit else ())  # edits run alone
@@ -113,7 +136,9 @@ class RendererRuntime:
     def render_stream(self, batch: RenderBatch) -> Iterator[str]:
         """`render`, reporting as it goes: a progress line now and after every denoising step,
         then the result line (`service.rendering`'s stream format). If the caller stops reading
-        (the generator is closed), the render stops at its next step."""
+        (the generator is closed), the render stops at its next step. The seals are checked
+        before the first line (AdmissionRefused)."""
+        self.admit(batch)
         lines: queue.Queue = queue.Queue()
         gone = threading.Event()
         total = sum(steps for steps in {group_key(i.request): i.request.steps for i in batch.items}.values())
@@ -125,7 +150,7 @@ class RendererRuntime:
 
         def work() -> None:
             try:
-                lines.put(result_line(self.render(batch, progress=report)))
+                lines.put(result_line(self._render(batch, progress=report)))
             except BaseException as exc:  # noqa: BLE001 - handed to the reading side
                 lines.put(exc)
             finally:
@@ -143,7 +168,8 @@ class RendererRuntime:
 
     def conditioning(self, item: RenderItem):
         """The item's conditioning with decoded images (None for text only), and an edit's
-        source as (bytes, format, title) for the C2PA ingredient."""
+        source as a SourceImage for the C2PA ingredient (a generation only when the gateway
+        found it to be the same twin's)."""
         request = item.request
         if not request.garments and request.pose is None and item.edit is None:
             return None, None
@@ -171,9 +197,14 @@ class RendererRuntime:
             with Image.open(io.BytesIO(data)) as opened:
                 source_image = opened.convert("RGB").resize(size)
             edit = Edit(source_image, image(item.edit.mask_asset_id, "L").resize(size), invert=item.edit.invert)
-            title = f"generation {item.edit.source_generation_id}" if item.edit.source_generation_id else \
-                f"asset {info.asset_id[:16]}"
-            source = (data, info.format, title)
+            ours = item.edit.source_generation_id if item.edit.origin == "generation" else None
+            if ours:
+                title = f"generation {ours}"
+            elif item.edit.source_generation_id:
+                title = f"generation {item.edit.source_generation_id}, an edit of an uploaded photo"
+            else:
+                title = f"uploaded photo {info.asset_id[:16]}"
+            source = SourceImage(data, info.format, title, ours)
         return Conditioning(garments=garments, pose=pose, edit=edit), source
 
     def cache_state(self) -> dict:

@@ -1,8 +1,10 @@
 """The Renderer service (GPU): one internal API over the engine, and no public route.
 
 Owns: the BentoML declaration of the renderer (one GPU, scale to zero, concurrency with the
-external queue) and loading its runtime once per worker. Takes batches of requests the
-gateway has already admitted; every image it returns is watermarked and signed. Must never
+external queue), its door (every route but the probes needs the gateways' internal
+credential, and render calls the gateway's admission seal on each item:
+`service.renderer.internal_auth`) and loading its runtime once per worker. Takes batches of
+requests the gateway has already admitted; every image it returns is watermarked and signed. Must never
 hold logic (that is `service.renderer.runtime`) and never import torch at module level, so
 the gateway can depend on this class without loading torch.
 """
@@ -17,7 +19,9 @@ from bentoml._internal.server.http.traffic import MaxConcurrencyMiddleware  # pr
 from service import __version__
 from service.config import get_settings
 from service.logs import configure_logging
+from service.admission_seal import InternalCredential
 from service.renderer.accept_gate import AcceptGate, SlotMiddleware
+from service.renderer.internal_auth import InternalAuth
 from service.rendering import RenderBatch, RenderBatchResult
 
 _settings = get_settings()
@@ -94,6 +98,12 @@ class Renderer:
         self.runtime.close()
 
 
+# The paths BentoML's concurrency limit skips: its probes, /metrics and the default livez path.
+PROBES = MaxConcurrencyMiddleware.BYPASS_PATHS | {"/health"}
+# Only gateways get past this (the internal credential; on render calls, every item's admission
+# seal), and a refused call never takes a render slot: this middleware runs outside the next.
+Renderer.add_asgi_middleware(InternalAuth, credential=lambda: InternalCredential.from_settings(get_settings()),
+                             open_paths=PROBES)
 # Each call holds its worker's accept-gate slot until answered (a pass-through without a gate);
-# the paths BentoML's concurrency limit skips (its probes, and the default livez path) hold none.
-Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=MaxConcurrencyMiddleware.BYPASS_PATHS | {"/health"})
+# the probes hold none.
+Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=PROBES)
