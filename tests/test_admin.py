@@ -113,10 +113,10 @@ def test_register_by_upload_then_generate_list_evict(admin_client, demo_home):
     data = lora_file(demo_home / "demo" / "pipeline", 4, 4.0, seed=99)
     response = admin_client.post("/v1/admin/twins", headers=AUTH, data={"twin_id": "uploaded-dana", "display_name": "Dana"},
                                  files={"adapter": ("dana.safetensors", data, "application/octet-stream")})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     twin = response.json()["twin"]
-    assert response.json()["created"] is True and twin["sha256"] == hashlib.sha256(data).hexdigest()
-    assert (demo_home / "adapters" / twin["adapter_path"]).read_bytes() == data
+    assert response.json()["created"] is True and twin["adapter_sha256"] == hashlib.sha256(data).hexdigest()
+    assert (demo_home / "adapters" / twin["adapter_key"]).read_bytes() == data
     refused = admin_client.post("/v1/generate", json={"twin_id": "uploaded-dana", **GEN})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "consent_missing"
     consent(admin_client, "uploaded-dana")
@@ -125,7 +125,7 @@ def test_register_by_upload_then_generate_list_evict(admin_client, demo_home):
     assert generated.status_code == 200
     plain = admin_client.get("/v1/admin/twins/list", headers=AUTH).json()  # the gateway's catalogue alone
     state = next(t for t in plain["twins"] if t["id"] == "uploaded-dana")
-    assert state["sha256"] == twin["sha256"] and state["tiers"] is None and state["in_slot"] is None
+    assert state["adapter_sha256"] == twin["adapter_sha256"] and state["tiers"] is None and state["in_slot"] is None
     listing = admin_client.get("/v1/admin/twins/list", params={"cache": "true"}, headers=AUTH).json()
     state = next(t for t in listing["twins"] if t["id"] == "uploaded-dana")
     assert state["tiers"] == ["device", "host", "disk"] and state["in_slot"] is True
@@ -148,16 +148,16 @@ def test_register_by_store_key_and_replace(admin_client, demo_home):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(lora_file(demo_home / "demo" / "pipeline", 4, 4.0, seed=seed))
     first = admin_client.post("/v1/admin/twins", headers=AUTH, json={"twin_id": "keyed-eli", "adapter_key": "keyed-eli/v1.safetensors"})
-    assert first.status_code == 200, first.text
-    assert first.json()["created"] is True and first.json()["twin"]["adapter_path"] == "keyed-eli/v1.safetensors"
+    assert first.status_code == 201, first.text
+    assert first.json()["created"] is True and first.json()["twin"]["adapter_key"] == "keyed-eli/v1.safetensors"
     consent(admin_client, "keyed-eli")
     before = admin_client.post("/v1/generate", json={"twin_id": "keyed-eli", **GEN})
     assert before.status_code == 200, before.text
 
     second = admin_client.post("/v1/admin/twins", headers=AUTH, data={"twin_id": "keyed-eli", "adapter_key": "keyed-eli/v2.safetensors"})
-    assert second.status_code == 200, second.text
+    assert second.status_code == 201, second.text
     assert second.json()["created"] is False
-    assert second.json()["replaced_sha256"] == first.json()["twin"]["sha256"] != second.json()["twin"]["sha256"]
+    assert second.json()["replaced_sha256"] == first.json()["twin"]["adapter_sha256"] != second.json()["twin"]["adapter_sha256"]
     after = admin_client.post("/v1/generate", json={"twin_id": "keyed-eli", **GEN})
     assert after.status_code == 200 and not same_picture(b64(before), b64(after))  # same seed, the new adapter
     again = admin_client.post("/v1/generate", json={"twin_id": "keyed-eli", **GEN})
@@ -178,7 +178,7 @@ def test_an_adapter_that_does_not_fit_the_base_model_is_refused_at_its_first_ren
     misfit = save(tensors)
     response = admin_client.post("/v1/admin/twins", headers=AUTH, data={"twin_id": "misfit-fay"},
                                  files={"adapter": ("fay.safetensors", io.BytesIO(misfit), "application/octet-stream")})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     consent(admin_client, "misfit-fay")
     refused = admin_client.post("/v1/generate", json={"twin_id": "misfit-fay", **GEN})
     assert refused.status_code == 422, refused.text

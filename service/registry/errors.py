@@ -44,6 +44,14 @@ class AdapterInUse(AtelierError):
     code = "adapter_in_use"
 
 
+class LikenessInUse(AtelierError):
+    """The adapter's likeness fingerprint is within the threshold of another person's twin
+    (live or revoked): a near copy of someone's adapter is not a new twin."""
+
+    status = 409
+    code = "likeness_in_use"
+
+
 class RegistryUnavailable(AtelierError):
     """The registry database cannot be reached (restarting, failed over, network): retry."""
 

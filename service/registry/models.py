@@ -118,6 +118,8 @@ class ConsentRow(Base):
     deny_terms: Mapped[list[str]] = mapped_column(JSON)
     recorded_by: Mapped[str] = mapped_column(String(200))
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # None = draft
+    # 0007: items whose garment images cannot be verified are held for a person's review.
+    review_unverified_garments: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -206,7 +208,7 @@ class JobItemRow(Base):
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # The item's lease (service.jobs.store.lease_items): who renders it, until when, and the
+    # The item's lease (service.registry.leases.lease_items): who renders it, until when, and the
     # fencing token that only goes up; a holder whose token is no longer current lost it.
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -236,7 +238,7 @@ class WebhookDeliveryRow(Base):
 
 
 class StudioSessionRow(Base):
-    """A signed-in Studio browser (service.studio.sessions): the session id's sha256, never
+    """A signed-in Studio browser (service.registry.sessions): the session id's sha256, never
     the id, and the API key's id, never the key."""
 
     __tablename__ = "studio_sessions"
@@ -262,6 +264,20 @@ class WatermarkRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class TwinLikenessRow(Base):
+    """A twin's likeness fingerprint (0006, `service.twins.likeness`) and its likeness group:
+    the twins an admin declared to be one person share `likeness_id` (a twin alone: its own id;
+    issue 28's person id can replace it). Kept after the twin is revoked: near copies stay refused."""
+
+    __tablename__ = "twin_likeness"
+
+    twin_id: Mapped[str] = mapped_column(ForeignKey("twins.id", ondelete="CASCADE"), primary_key=True)
+    likeness_id: Mapped[str] = mapped_column(String(64), index=True)
+    scheme: Mapped[str] = mapped_column(String(32))  # the fingerprint's parameters; another scheme is recomputed
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32, unit length (or all zero)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RegistryStateRow(Base):
     """One row (id 1): `version` goes up on every tenant, key, twin or consent change."""
 
@@ -284,6 +300,7 @@ __all__ = [
     "StudioSessionRow",
     "TenantRow",
     "TenantSettingsRow",
+    "TwinLikenessRow",
     "TwinRow",
     "WatermarkRow",
     "WebhookDeliveryRow",

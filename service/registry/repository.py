@@ -17,7 +17,9 @@ Rules it enforces:
   a newer version supersedes older ones entirely.
 - Revocation is final and applies to the likeness: `revoke_twin` sets `revoked_at` (and
   `deleted` on request) on the twin and on every other twin serving the same adapter bytes
-  (sha256), bumps their `revision`, and none of them takes new consent or an adapter again.
+  (sha256), bumps their `revision`, and none of them takes new consent or an adapter again;
+  `service.registry.likeness` adds, in the same transaction, every twin whose fingerprint is
+  near or that an admin linked as the same person.
 - One likeness, one set of bytes: `put_twin` refuses (409 `adapter_in_use`) adapter bytes
   already bound to another twin, live or revoked.
 - The consent decision reads its facts with the same four statements whatever the answer
@@ -37,17 +39,18 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, delete, event, func, insert, inspect, select, update
+from sqlalchemy import Engine, delete, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from service.errors import InvalidRequest, TwinNotFound
 from service.registry import keys
+from service.registry.db import Database, utcnow
 from service.registry.errors import (
     AdapterInUse,
     AlreadyExists,
@@ -76,10 +79,6 @@ IDEMPOTENCY_KEY_MAX = 255
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # authenticate writes last_used_at at most this often
 _DUMMY_SALT = b"\0" * keys.SALT_BYTES
 _DUMMY_HASH = keys.hash_secret(_DUMMY_SALT, "x")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def request_hash(body: Any) -> str:
@@ -150,6 +149,7 @@ class ConsentRecord:
     deny_terms: tuple[str, ...]
     recorded_by: str
     signed_at: datetime | None
+    review_unverified_garments: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,7 @@ class ConsentDecision:
     included_categories: tuple[str, ...] = ()
     territories: tuple[str, ...] = ()  # empty: worldwide
     tenant_named: bool = False  # some version of the twin's consent ever named this tenant
+    review_unverified_garments: bool = False
 
 
 CONSENT_FACTS_CACHED = 4096  # (twin, tenant) snapshots kept per process
@@ -195,7 +196,8 @@ class _ConsentFacts:
         if use not in record.uses:
             return ConsentDecision(False, "use_not_allowed", **ids)
         return ConsentDecision(True, None, deny_terms=record.deny_terms, excluded_categories=record.excluded_categories,
-                               included_categories=record.included_categories, territories=record.territories, **ids)
+                               included_categories=record.included_categories, territories=record.territories,
+                               review_unverified_garments=record.review_unverified_garments, **ids)
 
 
 @dataclass(frozen=True)
@@ -248,21 +250,19 @@ def _strings(values: Iterable[str], field: str) -> list[str]:
 
 
 class Registry:
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-        event.listen(self._sessions, "before_flush", _refuse_signed_consent_updates)
+    def __init__(self, db: Database | Engine):
+        self.db = Database.of(db)  # the engine, sessions and clock shared with the other repositories
+        self.engine = self.db.engine
+        self.db.guard_flush(_refuse_signed_consent_updates)
         self._consent_facts: OrderedDict[tuple[str, str], tuple[int, _ConsentFacts]] = OrderedDict()
         self._consent_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------
 
     def _session(self) -> Session:
-        return self._sessions()
+        return self.db.session()
 
-    @staticmethod
-    def _bump(session: Session) -> None:
-        session.execute(update(RegistryStateRow).where(RegistryStateRow.id == 1).values(version=RegistryStateRow.version + 1))
+    _bump = staticmethod(Database.bump_version)
 
     def registry_version(self) -> int:
         with self._session() as s:
@@ -392,6 +392,17 @@ class Registry:
             return ApiKeyInfo(row.id, row.tenant_id, frozenset(row.scopes.split(",")), row.requests_per_minute,
                               row.max_concurrent_jobs, None if row.twin_ids is None else frozenset(row.twin_ids))
 
+    def key_verifiers(self, *, now: datetime | None = None) -> dict[str, tuple[bytes, bytes]]:
+        """key id -> (salt, secret hash) of every usable key (not revoked, tenant enabled): what
+        an in-memory check needs to tell a valid token from a forged one without a query."""
+        now = _aware(now)
+        with self._session() as s:
+            rows = s.execute(select(ApiKeyRow.id, ApiKeyRow.salt, ApiKeyRow.secret_hash, ApiKeyRow.revoked_at)
+                             .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
+                             .where(TenantRow.disabled.is_(False)))
+            return {key_id: (bytes(salt), bytes(hashed)) for key_id, salt, hashed, revoked in rows
+                    if revoked is None or revoked > now}
+
     def list_keys(self, tenant_id: str | None = None) -> list[KeyListing]:
         """Keys (all, or one tenant's), oldest first; ids, scopes and limits only."""
         with self._session() as s:
@@ -426,8 +437,11 @@ class Registry:
         adapter_sha256: str,
         rank: int,
         now: datetime | None = None,
+        within: Callable[[Session, TwinRow], None] | None = None,
     ) -> TwinInfo:
-        """Create a twin or replace its adapter/metadata; each write bumps its revision."""
+        """Create a twin or replace its adapter/metadata; each write bumps its revision.
+        `within(session, row)` runs last in the same transaction (`service.registry.likeness`
+        checks and records the likeness there); what it raises undoes the write."""
         if len(adapter_sha256) != 64 or any(c not in "0123456789abcdef" for c in adapter_sha256):
             raise InvalidRequest("adapter_sha256 must be 64 lowercase hex characters", field="adapter_sha256")
         if rank < 1:
@@ -454,6 +468,8 @@ class Registry:
             row.revision = row.revision + 1
             row.updated_at = now
             s.flush()
+            if within is not None:
+                within(s, row)
             return _twin_info(row)
 
     def twins_with_adapter(self, adapter_sha256: str) -> list[TwinInfo]:
@@ -488,9 +504,12 @@ class Registry:
         adapter bytes (`revoke_likeness`). Returns the named twin."""
         return self.revoke_likeness(twin_id, delete=delete, now=now)[0]
 
-    def revoke_likeness(self, twin_id: str, *, delete: bool = False, now: datetime | None = None) -> list[TwinInfo]:
+    def revoke_likeness(self, twin_id: str, *, delete: bool = False, now: datetime | None = None,
+                        related: Callable[[Session, TwinRow], Iterable[str]] | None = None) -> list[TwinInfo]:
         """Revoke a twin and every twin with the same adapter sha256 (one person's likeness,
-        whatever id it was registered under); `delete=True` also hides them from `get_twin`.
+        whatever id it was registered under), and the twins `related(session, row)` names in the
+        same transaction (`service.registry.likeness`: near fingerprints, one likeness group);
+        `delete=True` also hides them from `get_twin`.
         Idempotent: repeating it changes nothing (and bumps no version) unless it adds
         `delete`. Returns the named twin first, then the others by id."""
         now = _aware(now)
@@ -501,6 +520,9 @@ class Registry:
             rows = [row] + list(s.scalars(select(TwinRow).where(TwinRow.adapter_sha256 == row.adapter_sha256,
                                                                  TwinRow.id != twin_id).order_by(TwinRow.id)
                                           .with_for_update()).all())
+            for other in sorted(set(related(s, row) if related is not None else ()) - {t.id for t in rows}):
+                if (twin := s.get(TwinRow, other, with_for_update=True)) is not None:
+                    rows.append(twin)
             changed = False
             for twin in rows:
                 if twin.revoked_at is not None and (twin.deleted or not delete):
@@ -534,6 +556,7 @@ class Registry:
         deny_terms: Iterable[str] = (),
         signed: bool = True,
         signed_at: datetime | None = None,
+        review_unverified_garments: bool = False,
     ) -> ConsentRecord:
         """Append the next consent version for a twin (previous + 1). Signed unless `signed=False`."""
         tenant_ids = _strings(tenants, "tenants")
@@ -543,7 +566,7 @@ class Registry:
         valid_from = _aware(valid_from)
         if valid_until is not None and _aware(valid_until) <= valid_from:
             raise InvalidRequest("valid_until must be after valid_from", field="valid_until")
-        now = utcnow()
+        now = self.db.now()
         with self._session() as s, s.begin():
             twin = s.get(TwinRow, twin_id, with_for_update=True)
             if twin is None or twin.deleted:
@@ -567,6 +590,7 @@ class Registry:
                 deny_terms=_strings(deny_terms, "deny_terms"),
                 recorded_by=recorded_by,
                 signed_at=(_aware(signed_at) if signed_at else now) if signed else None,
+                review_unverified_garments=bool(review_unverified_garments),
                 created_at=now,
             )
             s.add(row)
@@ -581,7 +605,7 @@ class Registry:
     def amend_consent(self, consent_id: int, **changes: Any) -> ConsentRecord:
         """Change fields of an unsigned draft. A signed record raises `ConsentImmutable`."""
         allowed = {"uses", "territories", "valid_from", "valid_until", "pay_rate_ref", "excluded_categories",
-                   "included_categories", "deny_terms", "recorded_by"}  # fmt: skip
+                   "included_categories", "deny_terms", "recorded_by", "review_unverified_garments"}  # fmt: skip
         if unknown := set(changes) - allowed:
             raise InvalidRequest(f"cannot amend {sorted(unknown)}", field=sorted(unknown)[0])
         with self._session() as s, s.begin():
@@ -593,6 +617,8 @@ class Registry:
             for name, value in changes.items():
                 if name in {"valid_from", "valid_until"} and value is not None:
                     value = _aware(value)
+                elif name == "review_unverified_garments":
+                    value = bool(value)
                 elif name not in {"pay_rate_ref", "recorded_by"}:
                     value = _strings(value, name)
                 setattr(row, name, value)
@@ -822,6 +848,7 @@ def _consent(row: ConsentRow, tenants: Iterable[str]) -> ConsentRecord:
         deny_terms=tuple(row.deny_terms),
         recorded_by=row.recorded_by,
         signed_at=row.signed_at,
+        review_unverified_garments=bool(row.review_unverified_garments),
     )
 
 
