@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from PIL import Image
 
@@ -33,13 +33,25 @@ def encode_image(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+class SourceImage(NamedTuple):
+    """An edit's source image (bytes, format, title), named in the signed manifest as its
+    ingredient; `generation_id` only when it is an Atelier generation of the same twin (without
+    one the ingredient is marked as not an Atelier generation: an uploaded photo)."""
+
+    data: bytes
+    format: str
+    title: str
+    generation_id: str | None = None
+
+
 @dataclass(frozen=True)
 class MarkContext:
     generation_id: str
     twin_id: str | None
     index: int
     seed: int
-    # An edit's source image (bytes, format, title): the signed manifest names it as an ingredient.
+    # An edit's source image (a SourceImage, or bytes, format, title): the signed manifest names
+    # it as an ingredient, and the image is then marked as a composite (C2PA and XMP alike).
     source: tuple[bytes, str, str] | None = None
 
 

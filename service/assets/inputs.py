@@ -2,18 +2,17 @@
 
 Owns: fetching garment and pose URLs into the tenant's assets (through the SSRF guard, once
 per URL), checking that every asset id the request names is this tenant's (another tenant's
-id reads exactly like a missing one), checking pose keypoints, resolving an edit's source
-(an uploaded photo, or an earlier generation kept for the tenant) and mask, and keeping
-delivered images so a later edit can name their generation. Must never decide consent
-(`service.tenancy`) or decode images beyond their bounds check.
+id reads exactly like a missing one), checking pose keypoints, an edit's source and mask
+(the source's size and the mask's; what the source is, and whether it may be edited as the
+named twin, is `service.assets.edit_source`'s), and keeping delivered images so a later edit
+can name their generation. Must never decide consent (`service.tenancy`: the caller checks
+the twin's consent before any asset is read) or decode images beyond their bounds check.
 """
 
 from __future__ import annotations
 
-import json
-
 from service.assets import AssetService
-from service.assets.store import AssetNotFound
+from service.assets.edit_source import EditSources
 from service.conditioning import validate_keypoints
 from service.errors import InvalidRequest
 from service.rendering import GenerationResult, RenderEdit
@@ -23,9 +22,11 @@ MIN_SIDE, MAX_SIDE = 256, 2048
 
 
 class ConditioningInputs:
-    def __init__(self, assets: AssetService, keep_outputs: bool = True):
+    def __init__(self, assets: AssetService, keep_outputs: bool = True, sources: EditSources | None = None):
         self.assets = assets
         self.keep_outputs = keep_outputs
+        # Without a watermark index, nothing resolves to a generation: every source is an upload.
+        self.sources = sources or EditSources(assets.store)
 
     def prepare(self, principal, request: GenerateRequest) -> GenerateRequest:
         """The request with URLs replaced by asset ids, every asset checked as the tenant's."""
@@ -52,14 +53,16 @@ class ConditioningInputs:
             return request
         return request.model_copy(update={"garments": garments, "pose": pose})
 
-    def edit_source(self, principal, source, mask_asset_id: str, invert: bool) -> tuple[RenderEdit, int, int]:
+    def edit_source(self, principal, twin_id: str, source, mask_asset_id: str, invert: bool) -> tuple[RenderEdit, int, int]:
         """The edit's source and mask as this tenant's assets, and the size to render at (the
-        source's, rounded down to a multiple of 8 within 256..2048)."""
+        source's, rounded down to a multiple of 8 within 256..2048). The source must be a
+        generation of `twin_id` for this tenant, or an upload the tenant may edit
+        (`EditSources.resolve`); call it only once the twin's consent holds."""
         tenant = principal.tenant_id
         generation_id = source.generation_id
         if generation_id is not None:
-            asset_id = self._kept(tenant, generation_id)
             field = "source.generation_id"
+            asset_id = self.sources.kept_asset(tenant, generation_id, field=field)
         else:
             asset_id, field = source.asset_id, "source.asset_id"
         info = self.assets.info(tenant, asset_id, field=field)
@@ -67,25 +70,17 @@ class ConditioningInputs:
         if (mask.width, mask.height) != (info.width, info.height):
             raise InvalidRequest(f"the mask is {mask.width}x{mask.height} but the source is {info.width}x{info.height}",
                                  field="mask_asset_id")
+        resolved = self.sources.resolve(tenant, twin_id, asset_id, field=field)
         width, height = (max(MIN_SIDE, min(MAX_SIDE, side // 8 * 8)) for side in (info.width, info.height))
         return RenderEdit(source_asset_id=asset_id, mask_asset_id=mask_asset_id, invert=invert,
-                          source_generation_id=generation_id), width, height
+                          source_generation_id=resolved.generation_id, origin=resolved.origin), width, height
 
-    def keep(self, principal, result: GenerationResult) -> None:
-        """Keep a delivered generation's first image as an edit source of the tenant."""
+    def keep(self, principal, result: GenerationResult, edit: RenderEdit | None = None) -> None:
+        """Keep a delivered generation's first image as an edit source of the tenant, with its
+        watermark id and origin (an edit of an upload stays an upload)."""
         if not self.keep_outputs or not result.images:
             return
         image = result.images[0]
         info = self.assets.keep_output(principal.tenant_id, image)  # our own image: its facts are known, no decode
-        self.assets.store.blobs.put(self._index(principal.tenant_id, result.generation_id),
-                                    json.dumps({"asset_id": info.asset_id}).encode(), durable=False)
-
-    def _kept(self, tenant: str, generation_id: str) -> str:
-        raw = self.assets.store.blobs.get(self._index(tenant, generation_id))
-        if raw is None:
-            raise AssetNotFound(f"no generation {generation_id!r} of this tenant is kept", field="source.generation_id")
-        return json.loads(raw)["asset_id"]
-
-    @staticmethod
-    def _index(tenant: str, generation_id: str) -> str:
-        return f"outputs/{tenant}/{generation_id}.json"
+        origin = "upload" if edit is not None and edit.origin == "upload" else "generation"
+        self.sources.keep(principal.tenant_id, result.generation_id, info.asset_id, image.watermark_id, origin)

@@ -7,7 +7,9 @@ The manifest (one claim, no thumbnail):
 - `c2pa.actions.v2`: `c2pa.created` with digitalSourceType trainedAlgorithmicMedia and the
   generator as softwareAgent, then `c2pa.watermarked` when the image carries a watermark;
   for an edit, instead, `c2pa.opened` of the source (its one ingredient, `parentOf`, with the
-  source's own manifest kept when it has one) and `c2pa.edited` with digitalSourceType
+  source's own manifest kept when it has one, and metadata `com.atelier.source`: "generation"
+  with `com.atelier.generation_id` for the same twin's generation, or "upload", described as
+  not an Atelier generation) and `c2pa.edited` with digitalSourceType
   compositeWithTrainedAlgorithmicMedia;
 - `com.atelier.generation`: `{"generation_id", "twin_id"}`;
 - `c2pa.soft-binding`: `{"alg": "com.atelier.watermark.v1", "blocks": [{"scope": {}, "value":
@@ -56,9 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from service.errors import MarkingFailed, ModelLoadError
-from service.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA
-
-COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+from service.provenance.xmp import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, TRAINED_ALGORITHMIC_MEDIA
 SOURCE_INGREDIENT = "source"
 
 log = logging.getLogger("atelier.provenance")
@@ -82,11 +82,30 @@ SIGN_SETTINGS = {
 
 @dataclass(frozen=True)
 class Ingredient:
-    """The image an edit started from: its bytes, MIME type and title (and generation, if ours)."""
+    """The image an edit started from: its bytes, MIME type and title, and its generation id
+    when it is an Atelier generation of the same twin; without one it is written as an
+    uploaded photo, not an Atelier generation (`ingredient_definition`)."""
 
     data: bytes
     mime_type: str
     title: str
+    generation_id: str | None = None
+
+
+SOURCE_METADATA = "com.atelier.source"  # the ingredient's metadata field: "generation" or "upload"
+
+
+def ingredient_definition(ingredient: Ingredient) -> dict:
+    """The ingredient's c2pa JSON: `parentOf`, and whether it is one of Atelier's generations
+    (its metadata `com.atelier.source` and description say so either way)."""
+    if ingredient.generation_id is not None:
+        description = f"An Atelier generation ({ingredient.generation_id}) of the same twin."
+        metadata = {SOURCE_METADATA: "generation", "com.atelier.generation_id": ingredient.generation_id}
+    else:
+        description = "An uploaded photo, not an Atelier generation: Atelier has not verified who it shows."
+        metadata = {SOURCE_METADATA: "upload"}
+    return {"title": ingredient.title, "relationship": "parentOf", "label": SOURCE_INGREDIENT,
+            "description": description, "metadata": metadata}
 
 
 @dataclass(frozen=True)
@@ -217,8 +236,7 @@ class C2paSigner:
         try:
             builder = c2pa.Builder(manifest_definition(info), context=context)
             if info.ingredient is not None:
-                builder.add_ingredient({"title": info.ingredient.title, "relationship": "parentOf",
-                                        "label": SOURCE_INGREDIENT}, info.ingredient.mime_type,
+                builder.add_ingredient(ingredient_definition(info.ingredient), info.ingredient.mime_type,
                                        io.BytesIO(info.ingredient.data))
             manifest_store = builder.sign(signer, mime_type, io.BytesIO(data), output)
         except c2pa.C2paError as exc:

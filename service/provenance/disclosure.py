@@ -1,6 +1,7 @@
 """What /v1/verify may say about the generation behind an image, and to whom.
 
-Owns: resolving an image to a generation through the registry's watermark index, and the
+Owns: resolving an image to a generation through the registry's watermark index (also for
+`/v1/edit`, which must know whose generation its source is: `identify`), and the
 disclosure rule. A generation is named only when
 - the watermark is found and its id is in the index (a JPEG re-encode drops C2PA but keeps
   the watermark: it still resolves, on any replica), or
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
-from service.provenance.verify import VerifyReport
+from service.provenance.limits import VerifyLimits
+from service.provenance.verify import VerifyReport, verify_image
 from service.registry import WatermarkInfo
 
 SIGNED = ("Valid", "Trusted")
@@ -35,6 +38,15 @@ def resolve(report: VerifyReport, lookup: Callable[[str], WatermarkInfo | None])
         if mark is not None and mark.generation_id == report.claimed_generation_id:
             return mark, "manifest"
     return None, None
+
+
+def identify(data: bytes, lookup: Callable[[str], WatermarkInfo | None], *, max_pixels: int,
+             trust_anchors: Path | None, limits: VerifyLimits | None = None) -> str | None:
+    """The watermark id under which the index holds the generation an image is, read as
+    /v1/verify reads it (same bounds, same resolution), or None for an image Atelier did not
+    make. Raises verify's typed 4xx errors for an image it will not read."""
+    mark, _ = resolve(verify_image(data, max_pixels, trust_anchors, limits), lookup)
+    return mark.watermark_id if mark is not None else None
 
 
 def disclose(report: VerifyReport, lookup: Callable[[str], WatermarkInfo | None], *, tenant_id: str,

@@ -21,7 +21,7 @@ from service.errors import MarkingFailed, ModelLoadError
 from service.imaging import MarkContext, MarkedImage, encode_image
 from service.provenance import watermark
 from service.provenance.c2pa import C2paSigner, Ingredient, ManifestInfo
-from service.provenance.xmp import add_xmp
+from service.provenance.xmp import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, TRAINED_ALGORITHMIC_MEDIA, add_xmp
 from service.schemas import MEDIA_TYPES
 
 log = logging.getLogger("atelier.provenance")
@@ -56,7 +56,9 @@ class ProvenanceMarker:
         payload = secrets.randbits(64)
         try:
             data, encode_ms = self._watermarked_file(image.convert("RGB"), fmt, payload, context)
-            data = add_xmp(data, fmt, generation_id=context.generation_id, generator=f"{GENERATOR_NAME} {__version__}")
+            data = add_xmp(data, fmt, generation_id=context.generation_id, generator=f"{GENERATOR_NAME} {__version__}",
+                           digital_source_type=TRAINED_ALGORITHMIC_MEDIA if context.source is None
+                           else COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)  # an edit: as its C2PA actions say
             info = ManifestInfo(
                 generation_id=context.generation_id,
                 watermark_id=watermark_hex(payload),
@@ -64,7 +66,8 @@ class ProvenanceMarker:
                 generator_version=__version__,
                 twin_id=context.twin_id,
                 ingredient=None if context.source is None else Ingredient(
-                    data=context.source[0], mime_type=MEDIA_TYPES[context.source[1]], title=context.source[2]),
+                    data=context.source[0], mime_type=MEDIA_TYPES[context.source[1]], title=context.source[2],
+                    generation_id=getattr(context.source, "generation_id", None)),  # none: not one of ours
             )
             signed, manifest_sha256 = self.signer.sign(data, MEDIA_TYPES[fmt], info)
         except Exception as exc:

@@ -1,6 +1,7 @@
 """XMP metadata for generated images: the IPTC digital source type, written into the container.
 
 Owns: building Atelier's XMP packet (`Iptc4xmpExt:DigitalSourceType` = trainedAlgorithmicMedia,
+or compositeWithTrainedAlgorithmicMedia for an edit,
 `xmp:CreatorTool`, `dc:format`, `atelier:GenerationId`) and placing it in PNG (an uncompressed
 `iTXt` chunk with keyword `XML:com.adobe.xmp`, right after IHDR), JPEG (an APP1 segment with the
 `http://ns.adobe.com/xap/1.0/\\0` header, after SOI and any JFIF/EXIF APP segments) and WebP
@@ -23,6 +24,8 @@ from xml.sax.saxutils import escape, quoteattr
 from service.errors import MarkingFailed
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+# An edit: the source's pixels outside the mask, generated ones inside (the C2PA actions say the same).
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 NS_XMP = "http://ns.adobe.com/xap/1.0/"
@@ -72,15 +75,18 @@ def build_xmp_packet(
     return packet.encode("utf-8")
 
 
-def add_xmp(data: bytes, fmt: str, *, generation_id: str, generator: str) -> bytes:
+def add_xmp(data: bytes, fmt: str, *, generation_id: str, generator: str,
+            digital_source_type: str = TRAINED_ALGORITHMIC_MEDIA) -> bytes:
     """Return `data` with Atelier's XMP packet in it, replacing any XMP already there.
 
     `fmt` is "png", "jpeg" or "webp" (or the matching MIME type); `generator` becomes
-    `xmp:CreatorTool` (e.g. "Atelier 0.1.0"). Raises MarkingFailed (code `xmp_failed`) for an
-    unsupported format or a malformed container.
+    `xmp:CreatorTool` (e.g. "Atelier 0.1.0"); `digital_source_type` is trainedAlgorithmicMedia,
+    or compositeWithTrainedAlgorithmicMedia for an edit. Raises MarkingFailed (code
+    `xmp_failed`) for an unsupported format or a malformed container.
     """
     mime_type = MIME_TYPES.get(fmt, fmt)
-    packet = build_xmp_packet(generation_id=generation_id, creator_tool=generator, mime_type=mime_type)
+    packet = build_xmp_packet(generation_id=generation_id, creator_tool=generator, mime_type=mime_type,
+                              digital_source_type=digital_source_type)
     return write_xmp(data, mime_type, packet)
 
 
