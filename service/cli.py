@@ -11,7 +11,7 @@ Owns: argument parsing, defaults from `Settings`, exit codes and what is printed
     atelier twins list [--all] | twins revoke ID [--delete]
     atelier consent add TWIN --tenants A,B --uses U,V --recorded-by WHO [--territories FR,DE]
         [--valid-from ISO] [--valid-until ISO] [--pay-rate-ref REF] [--exclude CAT] [--include CAT]
-        [--deny-term T ...]
+        [--deny-term T ...] [--review-unverified-garments]
     atelier consent show TWIN                                     (every version, oldest first)
 The registry commands talk to the registry database directly (ATELIER_DB_URL, default
 `sqlite:///$ATELIER_HOME/registry.db`; migrated to head unless ATELIER_DB_MIGRATE=0), check
@@ -364,7 +364,7 @@ def cmd_consent_add(args: argparse.Namespace) -> int:
         ConsentBody, twin_id=args.twin_id, tenants=args.tenants, uses=args.uses, recorded_by=args.recorded_by,
         territories=args.territories, valid_from=args.valid_from, valid_until=args.valid_until,
         pay_rate_ref=args.pay_rate_ref, excluded_categories=args.exclude, included_categories=args.include,
-        deny_terms=args.deny_terms,
+        deny_terms=args.deny_terms, review_unverified_garments=args.review_unverified_garments,
     )
     with _registry(_settings()) as registry:
         record = record_consent(registry, body.twin_id, **body.model_dump(exclude={"twin_id"}))
@@ -478,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a content category to allow, e.g. lingerie (repeatable or comma-separated)")
     add.add_argument("--deny-term", dest="deny_terms", action="append", default=[], metavar="T",
                      help="a prompt term refused for this twin (repeatable)")
+    add.add_argument("--review-unverified-garments", action="store_true",
+                     help="hold catalogue items whose garment images cannot be verified for a person's review")
     add.set_defaults(handler=cmd_consent_add)
     show = consent_commands.add_parser("show", help="every consent version of a twin, oldest first")
     show.add_argument("twin_id", metavar="TWIN")

@@ -29,7 +29,7 @@ def new_twin(client, admin_headers, demo_home, twin_id: str, seed: int, **consen
     data = lora_file(demo_home / "demo" / "pipeline", 4, 4.0, seed=seed)
     response = client.post("/v1/admin/twins", headers=admin_headers, data={"twin_id": twin_id},
                            files={"adapter": ("a.safetensors", data, "application/octet-stream")})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     body = {"twin_id": twin_id, "tenants": ["demo"], "uses": ["ecommerce"], "recorded_by": "tests", **consent}
     response = client.post("/v1/admin/consent", headers=admin_headers, json=body)
     assert response.status_code == 201, response.text
@@ -131,7 +131,9 @@ def test_every_consent_refusal_reason_is_a_403_and_audited(client, admin_headers
     for fields, reason in cases:
         response = client.post("/v1/generate", json={**GEN, **fields})
         assert error(response) == (403, reason), fields
-        assert response.json()["error"]["field"] == "twin_id"
+        # The field at fault: the declared use, the territory, else the twin.
+        assert response.json()["error"]["field"] == {"use_not_allowed": "use",
+                                                     "territory_not_allowed": "territory"}.get(reason, "twin_id")
         last = [r for r in records("event", "generation") if r["twin_id"] == fields["twin_id"]][-1]
         assert (last["outcome"], last["reason"], last["tenant"]) == ("refused", reason, "demo")
         assert "images" not in last

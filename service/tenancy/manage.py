@@ -34,6 +34,7 @@ def record_consent(
     excluded_categories: list[str] = (),  # type: ignore[assignment]
     included_categories: list[str] = (),  # type: ignore[assignment]
     deny_terms: list[str] = (),  # type: ignore[assignment]
+    review_unverified_garments: bool = False,
 ) -> ConsentRecord:
     """Append and sign the next consent version of a twin (it supersedes the previous one)."""
     check_categories(excluded_categories, included_categories)
@@ -41,7 +42,7 @@ def record_consent(
         twin_id, tenants=tenants, uses=uses, recorded_by=recorded_by, territories=territories,
         valid_from=valid_from or utcnow(), valid_until=valid_until, pay_rate_ref=pay_rate_ref,
         excluded_categories=excluded_categories, included_categories=included_categories,
-        deny_terms=deny_terms,
+        deny_terms=deny_terms, review_unverified_garments=review_unverified_garments,
     )
 
 

@@ -30,8 +30,8 @@ Every run of a letter in a term matches one or more of it ("nuuuude", "nakeddd";
 needs at least two e's, so "ten" is not "teen"). A term may carry a suffix (s, es, ed, ing,
 ity, ly, ness, ...), with a final "e" dropped before it ("nudes", "nudity", "bruised").
 Words of a multi-word term may be joined by any separators or none ("taylorswift").
-Allow-listed phrases ("kid leather", "nude heels", "gore-tex", "gun flap", "blood orange")
-are blanked out before the deny scan; the same word elsewhere in the prompt is still caught.
+Allow-listed phrases ("kid leather", "nude heels", "gore-tex", "gun flap", "blood orange",
+and the lexicon's "cocktail dress", "thong sandals") are blanked out before the deny scan; the same word elsewhere in the prompt is still caught.
 "nude" as a colour passes only before a listed noun ("nude heels", "nude-toned"): "a dress in
 nude" is refused, a false positive accepted on purpose. Doubled letters and suffixes widen a
 term a little ("kidding", "gunner" are refused); extend FASHION_ALLOW when a real prompt
@@ -48,8 +48,17 @@ checked against `NEGATIVE_PROMPT_DENY` (clothing negation and censorship terms, 
 `nudity_sexual`) with the same normalisation. A fashion client has no reason to push a model
 away from clothes.
 
+Terms may be written in any script: a term in a script without spaces between words
+(Japanese, Chinese) matches anywhere in the text, and the markers of
+`service.tenancy.lexicon` (`*` for compounds, `=` for no suffixes) apply to every term. The
+consent categories (lingerie, swimwear, sleepwear, smoking, alcohol) come from that lexicon,
+in nine languages; the global categories here are English only.
+
+The negative prompt is never checked against a consent category: "lingerie, swimwear" there
+steers away from them, which is what the consent wants.
+
 What this cannot catch, honestly: semantic paraphrase ("wearing nothing but a smile",
-"in her birthday suit"), other languages, misspellings and novel spellings not in the
+"in her birthday suit"), languages and words not in the lists, misspellings and novel spellings not in the
 list, words split into multi-letter pieces ("nu de"), the image itself (a benign prompt can
 still yield an unsafe image: output checks belong elsewhere), and real people not on the
 name list (a list of names can never be complete; it holds a few examples and is meant to
@@ -58,11 +67,13 @@ be extended). It is a cheap, explainable first gate, not a classifier.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 
 from service.errors import AtelierError
+from service.tenancy import lexicon
 
 __all__ = [
     "FASHION_ALLOW",
@@ -137,6 +148,7 @@ FASHION_ALLOW: list[str] = [
     "nude bag", "nude clutch", "nude belt", "nude trench", "nude blazer",
     "blood orange", "blood red", "gun metal", "gun flap", "gun flaps", "gun patch",
     "gore tex", "goretex", "gore skirt", "gored skirt", "six gore", "eight gore",
+    *lexicon.ALLOW,  # the restricted-category lexicon's hard negatives ("cocktail dress", "thong sandals")
 ]
 
 _MINOR_AGE_WORDS = {
@@ -208,25 +220,94 @@ def _letters(word: str) -> str:
     return "".join(out)
 
 
+_EDGE = re.compile(r"[a-z0-9]")
+
+
 def _term_regex(term: str, *, suffixes: bool) -> str:
-    words = re.findall(r"[a-z0-9]+", normalise(term))
+    """One term's regex. Markers (service.tenancy.lexicon): a leading `*` lets the term end a
+    compound word, a trailing `*` lets it begin one, a trailing `=` turns suffixes off."""
+    term = term.strip()
+    exact = term.endswith("=")
+    term = term.rstrip("=")
+    open_left, open_right = term.startswith("*"), term.endswith("*")
+    words = re.findall(r"[^\W_]+", normalise(term.strip("*")))
     if not words:
         raise ValueError(f"empty policy term: {term!r}")
     head, last = words[:-1], words[-1]
     tail = _letters(last)
-    if suffixes:
+    if suffixes and not exact and not open_right:
         alts = "|".join(_letters(s) for s in sorted(_SUFFIXES, key=len, reverse=True))
         if last.endswith("e") and len(last) > 2:
             tail = f"(?:{tail}(?:{alts})?|{_letters(last[:-1])}(?:{alts}))"
         else:
             tail = f"{tail}(?:{alts})?"
     body = r"[^a-z0-9]*".join([_letters(w) for w in head] + [tail])
-    return rf"(?<![a-z0-9]){body}(?![a-z0-9])"
+    # Whole words where the term starts or ends with a Latin letter or digit; a term in a
+    # script written without spaces (Japanese, Chinese) matches anywhere.
+    left = "" if open_left or not _EDGE.match(words[0][0]) else r"(?<![a-z0-9])"
+    right = "" if open_right or not _EDGE.match(last[-1]) else r"(?![a-z0-9])"
+    return rf"{left}{body}{right}"
 
 
-def _compile(terms: list[str], *, suffixes: bool) -> re.Pattern[str] | None:
-    parts = [f"(?P<t{i}>{_term_regex(t, suffixes=suffixes)})" for i, t in enumerate(terms)]
-    return re.compile("|".join(parts)) if parts else None
+_RUNS = re.compile(r"(.)\1+")
+
+
+def _collapsed(folded: str) -> str:
+    """The prefilter's view of folded text: "l" read as "i" (as terms match it) and every run
+    of one character as one ("biiikini" -> "bikini")."""
+    return _RUNS.sub(r"\1", folded.replace("l", "i"))
+
+
+def _key(term: str) -> str:
+    """Up to three characters that every match of `term` shows in `_collapsed` text: the start
+    of its first word (less a final "e" that a suffix may drop)."""
+    words = re.findall(r"[^\W_]+", normalise(term.strip().rstrip("=").strip("*")))
+    first = words[0]
+    if len(words) == 1 and first.endswith("e") and len(first) > 2:
+        first = first[:-1]
+    return _collapsed(first)[:3]
+
+
+@functools.lru_cache(maxsize=16384)
+def _pattern(term: str, suffixes: bool) -> re.Pattern[str]:
+    """A term's regex, compiled the first time a text might hold the term, then kept."""
+    return re.compile(_term_regex(term, suffixes=suffixes))
+
+
+class _TermSet:
+    """Terms compiled one regex each, tried only where their key appears in the text: one
+    alternation of hundreds of terms tries every term at every position (about 250 ms for a
+    long prompt with the lexicon), the key lookup rules out nearly all of them at once."""
+
+    def __init__(self, terms, *, suffixes: bool = True):
+        self.terms: tuple[str, ...] = tuple(terms)
+        self.suffixes = suffixes
+        for term in self.terms:
+            _term_regex(term, suffixes=suffixes)  # a malformed term fails here, not on a request
+        self._entries = [(index, _key(term), term) for index, term in enumerate(self.terms)]
+
+    def _candidates(self, collapsed: str, grams: set[str]):
+        for index, key, term in self._entries:
+            if (key in grams) if len(key) == 3 else (key in collapsed):
+                yield index, _pattern(term, self.suffixes)
+
+    def search(self, folded: str, collapsed: str, grams: set[str]) -> tuple[int, str] | None:
+        """(start, term) of the earliest match; of two at one start, the term listed first."""
+        best: tuple[int, int] | None = None
+        for index, pattern in self._candidates(collapsed, grams):
+            m = pattern.search(folded)
+            if m is not None and (best is None or m.start() < best[0]):
+                best = (m.start(), index)
+        return None if best is None else (best[0], self.terms[best[1]])
+
+    def blank(self, folded: str, collapsed: str, grams: set[str]) -> str:
+        for _, pattern in self._candidates(collapsed, grams):
+            folded = pattern.sub(lambda m: " " * len(m.group(0)), folded)
+        return folded
+
+
+def _grams(collapsed: str) -> set[str]:
+    return {collapsed[i:i + 3] for i in range(len(collapsed) - 2)}
 
 
 class PromptPolicy:
@@ -238,9 +319,9 @@ class PromptPolicy:
             name: tuple(dict.fromkeys(t.strip() for t in terms if t.strip())) for name, terms in source.items()
         }
         self.allow: tuple[str, ...] = tuple(FASHION_ALLOW if allow is None else allow)
-        self._allow_re = _compile(list(self.allow), suffixes=True)
-        self._deny = {name: (terms, _compile(list(terms), suffixes=True)) for name, terms in self.categories.items()}
-        self._negative = {name: (tuple(terms), _compile(terms, suffixes=True)) for name, terms in NEGATIVE_PROMPT_DENY.items()}
+        self._allow = _TermSet(self.allow)
+        self._deny = {name: _TermSet(terms) for name, terms in self.categories.items()}
+        self._negative = {name: _TermSet(terms) for name, terms in NEGATIVE_PROMPT_DENY.items()}
 
     def with_extra(self, extra: dict[str, list[str]]) -> "PromptPolicy":
         """A new policy with a consent record's extra terms added (new or existing categories)."""
@@ -249,26 +330,25 @@ class PromptPolicy:
             merged.setdefault(name, []).extend(terms)
         return PromptPolicy(merged, allow=list(self.allow))
 
-    def find(self, text: str, field: str = "prompt") -> PolicyMatch | None:
+    def find(self, text: str, field: str = "prompt", *, negative: bool | None = None) -> PolicyMatch | None:
         """The earliest deny match in `text`, or None. Allow-listed phrases are blanked first.
-        `field="negative_prompt"` checks against the negation list instead (module docstring)."""
+        A negative prompt (`negative`, by default `field == "negative_prompt"`) is checked
+        against the negation list instead (module docstring)."""
         if not text:
             return None
+        if negative is None:
+            negative = field == "negative_prompt"
         folded = normalise(text)
-        if self._allow_re is not None:
-            folded = self._allow_re.sub(lambda m: " " * len(m.group(0)), folded)
+        collapsed = _collapsed(folded)
+        grams = _grams(collapsed)
+        folded = self._allow.blank(folded, collapsed, grams)  # the prefilter's view stays a superset
         best: tuple[int, PolicyMatch] | None = None
-        if field == "negative_prompt":
-            for name, (terms, pattern) in self._negative.items():
-                m = pattern.search(folded) if pattern is not None else None
-                if m is not None and (best is None or m.start() < best[0]):
-                    best = (m.start(), PolicyMatch(name, terms[int(m.lastgroup[1:])], field))  # type: ignore[index]
+        for name, termset in (self._negative if negative else self._deny).items():
+            hit = termset.search(folded, collapsed, grams)
+            if hit is not None and (best is None or hit[0] < best[0]):
+                best = (hit[0], PolicyMatch(name, hit[1], field))
+        if negative:
             return best[1] if best else None
-        for name, (terms, pattern) in self._deny.items():
-            m = pattern.search(folded) if pattern is not None else None
-            if m is not None and (best is None or m.start() < best[0]):
-                index = int(m.lastgroup[1:])  # type: ignore[index]
-                best = (m.start(), PolicyMatch(name, terms[index], field))
         if best is None and "minors" in self._deny:
             age = _under_age(_fold(text))
             if age is not None:
@@ -278,7 +358,12 @@ class PromptPolicy:
     def check(self, prompt: str, negative_prompt: str | None = None) -> None:
         """Raise PromptRejected for the first deny match in the prompt, then for a negated
         clothing term in the negative prompt (see the module docstring for why they differ)."""
-        match = self.find(prompt, "prompt") or self.find(negative_prompt or "", "negative_prompt")
+        self.check_text(prompt, "prompt")
+        self.check_text(negative_prompt or "", "negative_prompt", negative=True)
+
+    def check_text(self, text: str, field: str, *, negative: bool = False) -> None:
+        """Raise PromptRejected, naming `field` and the category, if `text` matches."""
+        match = self.find(text, field, negative=negative)
         if match is not None:
             raise PromptRejected(
                 f"the {match.field} was refused by the content policy (category: {match.category})",
