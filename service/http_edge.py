@@ -2,7 +2,9 @@
 
 Owns: the `{"error": {"code", "message", "field"}}` body and its status code for every typed
 error, and an ASGI middleware that first settles who the client is (the peer, or the
-`X-Forwarded-For` client only behind a trusted proxy: `service.tenancy.preauth`), lets a
+`X-Forwarded-For` client only behind a trusted proxy: `service.tenancy.preauth`) and its scheme
+(`X-Forwarded-Proto`, from a trusted proxy only, so a request that was https behind a proxy
+that ended TLS reads as https), lets a
 pre-authentication check refuse the source (429) before anything else, and refuses oversized
 bodies (413) and unauthenticated uploads (401/403) before they are read or spooled. Validation of what is read is the router's
 (`service.gateway.errors`). Plain ASGI: must never import bentoml.
@@ -70,8 +72,9 @@ class HttpEdge:
         self.app = app
         # Networks whose X-Forwarded-For is believed; scope["client"] becomes the real client.
         self._trusted = trusted_proxies
-        # Called (in the event loop: it must be cheap) with (path, client) for every /v1 request
-        # before anything else; raising refuses it (per-source limits before authentication).
+        # Called (in the event loop: it must be cheap, no I/O) with (path, client, Authorization
+        # header) for every /v1 request before anything else; raising refuses it (per-source
+        # limits before authentication, which a valid key passes).
         self.before_request = before_request
         self.body_limits = body_limits or {}  # per-path caps that replace max_body_bytes
         self._max_body = max_body_bytes
@@ -99,17 +102,25 @@ class HttpEdge:
             return
         trusted = self._trusted() if callable(self._trusted) else self._trusted
         if trusted:
-            from service.tenancy.preauth import client_address
+            from service.tenancy.preauth import client_address, forwarded_scheme
 
             peer = scope.get("client")
-            forwarded = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"]
+            headers = scope.get("headers", [])
+            forwarded = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
             client = client_address(peer[0] if peer else None, forwarded, trusted)
+            # TLS ended at a trusted proxy: the request was https if that proxy says so (only
+            # then: anyone else's X-Forwarded-Proto is ignored). Secure cookies and HSTS follow.
+            scheme = forwarded_scheme(peer[0] if peer else None,
+                                      [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-proto"], trusted)
+            if scheme is not None:
+                scope["scheme"] = scheme
             if peer and client != peer[0]:
                 scope["client"] = (client, 0)
         if self.before_request is not None and scope["path"].startswith("/v1/"):
             client = scope.get("client")
+            authorization = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"authorization"), None)
             try:
-                self.before_request(scope["path"], client[0] if client else None)
+                self.before_request(scope["path"], client[0] if client else None, authorization)
             except AtelierError as exc:
                 await self._refuse(exc, scope, receive, send)
                 return

@@ -82,7 +82,7 @@ def build_world(demo_home: Path, tmp: Path, env: dict[str, str] | None = None, b
         body_limits={"/v1/jobs/submit": settings.max_job_body_bytes},
         on_refused=core.trust.refused_unauthenticated,
         before_upload=before_upload,
-        before_request=lambda path, ip: core.trust.sources.admit(ip),
+        before_request=lambda path, ip, authorization: core.trust.admit(ip, authorization),
         trusted_proxies=trusted_networks(settings.trusted_proxies),
         streamed_limits={"/v1/admin/twins": settings.max_upload_bytes + 65536,
                          "/v1/verify": settings.max_verify_bytes + 65536},

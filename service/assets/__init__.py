@@ -12,23 +12,27 @@ import hashlib
 from datetime import datetime, timezone
 
 from service.assets.bounds import ImageBomb, ImageFacts, UnsupportedImage, check_image
-from service.assets.fetch import FetchFailed, UrlRefused, fetch_url
+from service.assets.fetch import FetchBusy, FetchFailed, FetchPool, TooManyFetches, UrlRefused, fetch_url, patient_fetches
 from service.assets.store import KINDS, AssetInfo, AssetNotFound, AssetStore, open_asset_store
 from service.errors import InvalidRequest
 
 
 class AssetService:
-    def __init__(self, store: AssetStore, *, max_bytes: int, max_pixels: int, allow_private_urls: bool = False):
+    def __init__(self, store: AssetStore, *, max_bytes: int, max_pixels: int, allow_private_urls: bool = False,
+                 fetcher: FetchPool | None = None):
         self.store = store
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.allow_private_urls = allow_private_urls
+        self.fetcher = fetcher or FetchPool()  # URL fetches: one deadline each, threads of their own
         self._by_url: dict[tuple[str, str], str] = {}  # (tenant, url) -> asset id: a feed URL is fetched once
 
     @classmethod
     def from_settings(cls, settings) -> "AssetService":
         return cls(open_asset_store(settings), max_bytes=settings.max_asset_bytes, max_pixels=settings.max_asset_pixels,
-                   allow_private_urls=settings.dev_callbacks)
+                   allow_private_urls=settings.dev_callbacks,
+                   fetcher=FetchPool(settings.fetch_concurrency, settings.fetch_concurrency_per_tenant,
+                                     settings.fetch_timeout_s))
 
     def add(self, tenant_id: str, kind: str, data: bytes, *, source_url: str | None = None,
             field: str = "file") -> AssetInfo:
@@ -56,7 +60,8 @@ class AssetService:
             info = self.store.info(tenant_id, known, missing_ok=True)
             if info is not None:
                 return info
-        data = fetch_url(url, max_bytes=self.max_bytes, allow_private=self.allow_private_urls, field=field)
+        data = self.fetcher.fetch(tenant_id, url, max_bytes=self.max_bytes, allow_private=self.allow_private_urls,
+                                  field=field)
         info = self.add(tenant_id, kind, data, source_url=url, field=field)
         if len(self._by_url) > 10_000:
             self._by_url.clear()
@@ -73,5 +78,6 @@ class AssetService:
         return self.store.read(tenant_id, asset_id)
 
 
-__all__ = ["AssetInfo", "AssetNotFound", "AssetService", "AssetStore", "FetchFailed", "ImageBomb", "ImageFacts",
-           "KINDS", "UnsupportedImage", "UrlRefused", "check_image", "fetch_url", "open_asset_store"]
+__all__ = ["AssetInfo", "AssetNotFound", "AssetService", "AssetStore", "FetchBusy", "FetchFailed", "FetchPool",
+           "ImageBomb", "ImageFacts", "KINDS", "TooManyFetches", "UnsupportedImage", "UrlRefused", "check_image",
+           "fetch_url", "open_asset_store", "patient_fetches"]

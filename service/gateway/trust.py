@@ -1,7 +1,9 @@
 """What the gateway does about hostile traffic: before-authentication limits, compact refusals,
 bounded verifies, and generation bounds.
 
-Owns: composing, from the settings, the per-source guard (`service.tenancy.preauth`), the
+Owns: composing, from the settings, the per-source guard (`service.tenancy.preauth`) with the
+in-memory index that vouches for valid keys (`service.tenancy.keyindex`: a spent budget never
+refuses a valid key), the
 ledger of unauthenticated refusals (`service.audit.refusals`), the verify limits and slots
 (`service.provenance.limits`), and the deployment's generation bounds; and the one call the
 edge and the error handler make for a request refused before any key was accepted. Must
@@ -17,6 +19,8 @@ from service.audit.refusals import RefusalLedger
 from service.config import Settings
 from service.errors import AtelierError
 from service.provenance.limits import VerifyLimits, VerifySlots
+from service.tenancy.auth import bearer_token
+from service.tenancy.keyindex import KeyIndex
 from service.tenancy.preauth import SourceGuard, SourceLimited
 
 
@@ -26,16 +30,33 @@ class GatewayTrust:
     refusals: RefusalLedger
     verify_limits: VerifyLimits
     verify_slots: VerifySlots
+    keys: KeyIndex | None = None  # vouches for valid keys from a source whose budget is spent
 
     @classmethod
-    def build(cls, settings: Settings, audit: Recorder, generation=None) -> "GatewayTrust":
+    def build(cls, settings: Settings, audit: Recorder, generation=None, registry=None) -> "GatewayTrust":
         if generation is not None:
             generation.bounds = (settings.max_image_side, settings.max_steps, settings.max_images)
         trust = cls(SourceGuard(settings.source_requests_per_minute, settings.source_failures_per_minute),
                     RefusalLedger(audit.record), VerifyLimits.from_settings(settings),
                     VerifySlots(settings.verify_concurrency_per_key, settings.verify_concurrency))
+        if registry is not None and (settings.source_requests_per_minute or settings.source_failures_per_minute):
+            trust.keys = KeyIndex(registry, interval_s=max(0.1, settings.registry_poll_ms / 1000)).start()
         trust.refusals.start()
         return trust
+
+    def vouch(self, token: str | None) -> bool:
+        """Whether `token` is a valid key (in memory, no query: `service.tenancy.keyindex`)."""
+        return self.keys is not None and self.keys.vouches(token)
+
+    def admit(self, client_ip: str | None, authorization: str | None) -> None:
+        """Per-source limits before any key is checked (the edge, in the event loop): a source
+        over its budgets is refused (429) unless the request carries a valid key."""
+        self.sources.admit(client_ip, vouch=lambda: self.vouch(bearer_token(authorization)))
+
+    def admit_sign_in(self, client_ip: str | None, token: str | None) -> None:
+        """The same for a Studio sign-in, whose key comes in the form: failed sign-ins spend the
+        same budget as failed API calls (`refused_unauthenticated`), and a valid key passes."""
+        self.sources.admit(client_ip, vouch=lambda: self.vouch(token))
 
     def refused_unauthenticated(self, path: str, error: AtelierError, client_ip: str | None) -> None:
         """A request refused before any key was accepted: a failed authentication (401) counts
@@ -46,6 +67,8 @@ class GatewayTrust:
         self.refusals.refused(path, error, client_ip)
 
     def close(self) -> None:
+        if self.keys is not None:
+            self.keys.stop()
         self.refusals.close()
 
 

@@ -1,18 +1,27 @@
 """Studio's browser security: the session cookie, CSRF tokens, and the headers of every response.
 
 Owns: the session cookie (HttpOnly, SameSite=Strict, Path=/studio, Secure when the request
-came over https), the sign-in form's double-submit CSRF cookie, the check of a form's (or an
-htmx/fetch request's) CSRF token against the session's, and the Content-Security-Policy and
-other headers every Studio response carries: no inline script or style anywhere, everything
-from 'self', images also from `data:` (a generated image shown before it is stored) and the
-S3 endpoint that serves delivered job images. Must never put an API key in a cookie, a page
-or a header.
+came over https: direct TLS, or a trusted proxy's `X-Forwarded-Proto`, which the HTTP edge
+turns into the request's scheme; an untrusted peer's claim is ignored there), the sign-in
+form's CSRF pair (a cookie holding a nonce and its issue time, and a form token that is the
+HMAC of that cookie under a server secret: a pair cannot be made up or mixed, only issued,
+and it expires after an hour), the check of a form's (or an htmx/fetch request's) CSRF token
+against the session's, and the headers every Studio response carries: the
+Content-Security-Policy (no inline script or style anywhere, everything from 'self', images
+also from `data:` (a generated image shown before it is stored) and the S3 endpoint that
+serves delivered job images), the other protective headers, and HSTS on https responses.
+Must never put an API key in a cookie, a page or a header.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import logging
 import secrets
+import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 from starlette.requests import Request
@@ -25,6 +34,11 @@ SESSION_COOKIE = "atelier_studio"
 LOGIN_CSRF_COOKIE = "atelier_studio_login"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+LOGIN_CSRF_TTL_S = 3600
+# Two years, the preload list's minimum; no includeSubDomains: other hosts of the operator's
+# domain are not Atelier's to decide for.
+HSTS = b"max-age=63072000"
+log = logging.getLogger("atelier.studio")
 
 
 class CsrfRefused(Forbidden):
@@ -32,6 +46,7 @@ class CsrfRefused(Forbidden):
 
 
 def is_https(request: Request) -> bool:
+    """Direct TLS, or TLS ended at a trusted proxy (the edge set the scheme from its header)."""
     return request.url.scheme == "https"
 
 
@@ -46,6 +61,40 @@ def clear_cookie(response: Response, request: Request, name: str) -> None:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def login_secret(key_file: Path | None) -> bytes:
+    """The server secret of sign-in CSRF tokens: derived from the gateway's audit checkpoint key
+    (a secret every gateway replica of a deployment mounts, so a form served by one replica is
+    accepted by another; the derivation never reveals the key), else random for this process."""
+    try:
+        material = key_file.read_bytes() if key_file is not None else b""
+    except OSError:
+        material = b""
+    if not material:
+        log.warning("no audit key to derive the sign-in CSRF secret from: a random one (this process only)")
+        return secrets.token_bytes(32)
+    return hmac.new(material, b"atelier studio sign-in csrf v1", hashlib.sha256).digest()
+
+
+def _login_mac(secret: bytes, nonce: str) -> str:
+    digest = hmac.new(secret, b"login\x00" + nonce.encode("ascii", "replace"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def new_login_csrf(secret: bytes, now: float | None = None) -> tuple[str, str]:
+    """(cookie, form token) of a sign-in form: the cookie is `<issued>.<nonce>`, the token its HMAC."""
+    cookie = f"{int(time.time() if now is None else now)}.{secrets.token_urlsafe(24)}"
+    return cookie, _login_mac(secret, cookie)
+
+
+def check_login_csrf(secret: bytes, cookie: str | None, presented: str | None, now: float | None = None) -> None:
+    """Refuse (403 csrf_failed) unless `presented` is the HMAC of this browser's own, unexpired
+    sign-in cookie: a token copied from another form, or a cookie set to equal a token, fails."""
+    issued = (cookie or "").split(".", 1)[0]
+    fresh = issued.isdigit() and 0 <= (time.time() if now is None else now) - int(issued) <= LOGIN_CSRF_TTL_S
+    expected = _login_mac(secret, cookie) if cookie and len(cookie) <= 128 else None
+    check_csrf(expected if fresh else None, presented)
 
 
 def check_csrf(expected: str | None, presented: str | None) -> None:
@@ -95,6 +144,8 @@ class SecurityHeaders:
                 ]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
+                if scope.get("scheme") == "https":  # never over plain http, where it means nothing
+                    headers.append((b"strict-transport-security", HSTS))
                 message = {**message, "headers": headers}
             await send(message)
 

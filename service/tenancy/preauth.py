@@ -2,15 +2,17 @@
 
 Owns: the client address of a request (`client_address`: the TCP peer, or, only when that peer
 is one of `ATELIER_TRUSTED_PROXIES`, the nearest untrusted address of `X-Forwarded-For`, read
-right to left), and per-source limits that apply before authentication (`SourceGuard`):
-requests per minute, and failed authentications per minute after which the source is refused
-outright (429, no key check, no database work) until the minute ends.
+right to left) and the scheme it used (`forwarded_scheme`: `X-Forwarded-Proto`, likewise only
+from a trusted proxy), and per-source limits that apply before authentication (`SourceGuard`):
+requests per minute, and failed authentications per minute after which the source's requests
+are refused (429, no database work) until the minute ends, unless the caller vouches for their
+key (a valid key passes whatever its source did: `admit(client, vouch)`).
 
 Sources are counted in fixed one-minute windows; an IPv6 source counts by its /64 (one host
 holds a whole /64). A peer that is not an IP address (a unix-socket sidecar, an in-process
 test client) is one local peer speaking for many clients: it is not limited here. The table is bounded: past `max_sources` sources in a minute, new ones are
 not limited (and a warning is logged) rather than sharing one bucket that a spray could fill.
-Must never read a body, a key or the registry.
+Must never read a body or the registry, nor check a key itself (the caller's `vouch` does).
 """
 
 from __future__ import annotations
@@ -79,6 +81,19 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[Ne
     return str(_address(hops[0])) if hops else peer  # every hop is a trusted proxy
 
 
+def forwarded_scheme(peer: str | None, forwarded_proto: list[str], trusted: tuple[Network, ...]) -> str | None:
+    """The scheme the client used, as a trusted proxy reports it in `X-Forwarded-Proto`
+    ("https" or "http"), or None: when the peer is not a trusted proxy its word is ignored, as
+    is anything but those two values. The right-most value is the nearest proxy's own."""
+    if not trusted or peer is None or not forwarded_proto:
+        return None
+    address = _address(peer)
+    if address is None or not any(address in net for net in trusted):
+        return None
+    values = [v.strip().lower() for value in forwarded_proto for v in value.split(",") if v.strip()]
+    return values[-1] if values and values[-1] in ("http", "https") else None
+
+
 def source_key(client: str | None) -> str:
     """What a source is counted as: its address, an IPv6 address by its /64."""
     if client is None:
@@ -126,8 +141,13 @@ class SourceGuard:
             window = self._sources[key] = _Window()
         return window, now
 
-    def admit(self, client: str | None) -> None:
-        """Called before a key is checked: raises SourceLimited (429) or counts the request."""
+    def admit(self, client: str | None, vouch: Callable[[], bool] | None = None) -> None:
+        """Called before a key is checked: raises SourceLimited (429) or counts the request.
+
+        Once the source has spent a budget, only a request that `vouch` vouches for (a valid
+        API key: `service.tenancy.keyindex`, in memory) still passes; it has per-key limits of
+        its own. So a budget throttles unauthenticated and failed attempts, never a valid key,
+        however many strangers share the address (an office's NAT, a proxy's)."""
         if not (self.requests_per_minute or self.failures_per_minute):
             return
         with self._lock:
@@ -135,13 +155,20 @@ class SourceGuard:
             if window is None:
                 return
             retry = int(60 - now % 60) + 1
+            refusal = None
             if self.failures_per_minute and window.failures >= self.failures_per_minute:
-                raise SourceLimited("too many requests from this address failed to authenticate; retry later",
-                                    retry_after=retry, code="too_many_auth_failures")
-            if self.requests_per_minute and window.requests >= self.requests_per_minute:
-                raise SourceLimited(f"this address is limited to {self.requests_per_minute} requests per minute",
-                                    retry_after=retry)
-            window.requests += 1
+                refusal = SourceLimited("too many requests from this address failed to authenticate; retry later "
+                                        "(requests with a valid API key are not held back)",
+                                        retry_after=retry, code="too_many_auth_failures")
+            elif self.requests_per_minute and window.requests >= self.requests_per_minute:
+                refusal = SourceLimited(f"this address is limited to {self.requests_per_minute} requests per minute "
+                                        "without a valid API key", retry_after=retry)
+            else:
+                window.requests += 1
+                return
+        if vouch is not None and vouch():  # outside the lock: one HMAC
+            return
+        raise refusal
 
     def failed(self, client: str | None) -> None:
         """A request from `client` failed to authenticate (401)."""
