@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from service.jobs.store import JobStore
+from service.registry import JobStore
 from service.jobs.webhooks import verify
 from tests.conftest import open_image
 
@@ -244,7 +244,10 @@ def private_jobs(copied_home, engine, s3_server, tmp_path, monkeypatch):
     tenancy = Tenancy.build(registry, on_revoked=lambda twin: None)
     watcher = RevocationWatcher(registry, on_revoked=lambda twin: None)
     renderer = LocalRenderClient(RendererRuntime(settings, registry, engine, watcher))  # the session's pipeline
-    jobs = CatalogJobs.build(settings, registry, GuardedGeneration(renderer, tenancy, audit))
+    from service.admission_seal import InternalCredential
+
+    generation = GuardedGeneration(renderer, tenancy, audit, credential=InternalCredential.from_settings(settings))
+    jobs = CatalogJobs.build(settings, registry, generation)  # items sealed as the gateway seals them
     yield jobs, registry
     audit.close()
     registry.engine.dispose()
@@ -371,7 +374,7 @@ def test_the_delivery_log_is_listed_for_operators_only(client, admin_headers):
 def test_finished_jobs_are_purged_after_the_retention_period(store):
     from datetime import datetime, timedelta, timezone
 
-    from service.jobs.store import JobNotFound
+    from service.registry import JobNotFound
 
     done, running = submit(store, 5), submit(store, 5)
     [lease] = store.lease_items("w", 60)

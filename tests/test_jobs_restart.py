@@ -15,7 +15,7 @@ import pytest
 from builds.serving import serve
 from service.audit.log import AuditLog
 from service.config import Settings
-from service.jobs.store import JobStore
+from service.registry import JobStore
 from service.registry import open_registry
 from tests.conftest import kill_all
 

@@ -110,7 +110,10 @@ def conditioning_of(request, edit: dict | None = None) -> dict[str, Any] | None:
     if pose is not None:
         out["pose"] = ({"preset": pose.preset} if pose.preset else {"keypoints": True} if pose.keypoints else source(pose))
     if edit is not None:
-        out["edit"] = {"source_sha256": edit["source_asset_id"], "mask_sha256": edit["mask_asset_id"], "invert": edit["invert"]}
+        # source: "generation" (the same twin's own generation, named by id) or "upload" (an
+        # uploaded photo, or an edit of one, that an operator let this tenant edit)
+        out["edit"] = {"source_sha256": edit["source_asset_id"], "mask_sha256": edit["mask_asset_id"], "invert": edit["invert"],
+                       "source": edit.get("origin", "upload"), "source_generation_id": edit.get("source_generation_id")}
     return out
 
 
@@ -150,6 +153,12 @@ def admin_event(*, action: str, client_ip: str | None, error: BaseException | No
 def job_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
     """A catalogue job submitted or cancelled (each item's generation has its own record)."""
     return {"event": f"job.{action}", "service_version": __version__, "client_ip": client_ip, **details, **outcome_of(error)}
+
+
+def studio_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
+    """An audit record of a Studio sign-in or sign-out (the key's id, never the key)."""
+    return {"event": f"studio.{action}", "service_version": __version__, "client_ip": client_ip, **details,
+            **outcome_of(error)}
 
 
 def edge_refusal_event(*, route: str, error: AtelierError, client_ip: str | None) -> dict[str, Any]:

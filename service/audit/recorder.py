@@ -159,25 +159,6 @@ class Recorder:
             self._down_since, self._down_reason, self._refused = None, None, 0
             return True
 
-    def generation_summary(self, generation_id: str | None) -> dict[str, Any] | None:
-        """The generation record behind a generation id, in brief (for /v1/verify)."""
-        if not generation_id:
-            return None
-        for record in self.log.find("generation_id", generation_id):
-            if record.get("event") == "generation":
-                return {
-                    "seq": record["seq"],
-                    "event_id": record["event_id"],
-                    "ts": record["ts"],
-                    "generation_id": generation_id,
-                    "twin_id": record.get("twin_id"),
-                    "tenant": record.get("tenant"),
-                    "outcome": record.get("outcome"),
-                    "images": len(record.get("images") or []),
-                    "hash": record["hash"],
-                }
-        return None
-
     def close(self) -> None:
         """Final checkpoint, seal the open segment, and ship what is sealed."""
         self.log.close()

@@ -23,11 +23,10 @@ from service.generation import GuardedGeneration
 from service.jobs.delivery import deliverer_for
 from service.jobs.dispatcher import RenderDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
-from service.jobs.store import ItemNotFound, Job, JobItem, JobStore
 from service.jobs.webhook_sender import WebhookDispatcher
-from service.registry import Registry
+from service.registry import ItemNotFound, Job, JobItem, JobStore, Registry, TenantDelivery
 from service.rendering import GeneratedImage
-from service.schemas import JobSubmitBody
+from service.schemas import JobItemSpec, JobSubmitBody
 from service.tenancy import Principal
 from service.tenancy.ratelimit import RateLimited
 
@@ -40,8 +39,12 @@ IMAGE_ROUTE = "/v1/jobs/image"
 
 class CatalogJobs:
     def __init__(self, store: JobStore, renders: RenderDispatcher, dispatcher: WebhookDispatcher,
-                 deliverer: Callable[[str], object], revoked_twins: Callable[[], frozenset[str]] = frozenset):
+                 deliverer: Callable[[str], object], revoked_twins: Callable[[], frozenset[str]] = frozenset,
+                 screen: Callable[[Principal, JobItemSpec, int], bool] = lambda principal, item, index: False):
         self.revoked_twins = revoked_twins  # ids of revoked twins, as the registry says now
+        # At submission: refuses an item its consent refuses (text, declared garment category);
+        # True when the item will need review (ConsentGate.screen_job_item).
+        self.screen = screen
         self.store = store
         self.renders = renders
         self.dispatcher = dispatcher
@@ -50,26 +53,27 @@ class CatalogJobs:
     @classmethod
     def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration,
               purge_assets: Callable[[timedelta], object] = lambda age: 0) -> "CatalogJobs":
-        store = JobStore(registry.engine)
+        store = JobStore(registry.db)
 
         def housekeeping() -> None:  # hourly, from the webhook sender's thread
             registry.purge_expired_idempotency()
-            store.purge_finished(timedelta(days=settings.job_retention_days))
+            store.jobs.purge_finished(timedelta(days=settings.job_retention_days))
             purge_assets(timedelta(days=settings.job_retention_days))  # input images and kept outputs alike
 
-        dispatcher = WebhookDispatcher(store, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
+        dispatcher = WebhookDispatcher(store.delivery, allow_private=settings.dev_callbacks, schedule=settings.webhook_schedule_s,
                                        poll_s=settings.job_poll_ms / 1000, housekeeping=housekeeping)
         deliverer = lambda target: deliverer_for(target, settings.s3_endpoint_url, settings.s3_region)  # noqa: E731
 
         def notify(tenant_id: str, job_id: str, event_type: str, data: dict) -> None:
-            if store.enqueue_event(tenant_id, job_id, event_type, data):
+            if store.delivery.enqueue_event(tenant_id, job_id, event_type, data):
                 dispatcher.wake()
 
         renders = RenderDispatcher(store, registry, generation, deliverer, notify, dispatcher.wake,
                                    window=settings.window, batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
                                    poll_s=settings.job_poll_ms / 1000)
         return cls(store, renders, dispatcher, deliverer,
-                   revoked_twins=lambda: frozenset(t.id for t in registry.revoked_twins()))
+                   revoked_twins=lambda: frozenset(t.id for t in registry.revoked_twins()),
+                   screen=generation.tenancy.gate.screen_job_item)
 
     def start(self) -> None:
         self.renders.start()
@@ -84,50 +88,60 @@ class CatalogJobs:
         """Check a submission, then queue it under a new job id. `reserve(job_id)` runs just
         before the job is written (the Idempotency-Key claim): False means another request
         with the same key got there first, and no job is created. Returns the job id."""
-        self.check(principal, body)
+        review, delivery = self._check(principal, body)
         job_id = uuid.uuid4().hex
         if not reserve(job_id):
             return job_id
-        delivery = self.store.tenant_delivery(principal.tenant_id)
-        self.store.create_job(
+        self.store.jobs.create_job(
             principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
             priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
-            webhook_per_item=body.webhook_per_item, job_id=job_id, review=body.review,
+            webhook_per_item=body.webhook_per_item, job_id=job_id, review=review,
         )
         self.renders.wake()
         return job_id
 
-    def check(self, principal: Principal, body: JobSubmitBody) -> None:
-        open_jobs = self.store.open_jobs(principal.key_id)
+    def check(self, principal: Principal, body: JobSubmitBody) -> bool:
+        """Refuse a submission that cannot run; True when its items are to be held for review
+        (asked for, or some item's garments need it under its twin's consent)."""
+        return self._check(principal, body)[0]
+
+    def _check(self, principal: Principal, body: JobSubmitBody) -> tuple[bool, TenantDelivery]:
+        """`check`, and the tenant's delivery settings it read (the job takes its target from them)."""
+        open_jobs = self.store.jobs.open_jobs(principal.key_id)
         if open_jobs >= principal.max_concurrent_jobs:
             raise RateLimited(f"this API key already has {open_jobs} jobs queued or running "
                               f"(limit {principal.max_concurrent_jobs})", retry_after=30, code="too_many_concurrent")
-        scenes = BUILTIN_SCENES | self.store.presets(principal.tenant_id)
+        scenes = BUILTIN_SCENES | self.store.delivery.presets(principal.tenant_id)
         for index, item in enumerate(body.items):
             if item.scene is not None and item.scene not in scenes:
                 raise InvalidRequest(f"unknown scene preset {item.scene!r}; known: {sorted(scenes)}",
                                      field=f"items.{index}.scene")
-        delivery = self.store.tenant_delivery(principal.tenant_id)
+        review = body.review
+        for index, item in enumerate(body.items):
+            review = self.screen(principal, item, index) or review
+        delivery = self.store.delivery.tenant_delivery(principal.tenant_id)
         images = sum(item.count for item in body.items)
         if delivery.output_target == "inline" and images > MAX_INLINE_IMAGES:
             raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for inline delivery; "
                                  "ask an operator to set an S3 output target for your tenant", field="items")
-        if body.review and images > MAX_INLINE_IMAGES:  # held inline until a person decides on each
-            raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for one review job; "
+        if review and images > MAX_INLINE_IMAGES:  # held inline until a person decides on each
+            why = "" if body.review else " (its twin's consent requires review of unverified garments)"
+            raise InvalidRequest(f"{images} images is more than {MAX_INLINE_IMAGES} for one review job{why}; "
                                  "split the job", field="items")
+        return review, delivery
 
     def status(self, tenant_id: str, job_id: str) -> dict:
         """Counts and state; no items (page through them with `results`)."""
-        return self._summary(self.store.get_job(tenant_id, job_id, with_items=False))
+        return self._summary(self.store.jobs.get_job(tenant_id, job_id, with_items=False))
 
     def list_jobs(self, tenant_id: str, limit: int = 50) -> dict:
         """The tenant's newest jobs with their counts, newest first."""
-        return {"jobs": [self._summary(job) for job in self.store.list_jobs(tenant_id, limit=limit)]}
+        return {"jobs": [self._summary(job) for job in self.store.jobs.list_jobs(tenant_id, limit=limit)]}
 
     def _summary(self, job: Job) -> dict:
         body = summary(job)
         if job.review:
-            body["items_awaiting_review"] = self.store.count_items(job.id, "awaiting_review")
+            body["items_awaiting_review"] = self.store.jobs.count_items(job.id, "awaiting_review")
         return body
 
     def results(self, tenant_id: str, job_id: str, offset: int = 0, limit: int = 20) -> dict:
@@ -137,7 +151,7 @@ class CatalogJobs:
             raise InvalidRequest(f"limit must be 1-{MAX_PAGE_ITEMS}", field="limit")
         if offset < 0:
             raise InvalidRequest("offset must be >= 0", field="offset")
-        job, page = self.store.job_page(tenant_id, job_id, offset=offset, limit=limit)
+        job, page = self.store.jobs.job_page(tenant_id, job_id, offset=offset, limit=limit)
         deliverer = self.deliverer(job.output_target)
         revoked = self.revoked_twins()
         items = []
@@ -161,8 +175,8 @@ class CatalogJobs:
 
     def image(self, tenant_id: str, job_id: str, index: int, n: int) -> tuple[bytes | None, str, str | None]:
         """One stored image of an item: (bytes, format, None) inline, or (None, format, URL) on S3."""
-        job = self.store.get_job(tenant_id, job_id, with_items=False)
-        item = self.store.get_item(tenant_id, job_id, index)
+        job = self.store.jobs.get_job(tenant_id, job_id, with_items=False)
+        item = self.store.jobs.get_item(tenant_id, job_id, index)
         images = (item.result or {}).get("images") or []
         image = next((i for i in images if i.get("n") == n), None)
         if image is None:
@@ -174,14 +188,14 @@ class CatalogJobs:
         return None, image["format"], self.deliverer(job.output_target).with_urls(image, 300)["url"]
 
     def cancel(self, tenant_id: str, job_id: str) -> dict:
-        return self._summary(self.store.request_cancel(tenant_id, job_id))
+        return self._summary(self.store.jobs.request_cancel(tenant_id, job_id))
 
     # -- review ---------------------------------------------------------------------------
 
     def approve(self, tenant_id: str, job_id: str, indexes: list[int]) -> dict:
         """Deliver the held images of items awaiting review to the job's target, then record
         them as done. An item whose twin was revoked since is refused (reject it instead)."""
-        job, items = self.store.awaiting_items(tenant_id, job_id, indexes)
+        job, items = self.store.jobs.awaiting_items(tenant_id, job_id, indexes)
         revoked = self.revoked_twins()
         for item in items:
             if (item.result or {}).get("twin_id") in revoked:
@@ -189,13 +203,13 @@ class CatalogJobs:
                                 code="revoked")
         deliverer = self.deliverer(job.output_target)
         results = {item.index: self._deliver_held(deliverer, job, item) for item in items}
-        decided, closed = self.store.decide_items(tenant_id, job_id, results, approve=True)
+        decided, closed = self.store.jobs.decide_items(tenant_id, job_id, results, approve=True)
         return self._decided(job, items, decided, closed, "done")
 
     def reject(self, tenant_id: str, job_id: str, indexes: list[int]) -> dict:
         """Drop the held images of items awaiting review; they are never delivered."""
-        job, items = self.store.awaiting_items(tenant_id, job_id, indexes)
-        decided, closed = self.store.decide_items(tenant_id, job_id, {i.index: i.result for i in items}, approve=False)
+        job, items = self.store.jobs.awaiting_items(tenant_id, job_id, indexes)
+        decided, closed = self.store.jobs.decide_items(tenant_id, job_id, {i.index: i.result for i in items}, approve=False)
         return self._decided(job, items, decided, closed, "rejected")
 
     @staticmethod
@@ -214,15 +228,11 @@ class CatalogJobs:
         return {**result, "images": images}
 
     def _decided(self, job: Job, items: list[JobItem], decided: list[int], closed: Job | None, status: str) -> dict:
-        if job.webhook_per_item:
-            for item in items:
-                if item.index in decided and self.store.enqueue_event(job.tenant_id, job.id, "job.item.completed", {
-                        "job_id": job.id, "index": item.index, "sku": item.spec.get("sku"), "status": status,
-                        "error": None}):
-                    self.dispatcher.wake()
-        if closed is not None:
+        # Each decided item's job.item.completed was queued in the deciding transaction, before
+        # the job's job.completed (service.registry.jobs.decide_items).
+        if closed is not None or (job.webhook_per_item and decided):
             self.dispatcher.wake()
-        return {**self._summary(self.store.get_job(job.tenant_id, job.id)), "decided": decided}
+        return {**self._summary(self.store.jobs.get_job(job.tenant_id, job.id)), "decided": decided}
 
 
 def summary(job: Job) -> dict:

@@ -10,7 +10,9 @@ held: a dispatcher that lost an item's lease discards its images and never deliv
 Consent, prompt policy and the audit record of each item are the guarded generation's, under
 the key that submitted the job as it is now. An item of a review job is held, not delivered:
 its images stay inline in its result (`awaiting_review`) and nothing is announced until a
-reviewer decides (`CatalogJobs.approve` delivers then). Must never answer HTTP or render anything.
+reviewer decides (`CatalogJobs.approve` delivers then). So is an item whose garments the twin's
+consent wants reviewed (`Pending.review`, set at admission): its job becomes a review job then,
+if it was not submitted as one. Must never answer HTTP or render anything.
 """
 
 from __future__ import annotations
@@ -23,16 +25,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 
+from service.assets.fetch import patient_fetches
 from service.errors import AtelierError, Forbidden, RendererUnavailable, Unauthorized
 from service.generation import GuardedGeneration, Pending
 from service.jobs.delivery import Deliverer
 from service.jobs.fairness import DeficitRoundRobin
 from service.jobs.presets import BUILTIN_SCENES, expand_item
-from service.jobs.store import ItemLease, JobStore
-from service.registry import Registry
+from service.registry import ItemFinish, ItemLease, JobStore, Registry
 from service.rendering import Backoff
 from service.schemas import GenerateRequest, JobItemSpec
 from service.tenancy import Principal
@@ -106,7 +108,7 @@ class RenderDispatcher:
         with self._held_lock:
             leases = list(self._held.values())
             self._held.clear()
-        released = self.store.release_items(leases) if leases else 0
+        released = self.store.leases.release_items(leases) if leases else 0
         if released:
             log.info("leases released at shutdown", extra={"fields": {"items": released}})
         return released
@@ -136,75 +138,107 @@ class RenderDispatcher:
     def lease(self) -> list[ItemLease]:
         """The next group of items, from the tenant whose turn it is."""
         with self._fair_lock:
-            tenant = self.fair.pick(self.store.runnable_tenants())
+            tenant = self.fair.pick(self.store.leases.runnable_tenants())  # canceled jobs reaped there
             if tenant is None:
                 return []
-            leases = self.store.lease_items(self.owner, self.lease_s, tenant_id=tenant, limit=self.batch,
-                                            group_of=item_group)
+            leases = self.store.leases.lease_items(self.owner, self.lease_s, tenant_id=tenant, limit=self.batch,
+                                                   group_of=item_group, reap=False)
             if leases:
                 self.fair.charge(tenant, len(leases))
         return leases
 
     def dispatch(self, leases: list[ItemLease]) -> None:
         """Render one group and record each item while its lease holds."""
-        with self._holding(leases), self._heartbeat(leases):
+        # Its garment/pose URL fetches wait for a fetch slot rather than fail the item (these
+        # threads are the dispatcher's own, bounded by its window).
+        with self._holding(leases), self._heartbeat(leases), patient_fetches():
             pending, failed = [], []
-            scenes = BUILTIN_SCENES | self.store.presets(leases[0].tenant_id)  # one tenant per group
+            # One job per group: one tenant (its presets), one submitting key, and one twin.
+            scenes = BUILTIN_SCENES | self.store.delivery.presets(leases[0].tenant_id)
+            submitter, twins = self._submitter(leases[0]), {}
             for lease in leases:
                 try:
-                    pending.append((lease, self.prepare(lease, scenes)))
+                    pending.append((lease, self.prepare(lease, scenes, submitter, twins)))
                 except Exception as exc:  # e.g. a scene preset deleted since the job was submitted
-                    failed.append((lease, exc))
-            for lease, exc in failed:
-                self.complete(lease, exc)
+                    failed.append((lease, exc, None))
+            if failed:
+                self.complete_all(failed)
             if not pending:
                 return
             try:
                 outcomes = self.generation.run_batch([p.pending for _, p in pending], wait_s=self.call_wait_s,
                                                      stop=self._stop, retry_later=True)
             except RendererUnavailable:
-                released = self.store.release_items([lease for lease, _ in pending])
+                released = self.store.leases.release_items([lease for lease, _ in pending])
                 delay = self._backoff.next_delay()
                 self._resume_at = time.monotonic() + delay
                 log.info("renderer unavailable; items back in the queue",
                          extra={"fields": {"items": released, "retry_in_s": round(delay, 2)}})
                 return
             self._backoff = Backoff(first_s=0.2, cap_s=5.0)
+            finished = []
             for (lease, p), outcome in zip(pending, outcomes):
-                self.complete(lease, outcome, p)
+                if p.pending.review and not lease.review and not isinstance(outcome, BaseException):
+                    # its garments need a person's review (the twin's consent): held, and the job a review job
+                    self.store.jobs.require_review(lease.job_id)
+                    lease = replace(lease, review=True)
+                finished.append((lease, outcome, p))
+            self.complete_all(finished)
 
     def complete(self, lease: ItemLease, outcome, prepared: "PreparedItem | None" = None) -> bool:
         """Deliver and record one item (`prepared`: what `prepare` made of it, needed to deliver
         images); False, and nothing delivered, if its lease was lost."""
-        result, error = None, None
-        if isinstance(outcome, BaseException):
-            error = error_of(outcome)
-        else:
-            if not self.store.holds(lease):
+        return self.complete_all([(lease, outcome, prepared)])[0]
+
+    def complete_all(self, finished: list[tuple[ItemLease, object, "PreparedItem | None"]]) -> list[bool]:
+        """`complete` for a group: which leases still hold is read once, the images of those
+        that do are delivered, and every outcome is recorded in one transaction."""
+        rendered = [lease for lease, outcome, _ in finished if not isinstance(outcome, BaseException)]
+        holding = dict(zip(((lease.job_id, lease.index) for lease in rendered), self.store.leases.holding(rendered)))
+        to_record = []  # (lease, result, error)
+        for lease, outcome, prepared in finished:
+            result, error = None, None
+            if isinstance(outcome, BaseException):
+                error = error_of(outcome)
+            elif not holding[(lease.job_id, lease.index)]:
                 log.warning("lease lost; result discarded", extra={"fields": {"job_id": lease.job_id, "item": lease.index,
                                                                               "token": lease.token}})
-                return False
-            try:
-                result = self._deliver(lease, outcome, prepared)
-            except AtelierError as exc:
-                error = error_of(exc)
-        finish = self.store.finish_item(lease, result=result, error=error)
+                continue
+            else:
+                try:
+                    result = self._deliver(lease, outcome, prepared)
+                except AtelierError as exc:
+                    error = error_of(exc)
+            to_record.append((lease, result, error))
+        finishes = self.store.leases.finish_items(to_record) if to_record else []
+        announced = {(lease.job_id, lease.index): self._announce(lease, error, finish)
+                     for (lease, _, error), finish in zip(to_record, finishes)}
+        return [announced.get((lease.job_id, lease.index), False) for lease, _, _ in finished]
+
+    def _announce(self, lease: ItemLease, error: dict | None, finish: ItemFinish) -> bool:
+        """After recording: the item's own webhook, and the sender woken when its job closed."""
         if not finish.recorded:
             log.warning("lease lost; outcome not recorded", extra={"fields": {"job_id": lease.job_id, "item": lease.index}})
             return False
-        if lease.webhook_per_item and not (lease.review and error is None):  # held items: announced when decided
-            self.notify(lease.tenant_id, lease.job_id, "job.item.completed", {
-                "job_id": lease.job_id, "index": lease.index, "sku": lease.spec.get("sku"),
-                "status": "failed" if error else "done", "error": error and error["code"]})
+        # The item's job.item.completed was queued with its outcome, in the transaction that
+        # recorded it and before any job.completed (held review items: when decided).
+        announced = lease.webhook_per_item and not (lease.review and error is None)
         if finish.job_closed is not None:
             log.info("job finished", extra={"fields": {"job_id": lease.job_id, "status": finish.job_closed.status}})
-            self.on_job_closed()
+        if announced or finish.job_closed is not None:
+            self.on_job_closed()  # wakes the webhook sender
         return True
 
-    def prepare(self, lease: ItemLease, scenes: dict) -> "PreparedItem":
-        """The item's generation request (scene presets and garment text expanded) and alt text."""
+    def prepare(self, lease: ItemLease, scenes: dict,
+                submitter: Callable[[], AbstractContextManager[Principal]] | None = None,
+                twins: dict | None = None) -> "PreparedItem":
+        """The item's generation request (scene presets and garment text expanded) and alt text.
+        A group passes its `submitter` (the key checked once) and a `twins` cache (one read)."""
         spec = JobItemSpec.model_validate(lease.spec)
-        twin = self.registry.get_twin(spec.twin_id)
+        twins = {} if twins is None else twins
+        if spec.twin_id not in twins:
+            twins[spec.twin_id] = self.registry.get_twin(spec.twin_id)
+        twin = twins[spec.twin_id]
         expanded = expand_item(lease.spec, scenes, twin.display_name if twin else spec.twin_id)
         request = GenerateRequest(
             twin_id=spec.twin_id, prompt=expanded.prompt, negative_prompt=expanded.negative_prompt,
@@ -212,7 +246,7 @@ class RenderDispatcher:
             seed=spec.seed, num_images=spec.count, output_format=spec.output_format, use=spec.use,
             territory=spec.territory, garments=spec.garments, pose=spec.pose,
         )
-        pending = Pending(request, lambda: self._as_submitter(lease), JOB_ROUTE,
+        pending = Pending(request, submitter or self._submitter(lease), JOB_ROUTE,
                           job={"job_id": lease.job_id, "item": lease.index, "lease_token": lease.token})
         return PreparedItem(pending, expanded.alt_text)
 
@@ -228,15 +262,31 @@ class RenderDispatcher:
                 "metadata": spec.get("metadata") or {}, "alt_text": alt, "prompt": sidecar["prompt"],
                 "seed": result.seed, "images": images, "rendered_by": result.worker}
 
-    @contextmanager
-    def _as_submitter(self, lease: ItemLease) -> Iterator[Principal]:
-        """The key that submitted the job, as it is now: revoked keys stop their jobs' items."""
+    def _submitter(self, lease: ItemLease) -> Callable[[], AbstractContextManager[Principal]]:
+        """Admission as the key that submitted the job, as it is now (revoked keys stop their
+        jobs' items), read from the registry once however many of the job's items use it."""
+        checked: list = []
+
+        @contextmanager
+        def admit() -> Iterator[Principal]:
+            if not checked:
+                try:
+                    checked.append(self._principal_of(lease))
+                except AtelierError as exc:
+                    checked.append(exc)
+            if isinstance(checked[0], AtelierError):
+                raise checked[0]
+            yield checked[0]
+
+        return admit
+
+    def _principal_of(self, lease: ItemLease) -> Principal:
         info = self.registry.active_key(lease.key_id)
         if info is None or info.tenant_id != lease.tenant_id:
             raise Unauthorized("the API key that submitted this job is no longer valid", code="invalid_api_key")
         if "generate" not in info.scopes:
             raise Forbidden("the API key that submitted this job lacks the 'generate' scope", code="insufficient_scope")
-        yield Principal(info.key_id, info.tenant_id, info.scopes, info.requests_per_minute, info.max_concurrent_jobs)
+        return Principal(info.key_id, info.tenant_id, info.scopes, info.requests_per_minute, info.max_concurrent_jobs)
 
     @contextmanager
     def _holding(self, leases: list[ItemLease]) -> Iterator[None]:
@@ -257,7 +307,7 @@ class RenderDispatcher:
         def beat() -> None:
             while not done.wait(self.lease_s / 3):
                 try:
-                    lost = [lease for lease, ok in zip(leases, self.store.renew_items(leases, self.lease_s)) if not ok]
+                    lost = [lease for lease, ok in zip(leases, self.store.leases.renew_items(leases, self.lease_s)) if not ok]
                     if lost:
                         log.warning("leases lost while rendering", extra={"fields": {"items": [(l.job_id, l.index) for l in lost]}})
                 except Exception:

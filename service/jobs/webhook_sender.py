@@ -4,8 +4,8 @@ Owns: the sender thread, turning a queued event into a signed POST (`webhooks.po
 with the tenant's current secret, and recording every attempt with the next try per the
 retry schedule (five tries over about 30 minutes by default) or the final outcome. Several
 replicas may run it: a delivery is claimed before it is sent, so each attempt is made once.
-Must never block a request or a job: events are queued (`JobStore.enqueue_delivery`) and
-sent from here.
+Must never block a request or a job: events are queued (`Deliveries.enqueue_event`, or in
+the transaction that closes a job) and sent from here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from service.jobs.store import Job, JobStore
+from service.registry import Deliveries
 from service.jobs.webhooks import RETRY_SCHEDULE_S, next_attempt_delay, post_webhook
 
 log = logging.getLogger("atelier.webhooks")
@@ -22,7 +22,7 @@ CLAIM_HOLD_S = 120.0  # longer than one attempt can take (its timeout): no doubl
 
 
 class WebhookDispatcher:
-    def __init__(self, store: JobStore, *, allow_private: bool, schedule: tuple[float, ...] = RETRY_SCHEDULE_S,
+    def __init__(self, store: Deliveries, *, allow_private: bool, schedule: tuple[float, ...] = RETRY_SCHEDULE_S,
                  poll_s: float = 0.5, timeout_s: float = 10.0, housekeeping: Callable[[], object] = lambda: None,
                  housekeeping_s: float = 3600.0):
         self.housekeeping = housekeeping  # e.g. purge expired idempotency keys, once per housekeeping_s
@@ -35,13 +35,6 @@ class WebhookDispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def notify(self, job: Job, event_type: str, data: dict) -> str | None:
-        """Queue an event for the job's tenant; None when the tenant has no webhook URL.
-        (`job.completed` is queued by `JobStore.finish_job` itself, in its transaction.)"""
-        delivery_id = self.store.enqueue_event(job.tenant_id, job.id, event_type, data)
-        self._wake.set()
-        return delivery_id
 
     def wake(self) -> None:
         self._wake.set()

@@ -1,13 +1,33 @@
-"""The registry database: tenants, API keys, twins, consent, idempotency keys, registry version.
+"""The registry database: tenants, API keys, twins, consent, idempotency keys, registry version,
+catalogue jobs, item leases, deliveries and Studio sessions.
 
-Owns: the SQLAlchemy models (`models`), the engine factory (`db`), the Alembic migrations
-(`migrations/`, run through `migrate.upgrade` / `migrate.downgrade`), API-key token format
-and hashing (`keys`) and the `Registry` repository (`repository`), which is the only code
-that reads or writes these tables. Must never import bentoml, the gateway or renderer services, or any layer
-above it (tenancy, jobs, engine); callers get plain frozen dataclasses, never ORM rows.
+Owns: the SQLAlchemy models (`models`), the `Database` (`db`: engine, sessions, the one clock,
+the version bump), the Alembic migrations (`migrations/`, run through `migrate.upgrade` /
+`migrate.downgrade`), API-key token format and hashing (`keys`), and the repositories, which
+are the only code that reads or writes these tables: `Registry` (`repository`), `Jobs`
+(`jobs`), `Leases` (`leases`), `Deliveries` (`deliveries`), `SessionStore` (`sessions`), and
+`JobStore` (`job_store`), one handle on the three job repositories. Must never import
+bentoml, the gateway or renderer services, or any layer above it (tenancy, jobs, engine);
+callers get plain frozen dataclasses, never ORM rows.
 """
 
-from service.registry.db import make_engine
+from service.registry.db import Database, make_engine
+from service.registry.deliveries import Deliveries
+from service.registry.job_records import (
+    Delivery,
+    DeliveryNotFound,
+    ItemFinish,
+    ItemLease,
+    ItemNotFound,
+    Job,
+    JobItem,
+    JobNotFound,
+    NotAwaitingReview,
+    TenantDelivery,
+)
+from service.registry.job_store import JobStore
+from service.registry.jobs import Jobs
+from service.registry.leases import Leases
 from service.registry.migrate import downgrade, ensure_schema, upgrade
 from service.registry.repository import (
     ApiKeyInfo,
@@ -46,6 +66,21 @@ def open_registry(db_url: str, *, migrate: bool = True) -> Registry:
 
 
 __all__ = [
+    "Database",
+    "Deliveries",
+    "Delivery",
+    "DeliveryNotFound",
+    "ItemFinish",
+    "ItemLease",
+    "ItemNotFound",
+    "Job",
+    "JobItem",
+    "JobNotFound",
+    "JobStore",
+    "Jobs",
+    "Leases",
+    "NotAwaitingReview",
+    "TenantDelivery",
     "SchemaBehind",
     "open_registry",
     "ApiKeyInfo",

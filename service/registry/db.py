@@ -1,15 +1,29 @@
-"""Engine construction for the registry: SQLite (embedded default) or PostgreSQL (production).
+"""The registry database: the engine, its sessions, the one clock and the version bump.
 
 Owns: turning a database URL into a configured SQLAlchemy `Engine` (SQLite gets foreign keys
-on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver). The default
-URL (SQLite under `ATELIER_HOME`) is `service.config`'s. Must never create tables (that is the
-migrations' job) nor hold any query logic.
+on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver), and the
+`Database` every repository of `service.registry` shares: the engine, `session()` (the one
+way to open a SQLAlchemy session), one injectable clock (`now()`: tests pass their own) and
+`bump_version()` (the registry version that replicas compare to know their caches are stale).
+The default URL (SQLite under `ATELIER_HOME`) is `service.config`'s. Must never create tables
+(that is the migrations' job) nor hold any query logic beyond the version bump.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, create_engine, event, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.registry.models import RegistryStateRow
+
+
+def utcnow() -> datetime:
+    """The system clock, in UTC: the default `Database.now`."""
+    return datetime.now(timezone.utc)
 
 def normalise_url(url: str) -> str:
     """`postgresql://` and `postgres://` mean psycopg 3 here; other URLs pass through."""
@@ -47,3 +61,42 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """One registry database: what every repository is built on.
+
+    `Database(engine_or_url, now=clock)`; `Database.of(x)` accepts a `Database` (returned as
+    is) or an `Engine`, so code that still passes an engine keeps working."""
+
+    def __init__(self, engine: Engine | str, *, now: Callable[[], datetime] = utcnow):
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self.postgres = self.engine.dialect.name == "postgresql"
+        self._clock = now
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._flush_guards: set = set()
+
+    @classmethod
+    def of(cls, db: "Database | Engine | str") -> "Database":
+        return db if isinstance(db, Database) else cls(db)
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC), from the injected clock."""
+        return self._clock()
+
+    def session(self) -> Session:
+        """A new session (a context manager): `with db.session() as s, s.begin(): ...`."""
+        return self._sessions()
+
+    def guard_flush(self, check: Callable) -> None:
+        """Run `check(session, flush_context, instances)` before every flush of every session
+        of this database (a repository's invariant that no path may break); once per check."""
+        if check not in self._flush_guards:
+            self._flush_guards.add(check)
+            event.listen(self._sessions, "before_flush", check)
+
+    @staticmethod
+    def bump_version(session: Session) -> None:
+        """Bump the registry version in `session`'s transaction (atomic on SQLite and PostgreSQL)."""
+        session.execute(update(RegistryStateRow).where(RegistryStateRow.id == 1)
+                        .values(version=RegistryStateRow.version + 1))

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from service.audit.events import studio_event
 from service.errors import AtelierError, Forbidden, InvalidRequest, NotReady, Unauthorized
 from service.gateway.routes import audit as audit_route
 from service.gateway.routes import jobs as jobs_route
@@ -46,15 +47,18 @@ from service.studio.security import (
     CSRF_FIELD,
     CSRF_HEADER,
     LOGIN_CSRF_COOKIE,
+    LOGIN_CSRF_TTL_S,
     SESSION_COOKIE,
     SecurityHeaders,
     check_csrf,
+    check_login_csrf,
     clear_cookie,
     csp,
-    new_token,
+    login_secret,
+    new_login_csrf,
     set_cookie,
 )
-from service.studio.sessions import SESSION_TTL, SessionStore, studio_event
+from service.registry.sessions import SESSION_TTL, SessionStore
 from service.tenancy import Principal
 
 log = logging.getLogger("atelier.studio")
@@ -74,6 +78,9 @@ PAGES = (  # (path, label, scopes any of which shows it)
     ("/usage", "Usage", ("admin", "talent")),
     ("/audit", "Audit", ("admin",)),
 )
+
+
+SIGN_IN_ROUTE = "/studio/login"  # what a refused sign-in is filed under in the refusal ledger
 
 
 class SignInNeeded(Exception):
@@ -116,7 +123,7 @@ def core_of(request: Request):
 def store_of(core) -> SessionStore:
     store = getattr(core, "_studio_sessions", None)
     if store is None:
-        store = core._studio_sessions = SessionStore(core.registry.engine)
+        store = core._studio_sessions = SessionStore(core.registry.db)
     return store
 
 
@@ -270,29 +277,53 @@ def home(viewer: CurrentViewer):
 # -- sign-in and sign-out ----------------------------------------------------------------------
 
 
+def login_secret_of(core) -> bytes:
+    """The server secret that binds a sign-in form's CSRF token to its cookie (security.py)."""
+    secret = getattr(core, "_studio_login_secret", None)
+    if secret is None:
+        secret = core._studio_login_secret = login_secret(core.settings.audit_key)
+    return secret
+
+
+def login_form(request: Request, core, status: int = 200, error: AtelierError | None = None) -> HTMLResponse:
+    """The sign-in page with a fresh CSRF pair: the token is the cookie's HMAC (never equal to it)."""
+    cookie, token = new_login_csrf(login_secret_of(core))
+    response = page(request, "login.html", None, status=status, login_csrf=token, error=error)
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, cookie, max_age=LOGIN_CSRF_TTL_S)
+    if error is not None:
+        response.headers.update(error.response_headers())
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, error: str | None = None):
-    token = new_token()
-    response = page(request, "login.html", None, login_csrf=token)
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, max_age=3600)  # double-submit: cookie == field
-    return response
+    return login_form(request, core_of(request))
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request):
     core = core_of(request)
     form = await request.form(max_files=0, max_fields=4)
-    check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), form.get(CSRF_FIELD))
+    check_login_csrf(login_secret_of(core), request.cookies.get(LOGIN_CSRF_COOKIE), form.get(CSRF_FIELD))
     token = (form.get("api_key") or "").strip()
+    ip = client_ip(request)
+    trust = core.trust
+    if trust is not None:
+        # The API's per-source budget: failed sign-ins spend it as failed API calls do, and
+        # once it is spent only a valid key (checked in memory, no query) is heard.
+        try:
+            trust.admit_sign_in(ip, token)
+        except AtelierError as refused:
+            await anyio.to_thread.run_sync(trust.refused_unauthenticated, SIGN_IN_ROUTE, refused, ip)
+            return login_form(request, core, status=refused.status, error=refused)
     info = await anyio.to_thread.run_sync(core.registry.authenticate, token) if token else None
     if info is None:
         error = Unauthorized("that API key is not valid (or was revoked)", code="invalid_api_key")
-        await anyio.to_thread.run_sync(core.audit.record, studio_event(action="sign_in", client_ip=client_ip(request),
-                                                                       error=error))
-        fresh = new_token()
-        response = page(request, "login.html", None, status=401, login_csrf=fresh, error=error)
-        set_cookie(response, request, LOGIN_CSRF_COOKIE, fresh, max_age=3600)
-        return response
+        if trust is not None:  # counted against the source, recorded compactly (audit/refusals.py)
+            await anyio.to_thread.run_sync(trust.refused_unauthenticated, SIGN_IN_ROUTE, error, ip)
+        else:
+            await anyio.to_thread.run_sync(core.audit.record, studio_event(action="sign_in", client_ip=ip, error=error))
+        return login_form(request, core, status=401, error=error)
     session_id, _ = store_of(core).create(info.key_id)
     await anyio.to_thread.run_sync(core.audit.record, studio_event(action="sign_in", client_ip=client_ip(request),
                                                                    tenant=info.tenant_id, key_id=info.key_id))
