@@ -25,7 +25,14 @@ $(STUDIO_JS): service/studio/package.json service/studio/package-lock.json
 	npm ci --prefix service/studio --ignore-scripts --no-audit --no-fund --loglevel=error \
 		|| echo "npm is unavailable: Studio runs without htmx"
 
-install: $(VENV)/.installed $(STUDIO_JS)
+# The API reference's renderer (Swagger UI, from the npm registry; never a CDN), served at /docs.
+# Without npm, /docs says how to install it and /docs.json (the contract) still answers.
+DOCS_JS := service/gateway/apidocs/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+$(DOCS_JS): service/gateway/apidocs/package.json service/gateway/apidocs/package-lock.json
+	npm ci --prefix service/gateway/apidocs --ignore-scripts --no-audit --no-fund --loglevel=error \
+		|| echo "npm is unavailable: /docs runs without its renderer"
+
+install: $(VENV)/.installed $(STUDIO_JS) $(DOCS_JS)
 
 demo: install
 	$(PY) builds/demo.py --home $(ATELIER_HOME)

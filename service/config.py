@@ -80,11 +80,32 @@ def _bounded(env: Mapping[str, str], name: str, default: int, minimum: int, maxi
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}")
+    return value
+
+
 def _trust_anchors(env: Mapping[str, str], home: Path) -> Path | None:
     raw = env.get("ATELIER_C2PA_TRUST_ANCHORS")
     if raw == "none":
         return None
     return Path(raw or home / "keys" / "root_ca.pem").expanduser().resolve()
+
+
+def _internal_token(env: Mapping[str, str]) -> tuple[str | None, Path | None]:
+    """The gateway-renderer secret (ATELIER_INTERNAL_TOKEN) or the file holding it; at most one."""
+    token, file = env.get("ATELIER_INTERNAL_TOKEN") or None, env.get("ATELIER_INTERNAL_TOKEN_FILE") or None
+    if token and file:
+        raise ConfigError("set ATELIER_INTERNAL_TOKEN or ATELIER_INTERNAL_TOKEN_FILE, not both")
+    if token is not None and len(token.strip()) < 32:
+        raise ConfigError("ATELIER_INTERNAL_TOKEN must be at least 32 characters (e.g. `openssl rand -base64 32`)")
+    return (token.strip() if token else None), (Path(file).expanduser().resolve() if file else None)
 
 
 def _s3_url(env: Mapping[str, str], name: str) -> str | None:
@@ -196,6 +217,12 @@ class Settings:
     source_requests_per_minute: int = 6000
     source_failures_per_minute: int = 30
     trusted_proxies: tuple[str, ...] = ()
+    # The secret only gateways and renderers hold (service.admission_seal): every renderer route
+    # but the probes needs it as a bearer token, and each render item carries a seal derived
+    # from it. Given inline or as a file (a mounted Secret); with neither, one is generated once
+    # into home/keys/internal_token (0600), which the processes of `bentoml serve` share.
+    internal_token: str | None = field(default=None, repr=False)
+    internal_token_file: Path | None = None
     # Generation bounds below the API's own (2048 px, 100 steps, 4 images): smaller ones for a
     # test or a small deployment; larger requests are refused (422) before any GPU work.
     max_image_side: int = 2048
@@ -257,9 +284,17 @@ class Settings:
     asset_store: str = "local"
     max_asset_bytes: int = 20 * 1024**2
     max_asset_pixels: int = 4096 * 4096
+    # Asset URL fetches: one deadline over connect, headers and body; fetches at once (their own
+    # threads, never the server's), and of those at most this many for one tenant.
+    fetch_timeout_s: int = 20
+    fetch_concurrency: int = 8
+    fetch_concurrency_per_tenant: int = 4
     # Keep each delivered generation's first image (as a tenant asset) so an edit can name
     # its generation id; deleted with the job-retention rule.
     keep_outputs: bool = True
+    # Tenants whose uploaded photos (images that are not Atelier generations) may be edited
+    # as a twin; none by default: an edit otherwise starts from the same twin's own generation.
+    edit_upload_tenants: tuple[str, ...] = ()
     # Conditioning models of the renderer (local paths; None or "off" disables that kind, whose
     # requests are then refused with 422 conditioning_unavailable): the IP-Adapter file and its
     # image encoder directory (default: image_encoder/ beside the file), the pose ControlNet and
@@ -271,6 +306,12 @@ class Settings:
     garment_slots: int = 4
     garment_cache_device_bytes: int = 256 * 1024**2
     garment_cache_host_bytes: int = 2 * 1024**3
+    # A zero-shot garment classifier (a local CLIPModel directory, never a hub name; unset or
+    # "off": none runs, and labels are all there is). Configuring it loads torch and
+    # transformers into the gateway (service.assets.garment_classifier). A restricted category
+    # (lingerie, swimwear, sleepwear) counts when it is the top one or scores >= the threshold.
+    garment_classifier_path: Path | None = None
+    garment_classifier_threshold: float = 0.3
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -317,6 +358,8 @@ class Settings:
             source_requests_per_minute=_int(env, "ATELIER_SOURCE_REQUESTS_PER_MINUTE", 6000),
             source_failures_per_minute=_int(env, "ATELIER_SOURCE_FAILURES_PER_MINUTE", 30),
             trusted_proxies=_networks(env, "ATELIER_TRUSTED_PROXIES"),
+            internal_token=_internal_token(env)[0],
+            internal_token_file=_internal_token(env)[1],
             max_image_side=_bounded(env, "ATELIER_MAX_IMAGE_SIDE", 2048, 256, 2048),
             max_steps=_bounded(env, "ATELIER_MAX_STEPS", 100, 1, 100),
             max_images=_bounded(env, "ATELIER_MAX_IMAGES", 4, 1, 4),
@@ -352,7 +395,11 @@ class Settings:
             asset_store=_asset_store(env),
             max_asset_bytes=_int(env, "ATELIER_MAX_ASSET_BYTES", 20 * 1024**2, minimum=1024),
             max_asset_pixels=_int(env, "ATELIER_MAX_ASSET_PIXELS", 4096 * 4096, minimum=1024),
+            fetch_timeout_s=_bounded(env, "ATELIER_FETCH_TIMEOUT_S", 20, 1, 600),
+            fetch_concurrency=_bounded(env, "ATELIER_FETCH_CONCURRENCY", 8, 1, 256),
+            fetch_concurrency_per_tenant=_bounded(env, "ATELIER_FETCH_CONCURRENCY_PER_TENANT", 4, 1, 256),
             keep_outputs=_bool(env, "ATELIER_KEEP_OUTPUTS", True),
+            edit_upload_tenants=_list(env, "ATELIER_EDIT_UPLOAD_TENANTS", ()),
             ip_adapter=_model_path(env, "ATELIER_IP_ADAPTER", home / "demo" / "ip_adapter" / "ip-adapter-plus.safetensors"),
             ip_adapter_encoder=_model_path(env, "ATELIER_IP_ADAPTER_ENCODER", None),
             pose_controlnet=_model_path(env, "ATELIER_POSE_CONTROLNET", home / "demo" / "pose_controlnet"),
@@ -360,6 +407,8 @@ class Settings:
             garment_slots=_int(env, "ATELIER_GARMENT_SLOTS", 4, minimum=1),
             garment_cache_device_bytes=_int(env, "ATELIER_GARMENT_CACHE_DEVICE_BYTES", 256 * 1024**2),
             garment_cache_host_bytes=_int(env, "ATELIER_GARMENT_CACHE_HOST_BYTES", 2 * 1024**3),
+            garment_classifier_path=_model_path(env, "ATELIER_GARMENT_CLASSIFIER_PATH", None),
+            garment_classifier_threshold=_fraction(env, "ATELIER_GARMENT_CLASSIFIER_THRESHOLD", 0.3),
         )
 
     @property

@@ -88,6 +88,25 @@ class Forbidden(AtelierError):
     code = "forbidden"
 
 
+class EditSourceMismatch(Forbidden):
+    """An edit's source is an Atelier generation, but not the named twin's for this tenant."""
+
+    code = "edit_source_mismatch"
+
+
+class EditUploadNotAllowed(Forbidden):
+    """An edit's source is not an Atelier generation, and the tenant may not edit uploaded photos."""
+
+    code = "edit_upload_not_allowed"
+
+
+class EditSourceUnverifiable(AtelierError):
+    """An edit's uploaded source could not be read for a watermark within the verify bounds."""
+
+    status = 422
+    code = "edit_source_unverifiable"
+
+
 class MarkingFailed(AtelierError):
     """An image could not be watermarked or signed: it is never returned unmarked."""
 
@@ -100,6 +119,15 @@ class UnreadableImage(AtelierError):
 
     status = 422
     code = "unreadable_image"
+
+
+class AdmissionRefused(AtelierError):
+    """A render call holds an item without the gateway's valid admission seal: unsigned,
+    forged, altered since it was admitted, or expired (service.admission_seal). The renderer
+    refuses the whole call before any GPU work."""
+
+    status = 401
+    code = "invalid_admission"
 
 
 class RendererUnavailable(AtelierError):

@@ -202,16 +202,16 @@ class PrefetchBody(BaseModel):
     twin_ids: list[str] = Field(..., min_length=1, max_length=100)
 
 
-class EmptyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
 class TwinState(BaseModel):
+    """A twin as the admin routes show it: one representation for register, list and revoke."""
+
     id: str
     display_name: str
-    adapter_path: str
-    sha256: str
+    adapter_key: str = Field(..., description="The adapter file's key in the adapter store.")
+    adapter_sha256: str = Field(..., description="The sha256 of the adapter's bytes (one likeness, one twin).")
     rank: int | None
+    revoked_at: str | None = Field(None, description="When the twin was revoked (ISO 8601); null while it may serve.")
+    deleted: bool = Field(False, description="Revoked with `delete: true`: its adapter bytes left the store.")
     tiers: list[str] | None = Field(None, description="Cache tiers holding the adapter on the renderer worker asked "
                                                       "(device, host, disk); null unless asked for.")
     in_slot: bool | None = Field(None, description="The adapter is the one in that worker's slot; null unless asked for.")
@@ -324,6 +324,10 @@ class ConsentBody(BaseModel):
     excluded_categories: list[str] = Field([], max_length=32)
     included_categories: list[str] = Field([], max_length=32)
     deny_terms: list[str] = Field([], max_length=500)
+    review_unverified_garments: bool = Field(
+        False, description="Hold catalogue items whose garment images cannot be verified (no garment classifier "
+                           "runs) for a person's review before delivery; synchronous generations and edits with "
+                           "such garments are refused (403 garment_review_required).")
     recorded_by: str = Field(..., min_length=1, max_length=200)
 
     @field_validator("tenants", "uses", "excluded_categories", "included_categories", "territories")
@@ -440,20 +444,308 @@ class PresetBody(BaseModel):
     negative_prompt: str | None = Field(None, max_length=500)
 
 
-class TenantIdBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    tenant_id: str = Field(..., pattern=TENANT_ID_PATTERN)
-
-
-class DeliveryListBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    tenant_id: str | None = Field(None, pattern=TENANT_ID_PATTERN)
-    job_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
-
-
 class DeliveryIdBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     delivery_id: str = Field(..., pattern=r"^msg_[0-9a-f]{32}$")
+
+
+# -- responses (each /v1 operation answers one of these; docs.json names them) --------------
+# Timestamps are ISO 8601 strings with a time zone. Objects marked `extra="allow"` may carry
+# more keys in later versions; clients must ignore keys they do not know.
+
+
+class JobSummary(BaseModel):
+    """A catalogue job's state and counts (`GET /v1/jobs/status`, and the head of every job answer)."""
+
+    job_id: str
+    task_id: str = Field(..., description="The same id (BentoML's task naming).")
+    status: str = Field(..., description="queued, running, completed, failed or canceled.")
+    priority: int
+    items_total: int
+    items_done: int
+    items_failed: int
+    output: Literal["inline", "s3"]
+    cancel_requested: bool
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    review: bool = Field(False, description="Present (true) on jobs submitted with `review: true`.")
+    items_rejected: int | None = Field(None, description="Review jobs only.")
+    items_awaiting_review: int | None = Field(None, description="Review jobs only.")
+
+
+class JobAccepted(BaseModel):
+    """`POST /v1/jobs/submit` (202): the new job and where to poll it."""
+
+    job_id: str
+    task_id: str
+    status: str
+    items_total: int
+    status_url: str
+    result_url: str
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+
+
+class JobImage(BaseModel):
+    """One image of a job item: its URL (presigned S3, or `/v1/jobs/image` for inline delivery)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n: int
+    format: OutputFormat
+    width: int
+    height: int
+    seed: int
+    sha256: str
+    watermark_id: str | None = None
+    url: str | None = None
+    sidecar_url: str | None = Field(None, description="S3 delivery: the sidecar JSON's presigned URL.")
+    key: str | None = Field(None, description="S3 delivery: the image's object key.")
+    sidecar_key: str | None = None
+
+
+class JobItemResult(BaseModel):
+    """One item of a job page: its state, and once rendered its generation and images."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    sku: str | None = None
+    status: str = Field(..., description="pending, running, awaiting_review, done, rejected, failed or canceled.")
+    error: ErrorDetail | None = None
+    generation_id: str | None = None
+    twin_id: str | None = None
+    metadata: dict[str, str] | None = None
+    alt_text: str | None = None
+    prompt: str | None = None
+    seed: int | None = None
+    images: list[JobImage] | None = None
+    rendered_by: str | None = None
+    withheld: str | None = Field(None, description="`revoked`: the twin was revoked since; no image is given.")
+
+
+class JobPage(JobSummary):
+    """`GET /v1/jobs/get`: one page of a job's items; `next_offset` is null on the last page."""
+
+    offset: int
+    limit: int
+    items: list[JobItemResult]
+    next_offset: int | None
+
+
+class JobDecision(JobSummary):
+    """`POST /v1/jobs/approve` and `/v1/jobs/reject`: the job after the decision."""
+
+    decided: list[int]
+
+
+class ConsentTerms(BaseModel):
+    state: Literal["active", "not_yet_valid", "expired"]
+    version: int
+    uses: list[str]
+    territories: list[str]
+    valid_from: str
+    valid_until: str | None
+    excluded_categories: list[str]
+    included_categories: list[str]
+    review_unverified_garments: bool = False
+
+
+class TenantTwin(BaseModel):
+    id: str
+    display_name: str
+    consent: ConsentTerms
+
+
+class TenantTwinList(BaseModel):
+    """`GET /v1/twins`: the twins this tenant may generate, with the consent terms of each."""
+
+    tenant_id: str
+    twins: list[TenantTwin]
+
+
+class WatermarkReport(BaseModel):
+    found: bool
+    watermark_id: str | None
+    bit_errors_corrected: int | None
+
+
+class C2paReport(BaseModel):
+    state: str = Field(..., description="The C2PA manifest's validation state (Trusted, Valid, Invalid, none).")
+    reasons: list[str]
+
+
+class VerifyAudit(BaseModel):
+    generation_id: str
+    tenant: str
+    twin_id: str | None
+    image_index: int
+    ts: str
+    outcome: str
+
+
+class VerifyResponse(BaseModel):
+    """`POST /v1/verify`: what the image carries, and whether (and what) this service made it."""
+
+    format: str
+    width: int
+    height: int
+    watermark: WatermarkReport
+    c2pa: C2paReport
+    generation_id: str | None
+    digital_source_type: str | None
+    audit: VerifyAudit | None = Field(None, description="The generation's summary: for its own tenant and admins.")
+    made_by_this_service: bool
+    found_by: Literal["watermark", "manifest"] | None
+
+
+class UsageRow(BaseModel):
+    day: str = Field(..., description="YYYY-MM-DD, or YYYY-MM with `period=month`.")
+    tenant: str
+    twin_id: str | None
+    generations: int
+    images: int
+
+
+class UsageReport(BaseModel):
+    rows: list[UsageRow]
+
+
+class Tenant(BaseModel):
+    id: str
+    name: str
+    disabled: bool
+    created_at: str
+
+
+class TenantAnswer(BaseModel):
+    tenant: Tenant
+
+
+class TenantList(BaseModel):
+    tenants: list[Tenant]
+
+
+class ApiKey(BaseModel):
+    """An API key as operators see it: never its secret."""
+
+    key_id: str
+    tenant_id: str
+    name: str
+    scopes: list[str]
+    requests_per_minute: int
+    max_concurrent_jobs: int
+    created_at: str
+    revoked_at: str | None
+    last_used_at: str | None
+    twin_ids: list[str] | None = None
+
+
+class KeyCreated(BaseModel):
+    key: ApiKey
+    token: str = Field(..., description="The key's secret: shown once, never stored in clear.")
+    note: str
+
+
+class KeyList(BaseModel):
+    keys: list[ApiKey]
+
+
+class KeyRevoked(BaseModel):
+    key_id: str
+    revoked: bool
+    already_revoked: bool
+
+
+class ConsentRecordOut(BaseModel):
+    id: int
+    twin_id: str
+    version: int
+    tenants: list[str]
+    uses: list[str]
+    territories: list[str]
+    valid_from: str
+    valid_until: str | None
+    pay_rate_ref: str | None
+    excluded_categories: list[str]
+    included_categories: list[str]
+    deny_terms: list[str]
+    recorded_by: str
+    signed_at: str | None
+    review_unverified_garments: bool = False
+
+
+class ConsentAnswer(BaseModel):
+    consent: ConsentRecordOut
+
+
+class ConsentHistory(BaseModel):
+    twin_id: str
+    versions: list[ConsentRecordOut]
+
+
+class TwinRevokeResponse(BaseModel):
+    twin: TwinState
+
+
+class DeliverySettings(BaseModel):
+    tenant_id: str
+    output_target: str
+    url_expiry_s: int
+    webhook_url: str | None
+    has_webhook_secret: bool
+
+
+class DeliveryAnswer(BaseModel):
+    delivery: DeliverySettings
+    webhook_secret: str | None = Field(None, description="A new signing secret: present only when one was minted.")
+    note: str | None = None
+
+
+class Preset(BaseModel):
+    prompt: str
+    negative_prompt: str | None
+    builtin: bool
+
+
+class PresetList(BaseModel):
+    tenant_id: str
+    presets: dict[str, Preset]
+
+
+class WebhookDelivery(BaseModel):
+    """One webhook event's delivery: its payload, attempts and log."""
+
+    id: str
+    tenant_id: str
+    job_id: str | None
+    event_type: str
+    url: str
+    payload: dict
+    status: str
+    attempts: int
+    next_attempt_at: str
+    last_status_code: int | None
+    last_error: str | None
+    log: list[dict]
+    created_at: str
+    delivered_at: str | None
+
+
+class WebhookDeliveryList(BaseModel):
+    deliveries: list[WebhookDelivery]
+
+
+class WebhookDeliveryAnswer(BaseModel):
+    delivery: WebhookDelivery
+
+
+class AuditRecords(BaseModel):
+    """A generation's audit records in sequence order (each a JSON object with its chain hash)."""
+
+    generation_id: str
+    records: list[dict]

@@ -204,3 +204,25 @@ def db_url(request, tmp_path) -> str:
         pytest.skip(f"{PG_ENV} is not set: PostgreSQL variant skipped ({request.node.module.__name__})")
     reset_pg(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def served_demo(demo_home, demo_keys, tmp_path_factory):
+    """One `bentoml serve` of a private copy of the demo home for the whole session, with small
+    generation bounds (256 px, 2 steps) and the job worker on; shared by the tests that only
+    read or add (the API contract, the docs page), so the ~30 s start is paid once."""
+    from builds.serving import serve
+
+    work = tmp_path_factory.mktemp("served-demo")
+    home = work / "home"
+    shutil.copytree(demo_home, home, ignore=shutil.ignore_patterns("cache", "registry.db*", "audit", "bentoml"))
+    snapshot_registry(demo_home, home / "registry.db")
+    env = {"ATELIER_CACHE_DIR": str(work / "cache"), "ATELIER_AUDIT_DIR": str(work / "audit"), "ATELIER_WARMUP": "0",
+           "ATELIER_MAX_IMAGE_SIDE": "256", "ATELIER_MAX_STEPS": "2", "ATELIER_MAX_IMAGES": "2",
+           "ATELIER_SOURCE_FAILURES_PER_MINUTE": "0", "ATELIER_RENDER_WAIT_S": "60", "ATELIER_JOB_POLL_MS": "100"}
+    server = serve(home, work, env=env)
+    try:
+        yield {"url": server.url, "server": server, "home": home, "work": work,
+               "demo": demo_keys["ATELIER_DEMO_KEY"], "admin": demo_keys["ATELIER_ADMIN_KEY"]}
+    finally:
+        server.stop()

@@ -85,8 +85,11 @@ def test_fuzzing_the_whole_api_finds_no_server_error(served):
     if not st.exists():
         pytest.skip("schemathesis is not installed (the `test` extra of pyproject.toml has it)")
     report = served["work"] / "schemathesis.json"
+    # One worker: hypothesis parses lambdas' source (ast.parse) while it describes strategies,
+    # and CPython 3.11's parser keeps its recursion guard in state shared by threads, so two
+    # worker threads failed a run with "SystemError: AST constructor recursion depth mismatch".
     command = [str(st), "run", served["url"] + "/docs.json", "--checks", "not_a_server_error",
-               "--max-examples", "4", "--phases", "coverage,fuzzing", "--workers", "2", "--seed", "7",
+               "--max-examples", "4", "--phases", "coverage,fuzzing", "--workers", "1", "--seed", "7",
                "--no-shrink", "--generation-database", "none", "--request-timeout", "60", "--max-failures", "5",
                "-H", f"Authorization: Bearer {served['admin']}", "--report", "json", "--report-json-path", str(report),
                "--no-color", "--warnings", "off"]

@@ -1,7 +1,8 @@
 """The gateway's one router: every public `/v1` route, as a FastAPI app mounted by the service.
 
-Owns: assembling the route modules (by capability), the error handlers, and the app's
-OpenAPI metadata, which BentoML merges into `/docs.json`. Must never hold a route's logic.
+Owns: assembling the route modules (by capability) and the error handlers. `/docs.json` is
+built from this app's routes by `service.gateway.openapi` (not by BentoML). Must never hold a
+route's logic.
 """
 
 from __future__ import annotations

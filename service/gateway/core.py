@@ -12,7 +12,10 @@ import logging
 import time
 from dataclasses import dataclass
 
+from service.admission_seal import InternalCredential
 from service.assets import AssetService
+from service.assets.garment_classifier import load_garment_classifier
+from service.assets.edit_source import EditSources
 from service.assets.inputs import ConditioningInputs
 from service.audit.recorder import Recorder
 from service.config import Settings
@@ -25,6 +28,22 @@ from service.tenancy import Tenancy
 from service.twins import AdapterStore, TwinCatalog, open_adapter_store
 
 log = logging.getLogger("atelier.gateway")
+
+
+def edit_sources(settings: Settings, registry: Registry, assets: AssetService) -> EditSources:
+    """What an edit's source is, through the watermark index, read as /v1/verify reads it."""
+    from service.provenance.disclosure import identify
+    from service.provenance.limits import VerifyLimits
+    from service.registry.errors import registry_call
+
+    def lookup(watermark_id: str):
+        with registry_call():
+            return registry.find_watermark(watermark_id)
+
+    limits = VerifyLimits.from_settings(settings)
+    return EditSources(assets.store, lookup=lookup, upload_tenants=settings.edit_upload_tenants,
+                       identify=lambda data: identify(data, lookup, max_pixels=settings.max_asset_pixels,
+                                                      trust_anchors=settings.c2pa_trust_anchors, limits=limits))
 
 
 @dataclass
@@ -52,14 +71,19 @@ class GatewayCore:
         # watch for them), and every request checks consent against the database's registry version.
         tenancy = Tenancy.build(registry, on_revoked=lambda twin: None, poll_s=settings.registry_poll_ms / 1000)
         assets = AssetService.from_settings(settings)
-        inputs = ConditioningInputs(assets, keep_outputs=settings.keep_outputs)
+        classifier = load_garment_classifier(settings)  # None (the demo): logged; torch only when configured
+        if classifier is not None:
+            tenancy.gate.use_classifier(classifier, lambda tenant, asset_id: assets.store.read(tenant, asset_id)[1],
+                                        threshold=settings.garment_classifier_threshold)
+        inputs = ConditioningInputs(assets, keep_outputs=settings.keep_outputs,
+                                    sources=edit_sources(settings, registry, assets))
         generation = GuardedGeneration(renderer, tenancy, audit, wait_s=settings.render_wait_s, prepare=inputs.prepare,
-                                       keep=inputs.keep)
+                                       keep=inputs.keep, credential=InternalCredential.from_settings(settings))
         jobs = CatalogJobs.build(settings, registry, generation,
                                  purge_assets=lambda age: assets.store.purge(age))
         core = cls(settings, registry, audit, tenancy, TwinCatalog(registry), open_adapter_store(settings), renderer,
                    generation, jobs, assets, inputs)
-        core.trust = GatewayTrust.build(settings, audit, generation)
+        core.trust = GatewayTrust.build(settings, audit, generation, registry=registry)
         if settings.jobs_worker:
             jobs.start()
         core.startup_ms = round((time.perf_counter() - started) * 1000, 1)

@@ -5,8 +5,10 @@ errors, unparseable bodies, unknown routes, a lost registry connection and unexp
 exceptions into typed errors first), the audit record of refusals no route recorded (after
 authentication: a full record naming the key; before it: the compact, per-source ledger of
 `service.audit.refusals`, so a keyless flood cannot flood the audit log), and the error
-schemas every route declares for /docs.json. Must never leak internals: an unexpected
-exception is logged and answered as a plain 500.
+error codes every route declares for /docs.json (`ERROR_CODES`, `answers`: the statuses and
+codes a route can answer beyond the common ones that `service.gateway.openapi` adds from its
+dependencies). Must never leak internals: an unexpected exception is logged and answered as a
+plain 500.
 """
 
 from __future__ import annotations
@@ -28,7 +30,57 @@ from service.schemas import ErrorBody
 
 log = logging.getLogger("atelier.gateway")
 
-ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
+# Every error code a /v1 route can answer, with its HTTP status (docs/API.md#errors says when).
+# tests/test_openapi_contract.py checks each against the status of the error class that
+# carries it, so this catalogue cannot drift from the code.
+ERROR_CODES: dict[str, int] = {
+    "malformed_request": 400,
+    "missing_api_key": 401, "invalid_api_key": 401,
+    "insufficient_scope": 403, "base_model_admin_only": 403, "consent_missing": 403, "revoked": 403,
+    "consent_expired": 403, "use_not_allowed": 403, "territory_not_allowed": 403, "category_not_allowed": 403,
+    "edit_source_mismatch": 403, "edit_upload_not_allowed": 403,
+    "not_found": 404, "twin_not_found": 404, "tenant_not_found": 404, "key_not_found": 404, "job_not_found": 404,
+    "item_not_found": 404, "delivery_not_found": 404, "asset_not_found": 404,
+    "method_not_allowed": 405,
+    "tenant_exists": 409, "twin_revoked": 409, "adapter_in_use": 409, "likeness_in_use": 409, "would_lock_out": 409,
+    "consent_conflict": 409,
+    "idempotency_key_reused": 409, "not_awaiting_review": 409,
+    "length_required": 411,
+    "payload_too_large": 413, "image_too_large": 413,
+    "unsupported_image": 415,
+    "invalid_field": 422, "url_refused": 422, "fetch_failed": 422, "conditioning_unavailable": 422,
+    "callback_url_refused": 422, "prompt_policy": 422, "unreadable_image": 422, "adapter_incompatible": 422,
+    "image_too_complex": 422, "edit_source_unverifiable": 422,
+    "source_rate_limited": 429, "too_many_auth_failures": 429, "rate_limited": 429, "too_many_concurrent": 429,
+    "internal_error": 500, "marking_failed": 500, "render_failed": 500,
+    "not_ready": 503, "registry_unavailable": 503, "audit_unavailable": 503, "renderer_unavailable": 503,
+    "adapter_unavailable": 503, "model_unavailable": 503, "verify_busy": 503, "asset_unavailable": 503,
+    "asset_store_unavailable": 503,
+}
+
+# Groups of codes that several routes share (a route names what it can answer beyond the
+# common errors of its dependencies: authentication, body, parameters, availability).
+CONSENT = ("consent_missing", "revoked", "consent_expired", "use_not_allowed", "territory_not_allowed",
+           "category_not_allowed", "prompt_policy")
+INPUT_IMAGES = ("asset_not_found", "url_refused", "fetch_failed", "image_too_large", "unsupported_image",
+                "asset_unavailable", "asset_store_unavailable")
+RENDERING = ("renderer_unavailable", "adapter_unavailable", "adapter_incompatible", "conditioning_unavailable",
+             "model_unavailable", "marking_failed", "render_failed")
+GENERATION = ("base_model_admin_only", *CONSENT, *INPUT_IMAGES, *RENDERING)
+
+
+def answers(*codes: str) -> dict[int, dict]:
+    """FastAPI `responses` for the error codes a route can answer beyond the common ones: one
+    entry per status, its codes listed in `x-error-codes` (service.gateway.openapi turns each
+    into an `ErrorBody` response naming them)."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        if code not in ERROR_CODES:
+            raise KeyError(f"unknown error code {code!r}: add it to ERROR_CODES")
+        by_status.setdefault(ERROR_CODES[code], [])
+        if code not in by_status[ERROR_CODES[code]]:
+            by_status[ERROR_CODES[code]].append(code)
+    return {status: {"model": ErrorBody, "x-error-codes": found} for status, found in sorted(by_status.items())}
 
 
 class RouteNotFound(AtelierError):

@@ -3,7 +3,9 @@
 Owns: the BentoML declaration of the gateway, its dependency on the Renderer
 (`bentoml.depends`: `bentoml serve` starts the renderer in its own process; on a platform it
 is another deployment's URL), mounting the `/v1` router, the HTTP edge (body-size limits and
-upload authentication before a body is read), and start-up and shutdown. Must never hold
+upload authentication before a body is read), the front door (`/docs.json` is the contract of
+`service.gateway.openapi`, `/docs` its page; unmatched paths answer the error shape), and
+start-up and shutdown. Must never hold
 logic, and never import torch or diffusers: it starts in seconds, and cheap reads never wait
 behind GPU work.
 """
@@ -15,10 +17,13 @@ import os
 import bentoml
 
 from service import __version__
+from service.admission_seal import InternalCredential
 from service.config import get_settings
 from service.errors import NotReady
 from service.gateway.api import build_api
 from service.gateway.core import GatewayCore
+from service.gateway.docs_page import FrontDoor
+from service.gateway.openapi import Contract
 from service.gateway.trust import route_templates
 from service.gateway.render_client import HttpRenderClient, LocalRenderClient
 from service.http_edge import HttpEdge
@@ -32,6 +37,8 @@ from service.studio import build_studio
 os.environ["FORWARDED_ALLOW_IPS"] = ""
 API = build_api()
 STUDIO = build_studio()  # the web console, on the same capabilities as API
+# /docs.json is this contract (OpenAPI 3.1, from API's routes), not BentoML's generated document.
+CONTRACT = Contract(API)
 
 
 class UploadGuard:
@@ -63,13 +70,14 @@ EDGE_AUDIT = EdgeAudit()
 
 
 class SourceCheck:
-    """Per-source limits, before any key is checked (cheap: no database, no audit write)."""
+    """Per-source limits, before any key is checked (cheap: no database, no audit write); a
+    valid key passes a source whose budget is spent (checked in memory)."""
 
     core: GatewayCore | None = None
 
-    def __call__(self, path: str, ip: str | None) -> None:
+    def __call__(self, path: str, ip: str | None, authorization: str | None = None) -> None:
         if self.core is not None:
-            self.core.trust.sources.admit(ip)
+            self.core.trust.admit(ip, authorization)
 
 
 SOURCE_CHECK = SourceCheck()
@@ -103,10 +111,12 @@ class Gateway:
         configure_logging(settings.log_level)
         renderer = self.renderer
         url = type(self).renderer.url  # set when the renderer is another process
-        client = HttpRenderClient(url) if url else LocalRenderClient(renderer)
+        # Over HTTP every call carries the internal credential (ATELIER_INTERNAL_TOKEN[_FILE]).
+        client = (HttpRenderClient(url, credential=InternalCredential.from_settings(settings)) if url
+                  else LocalRenderClient(renderer))
         self.core = GatewayCore.build(settings, client)
         API.state.core = STUDIO.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = SOURCE_CHECK.core = self.core
-        self.core.trust.refusals.known_routes = route_templates()
+        self.core.trust.refusals.known_routes = route_templates() | {"/studio/login"}
 
     def __is_ready__(self) -> bool:
         return self.core is not None and self.core.audit.available()  # not while the audit log cannot write
@@ -132,3 +142,6 @@ Gateway.add_asgi_middleware(
         "/v1/assets": lambda: get_settings().max_asset_bytes + 64 * 1024,
     },
 )
+# Inside the edge: /docs.json, /docs and / are the gateway's own, and whatever no route matched
+# answers in the API's error shape.
+Gateway.add_asgi_middleware(FrontDoor, contract=CONTRACT.json_bytes)

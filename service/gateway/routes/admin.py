@@ -19,7 +19,10 @@ from pydantic import ValidationError
 from service.audit.events import admin_event
 from service.errors import PayloadTooLarge, TwinNotFound
 from service.gateway.deps import AdminCaller, ClientIp, Core, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.errors import answers
+from service.schemas import (ConsentAnswer, ConsentHistory, DeliveryAnswer, KeyCreated, KeyList, KeyRevoked,
+                            PresetList, TenantAnswer, TenantList, TwinRevokeResponse, WebhookDeliveryAnswer,
+                            WebhookDeliveryList)
 from service.gateway.uploads import strict_form
 from service.jobs.delivery import check_output_target
 from service.jobs.presets import BUILTIN_SCENES
@@ -49,7 +52,7 @@ from service.schemas import (
 from service.tenancy.manage import keep_admin_access, record_consent, shown
 from service.twins.admin import register_twin, revoke_twin
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/admin", tags=["admin"])
 TenantQuery = Query(None, pattern=TENANT_ID_PATTERN)
 
 
@@ -65,20 +68,22 @@ def _tenant(core, tenant_id: str | None) -> None:
 # -- tenants and keys ------------------------------------------------------------------------
 
 
-@router.post("/tenants", status_code=201)
+@router.post("/tenants", status_code=201, operation_id="createTenant", response_model=TenantAnswer,
+             responses=answers("tenant_exists"))
 def create_tenant(body: TenantCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "tenant_create", tenant_id=body.tenant_id):
         core.registry.create_tenant(body.tenant_id, body.name)
         return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
 
 
-@router.get("/tenants/list")
+@router.get("/tenants/list", operation_id="listTenants", response_model=TenantList)
 def list_tenants(core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "tenant_list"):
         return {"tenants": [shown(t) for t in core.registry.list_tenants()]}
 
 
-@router.post("/tenants/disable")
+@router.post("/tenants/disable", operation_id="disableTenant", response_model=TenantAnswer,
+             responses=answers("tenant_not_found", "would_lock_out"))
 def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "tenant_disable", tenant_id=body.tenant_id, disabled=body.disabled):
         if body.disabled:
@@ -87,7 +92,8 @@ def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, 
         return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, operation_id="createKey", response_model=KeyCreated,
+             responses=answers("tenant_not_found"))
 def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """Mint an API key; its token is shown once."""
     with _action(core, ip, principal, "key_create", tenant_id=body.tenant_id, scopes=sorted(body.scopes),
@@ -101,14 +107,15 @@ def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: Clie
         return {"key": shown(listing), "token": token, "note": "the token is shown once; store it now"}
 
 
-@router.get("/keys/list")
+@router.get("/keys/list", operation_id="listKeys", response_model=KeyList, responses=answers("tenant_not_found"))
 def list_keys(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str | None = TenantQuery) -> dict:
     with _action(core, ip, principal, "key_list", tenant_id=tenant_id):
         _tenant(core, tenant_id)
         return {"keys": [shown(k) for k in core.registry.list_keys(tenant_id)]}
 
 
-@router.post("/keys/revoke")
+@router.post("/keys/revoke", operation_id="revokeKey", response_model=KeyRevoked,
+             responses=answers("key_not_found", "would_lock_out"))
 def revoke_key(body: KeyIdBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "key_revoke", key_id_revoked=body.key_id):
         keep_admin_access(core.registry, principal, revoke_key=body.key_id)
@@ -121,7 +128,8 @@ def revoke_key(body: KeyIdBody, core: Core, principal: AdminCaller, ip: ClientIp
 # -- consent ---------------------------------------------------------------------------------
 
 
-@router.post("/consent", status_code=201)
+@router.post("/consent", status_code=201, operation_id="addConsent", response_model=ConsentAnswer,
+             responses=answers("twin_not_found", "tenant_not_found", "twin_revoked", "consent_conflict"))
 def add_consent(body: ConsentBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """Record a new, signed consent version for a twin."""
     with _action(core, ip, principal, "consent_add", twin_id=body.twin_id) as details:
@@ -130,7 +138,8 @@ def add_consent(body: ConsentBody, core: Core, principal: AdminCaller, ip: Clien
         return {"consent": shown(record)}
 
 
-@router.get("/consent/history")
+@router.get("/consent/history", operation_id="getConsentHistory", response_model=ConsentHistory,
+            responses=answers("twin_not_found"))
 def consent_history(core: Core, principal: AdminCaller, ip: ClientIp,
                     twin_id: str = Query(..., pattern=TWIN_ID_PATTERN)) -> dict:
     with _action(core, ip, principal, "consent_history", twin_id=twin_id):
@@ -147,8 +156,8 @@ def twin_state(record, cache: dict | None) -> TwinState:
     if cache is not None:
         state = next((t for t in cache["twins"] if t["id"] == record.id), None)
         tiers, in_slot = (state["tiers"], state["in_slot"]) if state else ([], False)
-    return TwinState(id=record.id, display_name=record.display_name, adapter_path=record.adapter_path,
-                     sha256=record.sha256, rank=record.rank, tiers=tiers, in_slot=in_slot)
+    return TwinState(id=record.id, display_name=record.display_name, adapter_key=record.adapter_path,
+                     adapter_sha256=record.sha256, rank=record.rank, tiers=tiers, in_slot=in_slot)
 
 
 async def json_registration(request: Request) -> RegisterByKeyBody | None:
@@ -163,32 +172,41 @@ async def json_registration(request: Request) -> RegisterByKeyBody | None:
 
 JsonRegistration = Annotated[RegisterByKeyBody | None, Depends(json_registration)]
 # Registration forms name exactly these parts, each once (service.gateway.uploads).
-REGISTER_FORM = strict_form(fields={"twin_id", "display_name", "adapter_key"}, files={"adapter"})
+REGISTER_FORM = strict_form(fields={"twin_id", "display_name", "adapter_key", "same_person_as"}, files={"adapter"})
 
 
-@router.post("/twins", response_model=RegisterResponse, dependencies=[Depends(REGISTER_FORM)], openapi_extra={"requestBody": {"content": {
+@router.post("/twins", status_code=201, operation_id="registerTwin", response_model=RegisterResponse,
+             responses=answers("twin_revoked", "adapter_in_use", "likeness_in_use", "twin_not_found",
+                               "adapter_incompatible", "adapter_unavailable", "length_required"),
+             dependencies=[Depends(REGISTER_FORM)], openapi_extra={"requestBody": {"content": {
     "application/json": {"schema": RegisterByKeyBody.model_json_schema()}}}})
 def register(core: Core, principal: AdminCaller, ip: ClientIp, as_json: JsonRegistration,
              twin_id: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
-             adapter_key: Annotated[str, Form()] = "", adapter: Annotated[UploadFile | None, File()] = None):
+             adapter_key: Annotated[str, Form()] = "", adapter: Annotated[UploadFile | None, File()] = None,
+             same_person_as: Annotated[str, Form()] = ""):
     """Add or update a twin: multipart upload of its LoRA (`adapter`, safetensors) or a store
-    `adapter_key` (multipart, form or JSON)."""
+    `adapter_key` (multipart, form or JSON). An adapter whose likeness is another person's
+    twin's is refused (409 `likeness_in_use`) unless the form's `same_person_as` names that
+    twin: the admin's statement that it is the same person (the twins are then revoked together)."""
     if as_json is not None:
         twin_id, display_name, adapter_key = as_json.twin_id, as_json.display_name, as_json.adapter_key
-    with _action(core, ip, principal, "register", twin_id=twin_id, adapter_key=adapter_key or None) as details:
+    with _action(core, ip, principal, "register", twin_id=twin_id, adapter_key=adapter_key or None,
+                 same_person_as=same_person_as or None) as details:
         data = None
         if adapter is not None:
             if adapter.size is not None and adapter.size > core.settings.max_upload_bytes:
                 raise PayloadTooLarge(f"the adapter is larger than {core.settings.max_upload_bytes} bytes", field="adapter")
             data = adapter.file.read()
         record, previous = register_twin(core.twins, core.adapters, core.settings.lora_slot_rank, core.settings.lora_targets,
-                                         twin_id, display_name or None, data, adapter_key or None)
+                                         twin_id, display_name or None, data, adapter_key or None,
+                                         same_person_as=same_person_as or None)
         details.update(sha256=record.sha256, replaced_sha256=previous.sha256 if previous else None)
     return RegisterResponse(twin=twin_state(record, None), created=previous is None,
                             replaced_sha256=previous.sha256 if previous and previous.sha256 != record.sha256 else None)
 
 
-@router.get("/twins/list", response_model=TwinListResponse)
+@router.get("/twins/list", operation_id="listRegisteredTwins", response_model=TwinListResponse,
+            responses=answers("renderer_unavailable"))
 def list_twins(core: Core, principal: AdminCaller, ip: ClientIp,
                cache: bool = Query(False, description="Also ask a renderer worker which cache tiers hold each "
                                                       "adapter (starts one if none is running).")):
@@ -199,7 +217,8 @@ def list_twins(core: Core, principal: AdminCaller, ip: ClientIp,
                                 cache=state["cache"] if state else {})
 
 
-@router.post("/twins/evict", response_model=EvictResponse)
+@router.post("/twins/evict", operation_id="evictTwin", response_model=EvictResponse,
+             responses=answers("twin_not_found", "revoked", "renderer_unavailable"))
 def evict(body: TwinIdBody, core: Core, principal: AdminCaller, ip: ClientIp):
     """Drop a twin's adapter from every cache tier and the slot of the renderer worker that answers."""
     with _action(core, ip, principal, "evict", twin_id=body.twin_id) as details:
@@ -208,7 +227,8 @@ def evict(body: TwinIdBody, core: Core, principal: AdminCaller, ip: ClientIp):
         return EvictResponse(twin_id=body.twin_id, evicted_from=details["evicted_from"])
 
 
-@router.post("/twins/prefetch", response_model=PrefetchResponse)
+@router.post("/twins/prefetch", operation_id="prefetchTwins", response_model=PrefetchResponse,
+             responses=answers("renderer_unavailable"))
 def prefetch(body: PrefetchBody, core: Core, principal: AdminCaller, ip: ClientIp):
     """Warm twins' adapters onto the device of the renderer worker that answers."""
     with _action(core, ip, principal, "prefetch", twin_ids=body.twin_ids):
@@ -216,7 +236,8 @@ def prefetch(body: PrefetchBody, core: Core, principal: AdminCaller, ip: ClientI
         return PrefetchResponse(results=results)
 
 
-@router.post("/twins/revoke")
+@router.post("/twins/revoke", operation_id="revokeTwin", response_model=TwinRevokeResponse,
+             responses=answers("twin_not_found"))
 def revoke(body: TwinRevokeBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """Revoke a twin (final): no new request starts anywhere once this returns; renderers evict
     its adapter and cancel its in-flight work within ATELIER_REGISTRY_POLL_MS."""
@@ -227,7 +248,9 @@ def revoke(body: TwinRevokeBody, core: Core, principal: AdminCaller, ip: ClientI
 # -- delivery, presets, webhooks -------------------------------------------------------------
 
 
-@router.post("/tenants/delivery")
+@router.post("/tenants/delivery", operation_id="setTenantDelivery", response_model=DeliveryAnswer,
+             response_model_exclude_unset=True,
+             responses=answers("tenant_not_found", "callback_url_refused"))
 def set_delivery(body: TenantDeliveryBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """A tenant's output target, URL expiry and webhook; a new secret is shown once."""
     with _action(core, ip, principal, "tenant_delivery", tenant_id=body.tenant_id) as details:
@@ -240,11 +263,11 @@ def set_delivery(body: TenantDeliveryBody, core: Core, principal: AdminCaller, i
         if body.webhook_url is not None:
             changes["webhook_url"] = (check_callback_url(body.webhook_url, allow_private=core.settings.dev_callbacks)
                                       if body.webhook_url else None)
-        current = core.jobs.store.tenant_delivery(body.tenant_id)
+        current = core.jobs.store.delivery.tenant_delivery(body.tenant_id)
         secret = None
         if body.rotate_webhook_secret or (changes.get("webhook_url") and not current.webhook_secret):
             secret = changes["webhook_secret"] = new_secret()
-        settings = core.jobs.store.set_tenant_delivery(body.tenant_id, **changes)
+        settings = core.jobs.store.delivery.set_tenant_delivery(body.tenant_id, **changes)
         details.update(changed=sorted(changes), secret_rotated=secret is not None)  # never the secret
         shown_settings = {"tenant_id": body.tenant_id, "output_target": settings.output_target,
                           "url_expiry_s": settings.url_expiry_s, "webhook_url": settings.webhook_url,
@@ -253,21 +276,22 @@ def set_delivery(body: TenantDeliveryBody, core: Core, principal: AdminCaller, i
 
 
 def _presets(core, tenant_id: str) -> dict:
-    own = core.jobs.store.presets(tenant_id)
+    own = core.jobs.store.delivery.presets(tenant_id)
     merged = {name: {"prompt": p, "negative_prompt": n, "builtin": name not in own}
               for name, (p, n) in (BUILTIN_SCENES | own).items()}
     return {"tenant_id": tenant_id, "presets": merged}
 
 
-@router.post("/presets")
+@router.post("/presets", operation_id="putPreset", response_model=PresetList, responses=answers("tenant_not_found"))
 def put_preset(body: PresetBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "preset_put", tenant_id=body.tenant_id, preset=body.name):
         _tenant(core, body.tenant_id)
-        core.jobs.store.put_preset(body.tenant_id, body.name, body.prompt, body.negative_prompt)
+        core.jobs.store.delivery.put_preset(body.tenant_id, body.name, body.prompt, body.negative_prompt)
         return _presets(core, body.tenant_id)
 
 
-@router.get("/presets/list")
+@router.get("/presets/list", operation_id="listPresets", response_model=PresetList,
+            responses=answers("tenant_not_found"))
 def list_presets(core: Core, principal: AdminCaller, ip: ClientIp,
                  tenant_id: str = Query(..., pattern=TENANT_ID_PATTERN)) -> dict:
     with _action(core, ip, principal, "preset_list", tenant_id=tenant_id):
@@ -275,16 +299,17 @@ def list_presets(core: Core, principal: AdminCaller, ip: ClientIp,
         return _presets(core, tenant_id)
 
 
-@router.get("/webhooks/deliveries")
+@router.get("/webhooks/deliveries", operation_id="listWebhookDeliveries", response_model=WebhookDeliveryList)
 def list_deliveries(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str | None = TenantQuery,
                     job_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$")) -> dict:
     with _action(core, ip, principal, "webhook_deliveries"):
-        return {"deliveries": [shown(d) for d in core.jobs.store.deliveries(tenant_id, job_id)]}
+        return {"deliveries": [shown(d) for d in core.jobs.store.delivery.log(tenant_id, job_id)]}
 
 
-@router.post("/webhooks/redeliver")
+@router.post("/webhooks/redeliver", operation_id="redeliverWebhook", response_model=WebhookDeliveryAnswer,
+             responses=answers("delivery_not_found"))
 def redeliver(body: DeliveryIdBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "webhook_redeliver", delivery_id=body.delivery_id):
-        delivery = core.jobs.store.redeliver(body.delivery_id)
+        delivery = core.jobs.store.delivery.redeliver(body.delivery_id)
         core.jobs.dispatcher.wake()
         return {"delivery": shown(delivery)}

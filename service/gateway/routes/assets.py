@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.audit.events import asset_event
 from service.errors import InvalidRequest, MalformedRequest
 from service.gateway.deps import ClientIp, Core, GenerateCaller, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.errors import INPUT_IMAGES, answers
 from service.schemas import AssetKind, AssetOut
 
 router = APIRouter(tags=["assets"])
@@ -52,7 +52,8 @@ async def _upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
     return kind, await upload.read()
 
 
-@router.post("/assets", status_code=201, response_model=AssetOut, responses=ERROR_RESPONSES, openapi_extra=UPLOAD_BODY)
+@router.post("/assets", status_code=201, operation_id="addAsset", response_model=AssetOut, openapi_extra=UPLOAD_BODY,
+              responses=answers(*INPUT_IMAGES[1:], "length_required"))
 async def add_asset(request: Request, core: Core, principal: GenerateCaller, ip: ClientIp):
     """Add an input image for generations of this tenant: a garment (packshot, flat-lay, ghost
     mannequin), a pose image, a mask or a source photo. Stored once per sha256; its id is the
@@ -77,7 +78,7 @@ async def add_asset(request: Request, core: Core, principal: GenerateCaller, ip:
     return AssetOut(**info.shown())
 
 
-@router.get("/assets/{asset_id}", response_model=AssetOut, responses=ERROR_RESPONSES)
+@router.get("/assets/{asset_id}", operation_id="getAsset", response_model=AssetOut, responses=answers("asset_not_found"))
 def get_asset(core: Core, principal: GenerateCaller, asset_id: str = Path(..., pattern=r"^[0-9a-f]{64}$")):
     """An asset's metadata (this tenant's assets only: another tenant's id reads as missing)."""
     return AssetOut(**core.assets.info(principal.tenant_id, asset_id).shown())

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query
 
 from service.audit.events import admin_event
 from service.gateway.deps import AdminCaller, ClientIp, Core, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.schemas import AuditRecords
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/admin", tags=["admin"])
 MAX_RECORDS = 200
 
 
@@ -25,7 +25,7 @@ def generation_records(core, principal, ip: str | None, generation_id: str) -> d
     return {"generation_id": generation_id, "records": records}
 
 
-@router.get("/audit/records")
+@router.get("/audit/records", operation_id="getAuditRecords", response_model=AuditRecords)
 def records(core: Core, principal: AdminCaller, ip: ClientIp,
             generation_id: str = Query(..., pattern=r"^[0-9a-f]{32}$", description="The generation's id.")) -> dict:
     """A generation's audit records (its generation record, and verify or replay records naming it),

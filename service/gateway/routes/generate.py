@@ -18,7 +18,8 @@ from fastapi.responses import Response
 from service.audit.events import generation_event, replay_event
 from service.errors import AtelierError, InvalidRequest
 from service.gateway.deps import ClientIp, Core, GenerateCaller
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.errors import GENERATION, answers
+from service.gateway.openapi import binary_image
 from service.gateway.idempotency import Idempotency, replayed
 from service.generation import audited
 from service.rendering import GenerationResult
@@ -47,19 +48,21 @@ def render(core, body: GenerateRequest, principal, route: str, ip: str | None, e
 
 
 @contextmanager
-def refusals_audited(core, body: GenerateRequest, principal, ip: str | None):
-    """A refusal before the generation runs (the Idempotency-Key, the replay's consent) is
-    audited like any refusal of a generation: a `generation` record with tenant, key and twin."""
+def refusals_audited(core, body: GenerateRequest, principal, ip: str | None, route: str = "/v1/generate"):
+    """A refusal before the generation runs (the Idempotency-Key, the replay's consent, an
+    edit's consent and source) is audited like any refusal of a generation: a `generation`
+    record with tenant, key and twin."""
     try:
         yield
     except AtelierError as exc:
-        core.audit.record(generation_event(route="/v1/generate", request=body, error=exc, client_ip=ip,
+        core.audit.record(generation_event(route=route, request=body, error=exc, client_ip=ip,
                                            base_model_id=core.generation.base_model_id, prompts=core.audit.prompts,
                                            **principal.audit_fields()))
         raise audited(exc) from None
 
 
-@router.post("/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
+@router.post("/generate", operation_id="generate", response_model=GenerateResponse,
+             responses=answers("idempotency_key_reused", *GENERATION))
 def generate(body: GenerateRequest, core: Core, principal: GenerateCaller, ip: ClientIp,
              idempotency_key: str | None = Header(None)):
     """Generate images of a twin; JSON with base64 images, seeds and timings. With an
@@ -83,9 +86,9 @@ def generate(body: GenerateRequest, core: Core, principal: GenerateCaller, ip: C
     return replayed(stored)
 
 
-@router.post("/generate/image", responses={**ERROR_RESPONSES, 200: {"content": {t: {} for t in MEDIA_TYPES.values()},
-                                                                    "description": "The first image's bytes."}},
-             response_class=Response)
+@router.post("/generate/image", operation_id="generateImage", response_class=Response,
+             responses={**answers(*GENERATION), 200: binary_image("The first image's bytes, with X-Generation-Id, X-Seed "
+                                                                  "and X-Image-Sha256 headers.")})
 def generate_image(body: GenerateRequest, request: Request, core: Core, principal: GenerateCaller, ip: ClientIp) -> Response:
     """Generate and return the first image's bytes, with its Content-Type."""
     if request.headers.get("idempotency-key") is not None:
@@ -100,17 +103,29 @@ def generate_image(body: GenerateRequest, request: Request, core: Core, principa
 
 
 
-@router.post("/edit", response_model=GenerateResponse, responses=ERROR_RESPONSES)
+@router.post("/edit", operation_id="edit", response_model=GenerateResponse, responses=answers(
+    "edit_source_mismatch", "edit_upload_not_allowed", "edit_source_unverifiable", *GENERATION))
 def edit(body: EditRequest, core: Core, principal: GenerateCaller, ip: ClientIp):
     """Repaint the mask's white area of a photo of the twin (re-dress it with garments and/or a
     prompt), or with `invert_mask` everything outside a person mask (a background swap). The
     source is an earlier generation of this tenant or an uploaded photo (`kind: source`); the
     pixels outside the repainted area are kept. The C2PA manifest names the source as an
-    ingredient; the watermark is embedded afresh."""
-    render_edit, width, height = core.inputs.edit_source(principal, body.source, body.mask_asset_id, body.invert_mask)
-    request = GenerateRequest(
-        twin_id=body.twin_id, prompt=body.prompt, negative_prompt=body.negative_prompt, width=width, height=height,
+    ingredient; the watermark is embedded afresh. The twin's consent is checked before any
+    asset is read; the source must be this tenant's generation of the same twin (an uploaded
+    photo only where an operator allows the tenant)."""
+    draft = edit_request(body)  # the source's size is not known before its asset is read
+    with refusals_audited(core, draft, principal, ip, route="/v1/edit"):
+        core.tenancy.gate.admit(principal, draft)  # consent, categories, prompt policy: before any asset
+        render_edit, width, height = core.inputs.edit_source(principal, body.twin_id, body.source, body.mask_asset_id,
+                                                             body.invert_mask)
+    request = edit_request(body, width, height)
+    return to_response(render(core, request, principal, "/v1/edit", ip, edit=render_edit))
+
+
+def edit_request(body: EditRequest, width: int | None = None, height: int | None = None) -> GenerateRequest:
+    size = {} if width is None else {"width": width, "height": height}
+    return GenerateRequest(
+        twin_id=body.twin_id, prompt=body.prompt, negative_prompt=body.negative_prompt, **size,
         steps=body.steps, guidance_scale=body.guidance_scale, seed=body.seed, num_images=body.num_images,
         output_format=body.output_format, use=body.use, territory=body.territory, garments=body.garments,
     )
-    return to_response(render(core, request, principal, "/v1/edit", ip, edit=render_edit))

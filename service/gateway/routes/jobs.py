@@ -17,7 +17,9 @@ from fastapi.responses import RedirectResponse, Response
 from service.audit.events import job_event
 from service.errors import InvalidRequest
 from service.gateway.deps import ClientIp, Core, GenerateCaller, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.errors import answers
+from service.gateway.openapi import binary_image
+from service.schemas import JobAccepted, JobList, JobPage, JobSummary
 from service.gateway.idempotency import Idempotency, replayed
 from service.schemas import MEDIA_TYPES, JobSubmitBody
 
@@ -38,7 +40,8 @@ JobId = Query(None, description="The job's id (32 hex characters).")
 TaskId = Query(None, description="Alias of job_id (BentoML's task naming).")
 
 
-@router.post("/jobs/submit", status_code=202, responses=ERROR_RESPONSES)
+@router.post("/jobs/submit", status_code=202, operation_id="submitJob", response_model=JobAccepted,
+             responses=answers("idempotency_key_reused"))
 def submit(body: JobSubmitBody, core: Core, principal: GenerateCaller, ip: ClientIp,
            idempotency_key: str | None = Header(None)):
     """Queue a catalogue job; 202 with its id and where to poll. Items are rendered as renderers
@@ -67,20 +70,22 @@ def submit(body: JobSubmitBody, core: Core, principal: GenerateCaller, ip: Clien
         return claimed["response"]
 
 
-@router.get("/jobs/list", responses=ERROR_RESPONSES)
+@router.get("/jobs/list", operation_id="listJobs", response_model=JobList, response_model_exclude_unset=True)
 def list_jobs(core: Core, principal: GenerateCaller,
               limit: int = Query(50, ge=1, le=100, description="How many of the newest jobs.")) -> dict:
     """The caller's tenant's newest jobs with their counts, newest first."""
     return core.jobs.list_jobs(principal.tenant_id, limit)
 
 
-@router.get("/jobs/status", responses=ERROR_RESPONSES)
+@router.get("/jobs/status", operation_id="getJobStatus", response_model=JobSummary, response_model_exclude_unset=True,
+            responses=answers("job_not_found"))
 def status(core: Core, principal: GenerateCaller, job_id: str | None = JobId, task_id: str | None = TaskId) -> dict:
     """A job's state and counts (queued, running, completed, failed, canceled)."""
     return core.jobs.status(principal.tenant_id, job_id_of(job_id, task_id))
 
 
-@router.get("/jobs/get", responses=ERROR_RESPONSES)
+@router.get("/jobs/get", operation_id="getJobResults", response_model=JobPage, response_model_exclude_unset=True,
+            responses=answers("job_not_found"))
 def results(core: Core, principal: GenerateCaller, job_id: str | None = JobId, task_id: str | None = TaskId,
             offset: int = Query(0, ge=0, description="First item of the page."),
             limit: int = Query(20, ge=1, le=100, description="Items per page.")) -> dict:
@@ -89,9 +94,10 @@ def results(core: Core, principal: GenerateCaller, job_id: str | None = JobId, t
     return core.jobs.results(principal.tenant_id, job_id_of(job_id, task_id), offset, limit)
 
 
-@router.get("/jobs/image", response_class=Response, responses={
-    **ERROR_RESPONSES, 200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "The image's bytes."},
-    307: {"description": "A presigned URL of the image in the tenant's bucket."}})
+@router.get("/jobs/image", operation_id="getJobImage", response_class=Response, responses={
+    **answers("job_not_found", "item_not_found", "revoked"), 200: binary_image("The image's bytes (inline delivery)."),
+    307: {"description": "S3 delivery: `Location` is a presigned URL of the image in the tenant's bucket.",
+          "headers": {"Location": {"schema": {"type": "string"}}}}})
 def image(core: Core, principal: GenerateCaller, job_id: str | None = JobId, task_id: str | None = TaskId,
           index: int = Query(..., ge=0, le=499), n: int = Query(0, ge=0, le=3)) -> Response:
     """One image of a finished item: its bytes (inline delivery) or a redirect to its S3 URL."""
@@ -101,7 +107,8 @@ def image(core: Core, principal: GenerateCaller, job_id: str | None = JobId, tas
     return Response(content=data, media_type=MEDIA_TYPES[fmt], headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.post("/jobs/cancel", responses=ERROR_RESPONSES)
+@router.post("/jobs/cancel", operation_id="cancelJob", response_model=JobSummary, response_model_exclude_unset=True,
+             responses=answers("job_not_found"))
 def cancel(core: Core, principal: GenerateCaller, ip: ClientIp, job_id: str | None = JobId,
            task_id: str | None = TaskId) -> dict:
     """Cancel a job: queued items are dropped at once; items rendering now finish."""

@@ -13,10 +13,11 @@ from fastapi import APIRouter
 
 from service.audit.events import job_event
 from service.gateway.deps import ClientIp, Core, GenerateCaller, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.errors import answers
+from service.schemas import JobDecision
 from service.schemas import JobReviewBody
 
-router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["jobs"], responses=answers("job_not_found", "item_not_found", "not_awaiting_review"))
 
 
 def decide(core, principal, ip: str | None, body: JobReviewBody, approve: bool) -> dict:
@@ -29,14 +30,15 @@ def decide(core, principal, ip: str | None, body: JobReviewBody, approve: bool) 
         return decided
 
 
-@router.post("/jobs/approve")
+@router.post("/jobs/approve", operation_id="approveJobItems", response_model=JobDecision, response_model_exclude_unset=True,
+             responses=answers("revoked"))
 def approve(body: JobReviewBody, core: Core, principal: GenerateCaller, ip: ClientIp) -> dict:
     """Approve items awaiting review: their held images are delivered (S3 or inline) and, once
     every item is decided, announced in `job.completed`. 409 for an item not awaiting review."""
     return decide(core, principal, ip, body, approve=True)
 
 
-@router.post("/jobs/reject")
+@router.post("/jobs/reject", operation_id="rejectJobItems", response_model=JobDecision, response_model_exclude_unset=True)
 def reject(body: JobReviewBody, core: Core, principal: GenerateCaller, ip: ClientIp) -> dict:
     """Reject items awaiting review: their images are dropped and never delivered or announced."""
     return decide(core, principal, ip, body, approve=False)

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from fastapi import APIRouter
 
 from service.gateway.deps import Core, GenerateCaller
-from service.gateway.errors import ERROR_RESPONSES
+from service.schemas import TenantTwinList
 
-router = APIRouter(tags=["twins"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["twins"])
 
 
 def consent_terms(record, now: datetime) -> dict:
@@ -30,7 +30,8 @@ def consent_terms(record, now: datetime) -> dict:
             "territories": list(record.territories), "valid_from": record.valid_from.isoformat(),
             "valid_until": record.valid_until.isoformat() if record.valid_until else None,
             "excluded_categories": list(record.excluded_categories),
-            "included_categories": list(record.included_categories)}
+            "included_categories": list(record.included_categories),
+            "review_unverified_garments": record.review_unverified_garments}
 
 
 def tenant_twins(core, tenant_id: str, only: frozenset[str] | None = None) -> list[dict]:
@@ -47,7 +48,7 @@ def tenant_twins(core, tenant_id: str, only: frozenset[str] | None = None) -> li
     return twins
 
 
-@router.get("/twins")
+@router.get("/twins", operation_id="listTwins", response_model=TenantTwinList)
 def list_twins(core: Core, principal: GenerateCaller) -> dict:
     """Twins this tenant may generate, each with the consent terms that apply to it."""
     return {"tenant_id": principal.tenant_id, "twins": tenant_twins(core, principal.tenant_id)}

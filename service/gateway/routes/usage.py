@@ -17,13 +17,14 @@ from service.audit.events import admin_event
 from service.audit.usage import aggregate, by_month, to_csv
 from service.errors import InvalidRequest
 from service.gateway.deps import AdminCaller, ClientIp, Core, TalentCaller, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.openapi import json_or_csv
+from service.schemas import UsageReport
 from service.schemas import TWIN_ID_PATTERN
 
 router = APIRouter(tags=["usage"])
 
 
-@router.get("/usage", responses={**ERROR_RESPONSES, 200: {"content": {"application/json": {}, "text/csv": {}}}})
+@router.get("/usage", operation_id="getUsage", response_model=UsageReport, responses={200: json_or_csv()})
 def usage(request: Request, core: Core, principal: AdminCaller, ip: ClientIp,
           twin: str | None = Query(None, pattern=TWIN_ID_PATTERN),
           from_: dt.date | None = Query(None, alias="from", description="First day, YYYY-MM-DD."),
@@ -34,7 +35,7 @@ def usage(request: Request, core: Core, principal: AdminCaller, ip: ClientIp,
     return answer(request, core, principal, ip, "usage", None, twin, from_, to, format, period)
 
 
-@router.get("/usage/talent", responses={**ERROR_RESPONSES, 200: {"content": {"application/json": {}, "text/csv": {}}}})
+@router.get("/usage/talent", operation_id="getTalentUsage", response_model=UsageReport, responses={200: json_or_csv()})
 def talent_usage(request: Request, core: Core, principal: TalentCaller, ip: ClientIp,
                  twin: str | None = Query(None, pattern=TWIN_ID_PATTERN),
                  from_: dt.date | None = Query(None, alias="from", description="First day, YYYY-MM-DD."),

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException
 from service.audit.events import verify_event
 from service.errors import InvalidRequest, MalformedRequest
 from service.gateway.deps import ClientIp, Core, VerifyCaller, audited_action
-from service.gateway.errors import ERROR_RESPONSES
+from service.gateway.errors import answers
+from service.schemas import VerifyResponse
 from service.provenance.disclosure import disclose
 from service.provenance.verify import verify_image
 from service.registry.errors import registry_call
@@ -48,7 +49,8 @@ async def read_image(request: Request, max_bytes: int) -> bytes:
     return await upload.read()
 
 
-@router.post("/verify", responses=ERROR_RESPONSES, openapi_extra=IMAGE_BODY)
+@router.post("/verify", operation_id="verifyImage", response_model=VerifyResponse, openapi_extra=IMAGE_BODY, responses=answers(
+    "unreadable_image", "image_too_large", "image_too_complex", "verify_busy", "length_required"))
 async def verify(request: Request, core: Core, principal: VerifyCaller, ip: ClientIp) -> dict:
     """The image's watermark id and C2PA state; whether this service made it, and its generation
     id (found through the watermark index); the generation's tenant and twin only for that
