@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import event, insert, text
 
 from service.registry import Registry, make_engine, upgrade
+from service.registry.db import utcnow
 from service.registry.errors import AdapterInUse, TwinRevoked
 from service.registry.migrate import current_revision, head_revision
 from service.registry.models import TwinRow
-from service.registry.repository import utcnow
 from tests.test_registry import T0, registry  # noqa: F401  (fixture; db_url, SQLite and PostgreSQL when set, is conftest's)
 
 SHA_A, SHA_B = "a1" * 32, "b2" * 32

@@ -2,17 +2,22 @@
 catalogue jobs, item leases, deliveries and Studio sessions.
 
 Owns: the SQLAlchemy models (`models`), the `Database` (`db`: engine, sessions, the one clock,
-the version bump), the Alembic migrations (`migrations/`, run through `migrate.upgrade` /
+the version), the Alembic migrations (`migrations/`, run through `migrate.upgrade` /
 `migrate.downgrade`), API-key token format and hashing (`keys`), and the repositories, which
-are the only code that reads or writes these tables: `Registry` (`repository`), `Jobs`
-(`jobs`), `Leases` (`leases`), `Deliveries` (`deliveries`), `SessionStore` (`sessions`), and
-`JobStore` (`job_store`), one handle on the three job repositories. Must never import
-bentoml, the gateway or renderer services, or any layer above it (tenancy, jobs, engine);
-callers get plain frozen dataclasses, never ORM rows.
+are the only code that reads or writes these tables: `Tenants` (`tenants`: tenants and API
+keys), `Twins` (`twins`: twins, likeness-level revocation, the watermark index; the likeness
+table's queries are `likeness`), `Consent` (`consent`), `IdempotencyKeys` (`idempotency`),
+`Jobs` (`jobs`), `Leases` (`leases`), `Deliveries` (`deliveries`) and `SessionStore`
+(`sessions`); `Registry` (`repository`) is one handle on the first four and `JobStore`
+(`job_store`) one on the three job repositories. Must never import bentoml, the gateway or
+renderer services, or any layer above it (tenancy, jobs, engine); callers get plain frozen
+dataclasses, never ORM rows.
 """
 
+from service.registry.consent import Consent, ConsentDecision, ConsentRecord
 from service.registry.db import Database, make_engine
 from service.registry.deliveries import Deliveries
+from service.registry.idempotency import IdempotencyKeys, IdempotentResponse, check_idempotency_key, request_hash
 from service.registry.job_records import (
     Delivery,
     DeliveryNotFound,
@@ -29,20 +34,9 @@ from service.registry.job_store import JobStore
 from service.registry.jobs import Jobs
 from service.registry.leases import Leases
 from service.registry.migrate import downgrade, ensure_schema, upgrade
-from service.registry.repository import (
-    ApiKeyInfo,
-    ConsentDecision,
-    ConsentRecord,
-    IdempotentResponse,
-    KeyListing,
-    Registry,
-    TenantInfo,
-    TwinInfo,
-    WatermarkInfo,
-    check_idempotency_key,
-    request_hash,
-)
-
+from service.registry.repository import Registry
+from service.registry.tenants import ApiKeyInfo, KeyListing, TenantInfo, Tenants
+from service.registry.twins import TwinInfo, Twins, WatermarkInfo
 
 
 class SchemaBehind(RuntimeError):
@@ -84,13 +78,17 @@ __all__ = [
     "SchemaBehind",
     "open_registry",
     "ApiKeyInfo",
+    "Consent",
     "ConsentDecision",
     "ConsentRecord",
+    "IdempotencyKeys",
     "IdempotentResponse",
     "KeyListing",
     "Registry",
     "TenantInfo",
+    "Tenants",
     "TwinInfo",
+    "Twins",
     "WatermarkInfo",
     "check_idempotency_key",
     "downgrade",

@@ -1,23 +1,27 @@
-"""The registry database: the engine, its sessions, the one clock and the version bump.
+"""The registry database: the engine, its sessions, the one clock and the version.
 
 Owns: turning a database URL into a configured SQLAlchemy `Engine` (SQLite gets foreign keys
 on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver), and the
 `Database` every repository of `service.registry` shares: the engine, `session()` (the one
-way to open a SQLAlchemy session), one injectable clock (`now()`: tests pass their own) and
-`bump_version()` (the registry version that replicas compare to know their caches are stale).
-The default URL (SQLite under `ATELIER_HOME`) is `service.config`'s. Must never create tables
-(that is the migrations' job) nor hold any query logic beyond the version bump.
+way to open a SQLAlchemy session), one injectable clock (`now()`: tests pass their own;
+`at(moment)` is a caller's timestamp or that clock's now, so every repository defaults to the
+one clock), and the registry version that replicas compare to know their caches are stale
+(`version()`, `bump_version()`); and `strings()`, how a repository normalises a list of
+names before storing it. The default URL (SQLite under `ATELIER_HOME`) is `service.config`'s.
+Must never create tables (that is the migrations' job) nor hold any query logic beyond the
+version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, create_engine, event, update
+from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.errors import InvalidRequest
 from service.registry.models import RegistryStateRow
 
 
@@ -84,6 +88,14 @@ class Database:
         """The current time, timezone-aware (UTC), from the injected clock."""
         return self._clock()
 
+    def at(self, moment: datetime | None) -> datetime:
+        """`moment` in UTC, or the clock's now when None; a naive timestamp is refused (422)."""
+        if moment is None:
+            return self.now()
+        if moment.tzinfo is None:
+            raise InvalidRequest("timestamps must be timezone-aware", field="at")
+        return moment.astimezone(timezone.utc)
+
     def session(self) -> Session:
         """A new session (a context manager): `with db.session() as s, s.begin(): ...`."""
         return self._sessions()
@@ -95,8 +107,39 @@ class Database:
             self._flush_guards.add(check)
             event.listen(self._sessions, "before_flush", check)
 
+    def version(self) -> int:
+        """The registry version: every change to a tenant, key, twin or consent raises it."""
+        with self.session() as s:
+            return int(s.scalar(select(RegistryStateRow.version).where(RegistryStateRow.id == 1)))
+
     @staticmethod
     def bump_version(session: Session) -> None:
         """Bump the registry version in `session`'s transaction (atomic on SQLite and PostgreSQL)."""
         session.execute(update(RegistryStateRow).where(RegistryStateRow.id == 1)
                         .values(version=RegistryStateRow.version + 1))
+
+
+def strings(values: Iterable[str], field: str) -> list[str]:
+    """A list of names as a repository stores it: stripped, deduplicated, sorted; one string
+    (not a list) or an empty name is refused (422 naming `field`)."""
+    if isinstance(values, str):
+        raise InvalidRequest(f"{field} must be a list of strings, not one string", field=field)
+    out = [str(v).strip() for v in values]
+    if any(not v for v in out):
+        raise InvalidRequest(f"{field} holds an empty value", field=field)
+    return sorted(set(out))
+
+
+class Handle:
+    """One object over several repositories that share a `Database`: `routes` names each
+    forwarded operation as (repository attribute, its method). Subclasses compose the
+    repositories in `__init__` and hold no logic of their own."""
+
+    routes: dict[str, tuple[str, str]] = {}
+
+    def __getattr__(self, name: str):
+        try:
+            repository, operation = type(self).routes[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}") from None
+        return getattr(self.__dict__[repository], operation)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, exists, not_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.registry.db import Database
-from service.registry.job_records import Delivery, DeliveryNotFound, TenantDelivery, delivery_of
+from service.registry.job_records import Delivery, DeliveryNotFound, ItemLease, TenantDelivery, delivery_of
 from service.registry.models import JobItemRow, JobRow, ScenePresetRow, TenantSettingsRow, WebhookDeliveryRow
 
 

@@ -1,7 +1,7 @@
-"""Typed errors raised by the registry repository.
+"""Typed errors raised by the registry's repositories.
 
 Owns: the registry's own failure kinds, each a `service.errors.AtelierError` subclass with a
-stable code and HTTP status (so `service.http_edge` maps them like every other error). Must
+stable code and HTTP status (so `service.gateway.http_edge` maps them like every other error). Must
 never import anything from `service` but `service.errors`.
 """
 

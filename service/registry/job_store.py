@@ -9,11 +9,9 @@ hold a query or a rule of its own: a caller that needs one repository holds that
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Engine
 
-from service.registry.db import Database
+from service.registry.db import Database, Handle
 from service.registry.deliveries import Deliveries
 from service.registry.jobs import Jobs
 from service.registry.leases import Leases
@@ -32,17 +30,12 @@ _ROUTES: dict[str, tuple[str, str]] = {
 }
 
 
-class JobStore:
+class JobStore(Handle):
+    routes = _ROUTES
+
     def __init__(self, db: Database | Engine):
         self.db = Database.of(db)
         self.engine = self.db.engine
         self.jobs = Jobs(self.db)
         self.leases = Leases(self.db)
         self.delivery = Deliveries(self.db)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            repository, operation = _ROUTES[name]
-        except KeyError:
-            raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}") from None
-        return getattr(self.__dict__[repository], operation)

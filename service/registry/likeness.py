@@ -8,7 +8,9 @@ the set a revocation reaches (in `revoke_likeness`'s transaction: every twin wit
 threshold, every twin of the same group, every twin of the same bytes, to a fixed point).
 A twin without a row is a group of its own, named by its id. Fingerprints are unit float32
 vectors compared by 1 - cosine; they are computed by `service.twins.likeness` (never here:
-the registry imports nothing above it). Must never bump the registry version for a
+the registry imports nothing above it). Reads and writes go through the twins repository's
+`Database` (`twins.db`) and its `put_twin(within=)` / `revoke_likeness(related=)` hooks;
+timestamps are that database's clock. Must never bump the registry version for a
 fingerprint alone (serving does not read them), nor compare fingerprints of two schemes.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import select
@@ -24,9 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.errors import TwinNotFound
+from service.registry.db import Database
 from service.registry.errors import LikenessInUse, TwinRevoked
 from service.registry.models import RegistryStateRow, TwinLikenessRow, TwinRow
-from service.registry.repository import Registry, TwinInfo, _twin_info
+from service.registry.twins import TwinInfo, Twins
 
 
 @dataclass(frozen=True)
@@ -37,39 +40,40 @@ class LikenessMatch:
     revoked: bool
 
 
-def missing_fingerprints(registry: Registry, scheme: str) -> list[TwinInfo]:
+def missing_fingerprints(twins: Twins, scheme: str) -> list[TwinInfo]:
     """Every twin (revoked and deleted too) with no fingerprint of `scheme`, by id."""
-    with registry._session() as s:
+    with _db(twins).session() as s:
         query = (select(TwinRow).outerjoin(TwinLikenessRow, TwinLikenessRow.twin_id == TwinRow.id)
                  .where((TwinLikenessRow.twin_id.is_(None)) | (TwinLikenessRow.scheme != scheme)).order_by(TwinRow.id))
-        return [_twin_info(r) for r in s.scalars(query).all()]
+        return [TwinInfo.of(r) for r in s.scalars(query).all()]
 
 
-def store_fingerprint(registry: Registry, twin_id: str, scheme: str, fingerprint: bytes) -> bool:
+def store_fingerprint(twins: Twins, twin_id: str, scheme: str, fingerprint: bytes) -> bool:
     """Record a twin's fingerprint (its group kept, or its own id); False if the twin is gone
     or another process stored one first."""
+    db = _db(twins)
     try:
-        with registry._session() as s, s.begin():
+        with db.session() as s, s.begin():
             if s.get(TwinRow, twin_id) is None:
                 return False
-            _put(s, twin_id, scheme, fingerprint, likeness_id=None)
+            _put(s, twin_id, scheme, fingerprint, likeness_id=None, now=db.now())
         return True
     except IntegrityError:
         return False
 
 
-def likeness_group(registry: Registry, twin_id: str) -> list[str]:
+def likeness_group(twins: Twins, twin_id: str) -> list[str]:
     """The ids of the twins declared to be the same person as `twin_id` (itself included)."""
-    with registry._session() as s:
+    with _db(twins).session() as s:
         return sorted(_members(s, _group_of(s, twin_id)) | {twin_id})
 
 
-def check_registration(registry: Registry, twin_id: str, scheme: str, fingerprint: bytes, threshold: float,
+def check_registration(twins: Twins, twin_id: str, scheme: str, fingerprint: bytes, threshold: float,
                        same_person_as: str | None = None) -> str:
     """The registration decision alone, read-only (so a refused upload is never written); the
     same decision runs again in `put_twin`'s transaction (`registration_guard`). Returns the
     likeness group the twin would join."""
-    with registry._session() as s:
+    with _db(twins).session() as s:
         return _decide(s, twin_id, scheme, fingerprint, threshold, same_person_as)
 
 
@@ -85,7 +89,7 @@ def registration_guard(scheme: str, fingerprint: bytes, threshold: float,
             for member in _members(s, former):
                 if (other := s.get(TwinLikenessRow, member)) is not None:
                     other.likeness_id = group
-        _put(s, row.id, scheme, fingerprint, likeness_id=group)
+        _put(s, row.id, scheme, fingerprint, likeness_id=group, now=row.updated_at)
         s.flush()
 
     return guard
@@ -119,11 +123,17 @@ def revocation_related(scheme: str, threshold: float) -> Callable[[Session, Twin
 # -- inside a session -------------------------------------------------------------------------
 
 
-def _put(s: Session, twin_id: str, scheme: str, fingerprint: bytes, likeness_id: str | None) -> None:
+def _db(twins: Twins) -> Database:
+    """The database of the twins repository (the `Registry` handle, which holds the same one,
+    is accepted too)."""
+    return twins.db
+
+
+def _put(s: Session, twin_id: str, scheme: str, fingerprint: bytes, likeness_id: str | None, now: datetime) -> None:
     row = s.get(TwinLikenessRow, twin_id)
     if row is None:
         s.add(TwinLikenessRow(twin_id=twin_id, likeness_id=likeness_id or twin_id, scheme=scheme,
-                              fingerprint=fingerprint, created_at=datetime.now(timezone.utc)))
+                              fingerprint=fingerprint, created_at=now))
         return
     row.scheme, row.fingerprint = scheme, fingerprint
     if likeness_id is not None:

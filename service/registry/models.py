@@ -2,7 +2,7 @@
 
 Owns: table and column definitions, constraint names (one naming convention, so migrations
 are deterministic on SQLite and PostgreSQL) and the UTC timestamp column type. Must never
-hold query logic (that is `repository`) nor be used to create tables outside a migration.
+hold query logic (that is the repositories') nor be used to create tables outside a migration.
 
 Every timestamp is timezone-aware UTC in Python; SQLite stores it as naive UTC text, and
 PostgreSQL as `timestamptz`.

@@ -54,11 +54,11 @@ class KeyIndex:
     def refresh(self, *, force: bool = False) -> bool:
         """Take a new snapshot if the registry version changed (or `force`); True if one was taken."""
         with self._lock:
-            version = self.registry.registry_version()
+            version = self.registry.db.version()
             self._taken_at = time.monotonic()
             if version == self._version and not force:
                 return False
-            verifiers = self.registry.key_verifiers()
+            verifiers = self.registry.tenants.key_verifiers()
             if len(verifiers) > self.max_keys:
                 log.warning("too many API keys to index; valid keys are not vouched for while a source is refused",
                             extra={"fields": {"keys": len(verifiers), "max_keys": self.max_keys}})

@@ -16,7 +16,6 @@ from typing import Any
 
 from service.errors import AtelierError
 from service.registry import ConsentRecord, Registry
-from service.registry.repository import utcnow
 from service.tenancy.consent import check_categories
 
 
@@ -38,9 +37,9 @@ def record_consent(
 ) -> ConsentRecord:
     """Append and sign the next consent version of a twin (it supersedes the previous one)."""
     check_categories(excluded_categories, included_categories)
-    return registry.add_consent_version(
+    return registry.consent.add_consent_version(
         twin_id, tenants=tenants, uses=uses, recorded_by=recorded_by, territories=territories,
-        valid_from=valid_from or utcnow(), valid_until=valid_until, pay_rate_ref=pay_rate_ref,
+        valid_from=valid_from or registry.db.now(), valid_until=valid_until, pay_rate_ref=pay_rate_ref,
         excluded_categories=excluded_categories, included_categories=included_categories,
         deny_terms=deny_terms, review_unverified_garments=review_unverified_garments,
     )
@@ -58,9 +57,9 @@ def keep_admin_access(registry: Registry, actor, *, disable_tenant: str | None =
     if disable_tenant is not None and disable_tenant == actor.tenant_id:
         raise WouldLockOut("an admin cannot disable the tenant of its own key: every admin key of that tenant "
                            "would stop working; use an admin key of another tenant", field="tenant_id")
-    now = utcnow()
-    enabled = {t.id for t in registry.list_tenants() if not t.disabled and t.id != disable_tenant}
-    usable = [k for k in registry.list_keys() if "admin" in k.scopes and k.tenant_id in enabled
+    now = registry.db.now()
+    enabled = {t.id for t in registry.tenants.list_tenants() if not t.disabled and t.id != disable_tenant}
+    usable = [k for k in registry.tenants.list_keys() if "admin" in k.scopes and k.tenant_id in enabled
               and (k.revoked_at is None or k.revoked_at > now) and k.key_id != revoke_key]
     if not usable:
         raise WouldLockOut("this would leave no usable admin key; mint another admin key first",

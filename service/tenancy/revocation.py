@@ -39,10 +39,10 @@ class RevocationWatcher:
             return self._poll()
 
     def _poll(self) -> list[TwinInfo]:
-        version = self.registry.registry_version()
+        version = self.registry.db.version()
         if version == self._seen_version:
             return []
-        revoked = self.registry.revoked_twins()
+        revoked = self.registry.twins.revoked_twins()
         self.revoked = frozenset(t.id for t in revoked)
         fresh = [t for t in revoked if (t.id, t.revision) not in self._handled]
         for twin in fresh:

@@ -56,14 +56,14 @@ def register_twin(
         raise AdapterIncompatible(exc.message, field=field) from None
     sha256 = hashlib.sha256(data).hexdigest()
     layout = check_adapter_file(data, max_rank=slot_rank, targets=slot_targets, field=field)  # refuses misfits
-    bound = [t for t in catalog.registry.twins_with_adapter(sha256) if t.id != twin_id]
+    bound = [t for t in catalog.registry.twins.twins_with_adapter(sha256) if t.id != twin_id]
     if bound:  # checked again in the registry's transaction; this keeps a refused upload from being written
         state = "a revoked twin" if bound[0].revoked_at is not None or bound[0].deleted else "another twin"
         raise AdapterInUse(f"these adapter bytes are bound to {state} (one likeness, one twin); "
                            "a person's twin is registered once", field=field)
     fingerprint = likeness.fingerprint_adapter(data, field=field).to_bytes()
-    likeness.ensure_fingerprints(catalog.registry, store)
-    check_registration(catalog.registry, twin_id, likeness.SCHEME, fingerprint, likeness.THRESHOLD, same_person_as)
+    likeness.ensure_fingerprints(catalog.registry.twins, store)
+    check_registration(catalog.registry.twins, twin_id, likeness.SCHEME, fingerprint, likeness.THRESHOLD, same_person_as)
     if adapter_key is None:
         adapter_key = f"{twin_id}/{sha256}.safetensors"
         store.write_bytes(adapter_key, data)
@@ -78,7 +78,7 @@ def register_twin(
         sha256=sha256,
         rank=layout.rank,
     )
-    catalog.registry.put_twin(  # as catalog.put, with the likeness decided in the same transaction
+    catalog.registry.twins.put_twin(  # as catalog.put, with the likeness decided in the same transaction
         record.id, display_name=record.display_name, adapter_key=record.adapter_path, adapter_sha256=record.sha256,
         rank=record.rank or 1,
         within=registration_guard(likeness.SCHEME, fingerprint, likeness.THRESHOLD, same_person_as))
@@ -93,11 +93,11 @@ def revoke_twin(registry: Registry, store: AdapterStore, twin_id: str, *, delete
     can still use them, since they are all revoked. Cache tiers are emptied by each replica's
     revocation watcher."""
     check_twin_id(twin_id)
-    likeness.ensure_fingerprints(registry, store)
-    revoked = registry.revoke_likeness(twin_id, delete=delete,
-                                       related=revocation_related(likeness.SCHEME, likeness.THRESHOLD))
+    likeness.ensure_fingerprints(registry.twins, store)
+    revoked = registry.twins.revoke_likeness(twin_id, delete=delete,
+                                             related=revocation_related(likeness.SCHEME, likeness.THRESHOLD))
     if delete:
         for key in sorted({t.adapter_key for t in revoked if t.adapter_key}):
-            if not any(t.adapter_key == key for t in registry.list_twins()):  # a live twin of other bytes
+            if not any(t.adapter_key == key for t in registry.twins.list_twins()):  # a live twin of other bytes
                 store.delete(key)
     return revoked[0]

@@ -203,16 +203,17 @@ def fingerprint_adapter(data: bytes, field: str = "adapter") -> Fingerprint:
 # -- twins registered before fingerprints ---------------------------------------------------
 
 
-def ensure_fingerprints(registry, store) -> int:
-    """Fingerprint every twin (revoked ones too) that has no fingerprint of this SCHEME yet,
-    from its adapter in the store; returns how many were added. Run before any comparison
+def ensure_fingerprints(twins, store) -> int:
+    """Fingerprint every twin (revoked ones too) that has no fingerprint of this SCHEME yet
+    (`twins`: the registry's twins repository, `registry.twins`), from its adapter in the
+    store; returns how many were added. Run before any comparison
     (registration, revocation), so twins of older databases and of the demo build take part.
     A twin whose bytes are gone or changed is skipped with a logged warning: it is still
     compared by its sha256, and its group link, as before."""
     from service.registry.likeness import missing_fingerprints, store_fingerprint
 
     added = 0
-    for twin in missing_fingerprints(registry, SCHEME):
+    for twin in missing_fingerprints(twins, SCHEME):
         try:
             data = store.read_bytes(twin.adapter_key)
             if hashlib.sha256(data).hexdigest() != twin.adapter_sha256:
@@ -222,6 +223,6 @@ def ensure_fingerprints(registry, store) -> int:
             (log.debug if twin.deleted else log.warning)(
                 "likeness fingerprint skipped", extra={"fields": {"twin_id": twin.id, "reason": exc.code}})
             continue
-        if store_fingerprint(registry, twin.id, SCHEME, fingerprint.to_bytes()):
+        if store_fingerprint(twins, twin.id, SCHEME, fingerprint.to_bytes()):
             added += 1
     return added

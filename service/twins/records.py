@@ -45,7 +45,7 @@ class TwinCatalog:
 
     def get(self, twin_id: str) -> TwinRecord:
         check_twin_id(twin_id)
-        info = self.registry.get_twin(twin_id, include_deleted=True)
+        info = self.registry.twins.get_twin(twin_id, include_deleted=True)
         if info is None:
             raise TwinNotFound(f"no twin with id {twin_id!r}", field="twin_id")
         if info.deleted or info.revoked_at is not None:
@@ -54,14 +54,14 @@ class TwinCatalog:
 
     def put(self, record: TwinRecord) -> None:
         check_twin_id(record.id)
-        self.registry.put_twin(
+        self.registry.twins.put_twin(
             record.id, display_name=record.display_name, adapter_key=record.adapter_path,
             adapter_sha256=record.sha256, rank=record.rank or 1,
         )
 
     def all(self) -> list[TwinRecord]:
         """Every twin that may still be served, by id."""
-        return [_record(info) for info in self.registry.list_twins()]
+        return [_record(info) for info in self.registry.twins.list_twins()]
 
 
 def _record(info: TwinInfo) -> TwinRecord:
