@@ -110,7 +110,8 @@ def test_a_talent_key_reads_only_its_own_twins_usage(client, admin_headers, demo
 def test_the_renderer_streams_every_denoising_step_to_the_gateway(core, demo_keys):
     from service.schemas import GenerateRequest
 
-    principal = core.tenancy.authenticate(f"Bearer {demo_keys['ATELIER_DEMO_KEY']}", "generate")
+    with core.tenancy.admit(f"Bearer {demo_keys['ATELIER_DEMO_KEY']}", "generate") as principal:
+        pass
     seen: list[tuple[int, int]] = []
     request = GenerateRequest(twin_id="demo-ben", prompt="progress look", width=256, height=256, steps=3, seed=5)
     result = core.generation.run(request, admit=lambda: nullcontext(principal), route="/studio/generate", client_ip=None,

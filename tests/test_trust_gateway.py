@@ -430,7 +430,7 @@ def test_revoking_a_twin_revokes_its_likeness_and_delete_removes_the_bytes(world
         from sqlalchemy import insert
 
         from service.registry.models import TwinRow
-        from service.registry.repository import utcnow
+        from service.registry.db import utcnow
 
         conn.execute(insert(TwinRow).values(id="ben-copy", display_name="copy", adapter_key=ben.adapter_key,
                                             adapter_sha256=ben.adapter_sha256, rank=4, deleted=False, revision=1,

@@ -47,12 +47,13 @@ def build_world(demo_home: Path, tmp: Path, env: dict[str, str] | None = None, b
     from service.engine import Engine
     from service.gateway.api import build_api
     from service.gateway.core import GatewayCore
-    from service.gateway.trust import route_templates
+    from service.gateway.api import route_templates
     from service.gateway.render_client import LocalRenderClient
-    from service.http_edge import HttpEdge
+    from service.gateway.http_edge import HttpEdge
     from service.provenance.marking import ProvenanceMarker
     from service.registry import open_registry
     from service.renderer.runtime import RendererRuntime
+    from service.tenancy import Limits
     from service.tenancy.preauth import trusted_networks
     from service.tenancy.revocation import RevocationWatcher
 
@@ -74,7 +75,8 @@ def build_world(demo_home: Path, tmp: Path, env: dict[str, str] | None = None, b
 
     def before_upload(path: str, authorization: str | None):
         scope = {"/v1/admin/twins": "admin", "/v1/verify": "verify"}.get(path, "generate")
-        return core.tenancy.authenticate(authorization, scope)
+        with core.tenancy.admit(authorization, scope, limits=Limits.NONE) as principal:  # as the Gateway's UploadGuard
+            return principal
 
     app = HttpEdge(
         Starlette(routes=[Mount("/v1", app=api)]),

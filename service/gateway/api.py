@@ -8,6 +8,7 @@ route's logic.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service import __version__
 from service.gateway.errors import install_error_handlers
@@ -15,6 +16,11 @@ from service.gateway.routes import admin, assets, audit, generate, jobs, review,
 
 ROUTERS = (generate.router, assets.router, jobs.router, review.router, twins.router, verify.router, usage.router,
            admin.router, audit.router)
+
+
+def route_templates(prefix: str = "/v1") -> set[str]:
+    """Every public route's path: what a refusal may be filed under (else `(unmatched)`)."""
+    return {prefix + r.path for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)}
 
 
 def build_api() -> FastAPI:

@@ -18,28 +18,38 @@ from service.assets.garment_classifier import load_garment_classifier
 from service.assets.edit_source import EditSources
 from service.assets.inputs import ConditioningInputs
 from service.audit.recorder import Recorder
+from service.audit.reports import Reports
 from service.config import Settings
 from service.gateway.trust import GatewayTrust
-from service.generation import GuardedGeneration
+from service.gateway.generation import GuardedGeneration
 from service.jobs.catalog import CatalogJobs
+from service.provenance.verifier import Verifier
 from service.registry import Registry, open_registry
 from service.rendering import RenderClient
 from service.tenancy import Tenancy
 from service.twins import AdapterStore, TwinCatalog, open_adapter_store
+from service.twins.views import TwinViews
 
 log = logging.getLogger("atelier.gateway")
+
+
+def watermark_lookup(registry: Registry):
+    """Watermark id -> its generation, from the registry's watermark index (503 while unreachable)."""
+    from service.registry.errors import registry_call
+
+    def lookup(watermark_id: str):
+        with registry_call():
+            return registry.twins.find_watermark(watermark_id)
+
+    return lookup
 
 
 def edit_sources(settings: Settings, registry: Registry, assets: AssetService) -> EditSources:
     """What an edit's source is, through the watermark index, read as /v1/verify reads it."""
     from service.provenance.disclosure import identify
     from service.provenance.limits import VerifyLimits
-    from service.registry.errors import registry_call
 
-    def lookup(watermark_id: str):
-        with registry_call():
-            return registry.find_watermark(watermark_id)
-
+    lookup = watermark_lookup(registry)
     limits = VerifyLimits.from_settings(settings)
     return EditSources(assets.store, lookup=lookup, upload_tenants=settings.edit_upload_tenants,
                        identify=lambda data: identify(data, lookup, max_pixels=settings.max_asset_pixels,
@@ -61,6 +71,10 @@ class GatewayCore:
     inputs: ConditioningInputs
     startup_ms: float = 0.0
     trust: "GatewayTrust | None" = None  # before-auth limits, compact refusals, verify bounds
+    # The capabilities the routes and Studio share, each recording its own actions:
+    twin_views: TwinViews | None = None  # the twin catalogue as brands, talent and operators read it
+    verifier: Verifier | None = None  # /v1/verify and Studio's Verify page
+    reports: Reports | None = None  # usage and a generation's audit records
 
     @classmethod
     def build(cls, settings: Settings, renderer: RenderClient) -> "GatewayCore":
@@ -84,6 +98,13 @@ class GatewayCore:
         core = cls(settings, registry, audit, tenancy, TwinCatalog(registry), open_adapter_store(settings), renderer,
                    generation, jobs, assets, inputs)
         core.trust = GatewayTrust.build(settings, audit, generation, registry=registry)
+        tenancy.refused = core.trust.refused  # admission audits its refusals where the error handler would
+        core.twin_views = TwinViews(registry, core.twins, lambda: renderer.cache_state(wait_s=settings.render_wait_s).model_dump(),
+                                    audit.record)
+        core.verifier = Verifier(watermark_lookup(registry), audit.record, max_bytes=settings.max_verify_bytes,
+                                 max_pixels=settings.max_verify_pixels, trust_anchors=settings.c2pa_trust_anchors,
+                                 limits=core.trust.verify_limits, slots=core.trust.verify_slots)
+        core.reports = Reports(audit)
         if settings.jobs_worker:
             jobs.start()
         core.startup_ms = round((time.perf_counter() - started) * 1000, 1)

@@ -1,23 +1,23 @@
 """Dependencies of the gateway's routes: the core, the caller per scope, the client's address.
 
-Owns: `Core`, `GenerateCaller`, `VerifyCaller`, `AdminCaller`, `TalentCaller` (one authentication dependency
-per scope: key -> scope -> rate limit, held for the route's duration), `ClientIp`, and
+Owns: `Core`, `GenerateCaller`, `VerifyCaller`, `AdminCaller`, `TalentCaller` (one admission
+dependency per scope: `Tenancy.admit` with the request's Authorization header, its route and
+client address, holding the key's limits for the route's duration), `ClientIp`, and
 `audited_action`, the one wrapper that records an action's outcome (done, refused or failed)
-before the response goes out. Must never hold a route's logic.
+before the response goes out. Must never hold a route's logic, nor check a key itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.audit import actions
 from service.errors import NotReady
 from service.gateway.core import GatewayCore
-from service.generation import audited
-from service.tenancy import Principal
+from service.tenancy import Limits, Principal
 
 
 def get_core(request: Request) -> GatewayCore:
@@ -37,11 +37,17 @@ def get_client_ip(request: Request) -> str | None:
 ClientIp = Annotated[str | None, Depends(get_client_ip)]
 
 
+def route_template(request: Request) -> str:
+    """The matched route's path (`/v1/jobs/status`), never the client's own path text."""
+    route = request.scope.get("route")
+    return request.scope.get("root_path", "") + getattr(route, "path", "(unmatched)")
+
+
 def _caller(scope: str) -> Callable[..., Iterator[Principal]]:
     def caller(request: Request, core: Core) -> Iterator[Principal]:
-        principal = core.tenancy.authenticate(request.headers.get("authorization"), scope)
-        request.state.principal = principal
-        with core.tenancy.limits(principal):
+        with core.tenancy.admit(request.headers.get("authorization"), scope, route=route_template(request),
+                                client_ip=get_client_ip(request), limits=Limits.REQUEST) as principal:
+            request.state.principal = principal  # the route's own refusals name the key
             yield principal
 
     caller.__name__ = f"{scope}_caller"
@@ -54,15 +60,7 @@ AdminCaller = Annotated[Principal, Depends(_caller("admin"))]
 TalentCaller = Annotated[Principal, Depends(_caller("talent"))]
 
 
-@contextmanager
-def audited_action(core: GatewayCore, event: Callable[..., dict], **details) -> Iterator[dict]:
-    """Record `event(**details)` when the block ends, with its error if it raised. The block
-    may add to the yielded details (what the record should say)."""
-    try:
-        yield details
-    except Exception as exc:
-        if not getattr(exc, "audited", False):
-            core.audit.record(event(error=exc, **details))
-            audited(exc)
-        raise
-    core.audit.record(event(**details))
+def audited_action(core: GatewayCore, event: Callable[..., dict], **details):
+    """Record `event(**details)` when the block ends, with its error if it raised
+    (`service.audit.actions`, into the gateway's audit log)."""
+    return actions.audited_action(core.audit.record, event, **details)

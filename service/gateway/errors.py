@@ -25,7 +25,7 @@ from service.audit.events import edge_refusal_event
 from service.audit.record import AuditError as AuditUnavailable
 from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
 from service.registry.errors import RegistryUnavailable
-from service.http_edge import error_response, internal_error_response
+from service.gateway.http_edge import error_response, internal_error_response
 from service.schemas import ErrorBody
 
 log = logging.getLogger("atelier.gateway")
@@ -127,11 +127,11 @@ async def _answer(request: Request, exc: AtelierError):
         principal = getattr(request.state, "principal", None)  # set once a key was accepted
         route = route_of(request, exc)
         try:
-            if principal is not None:
+            if core.trust is not None:  # where admission audits its refusals too (GatewayTrust.refused)
+                await anyio.to_thread.run_sync(core.trust.refused, route, exc, client, principal)
+            elif principal is not None:
                 event = edge_refusal_event(route=route, error=exc, client_ip=client) | principal.audit_fields()
                 await anyio.to_thread.run_sync(core.audit.record, event)
-            elif core.trust is not None:
-                await anyio.to_thread.run_sync(core.trust.refused_unauthenticated, route, exc, client)
             else:
                 await anyio.to_thread.run_sync(core.audit.record, edge_refusal_event(route=route, error=exc,
                                                                                      client_ip=client))

@@ -5,20 +5,27 @@ Owns: composing, from the settings, the per-source guard (`service.tenancy.preau
 in-memory index that vouches for valid keys (`service.tenancy.keyindex`: a spent budget never
 refuses a valid key), the
 ledger of unauthenticated refusals (`service.audit.refusals`), the verify limits and slots
-(`service.provenance.limits`), and the deployment's generation bounds; and the one call the
-edge and the error handler make for a request refused before any key was accepted. Must
-never hold route logic or import bentoml.
+(`service.provenance.limits`), and the deployment's generation bounds; and `refused`, where
+admission (`Tenancy.admit`) and the error handler audit a refusal: compactly, per source,
+before any key was accepted (`refused_unauthenticated`, which the edge calls too), in full,
+naming the key, after. Must never hold route logic, import bentoml, or import the gateway's
+routes (it sits below them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from service.audit.events import edge_refusal_event
+from service.audit.record import AuditError as AuditUnavailable
 from service.audit.recorder import Recorder
 from service.audit.refusals import RefusalLedger
 from service.config import Settings
 from service.errors import AtelierError
 from service.provenance.limits import VerifyLimits, VerifySlots
+from service.tenancy import Principal
 from service.tenancy.auth import bearer_token
 from service.tenancy.keyindex import KeyIndex
 from service.tenancy.preauth import SourceGuard, SourceLimited
@@ -31,6 +38,7 @@ class GatewayTrust:
     verify_limits: VerifyLimits
     verify_slots: VerifySlots
     keys: KeyIndex | None = None  # vouches for valid keys from a source whose budget is spent
+    record: Callable[[dict[str, Any]], Any] | None = None  # the audit log's append (refusals after a key)
 
     @classmethod
     def build(cls, settings: Settings, audit: Recorder, generation=None, registry=None) -> "GatewayTrust":
@@ -38,7 +46,7 @@ class GatewayTrust:
             generation.bounds = (settings.max_image_side, settings.max_steps, settings.max_images)
         trust = cls(SourceGuard(settings.source_requests_per_minute, settings.source_failures_per_minute),
                     RefusalLedger(audit.record), VerifyLimits.from_settings(settings),
-                    VerifySlots(settings.verify_concurrency_per_key, settings.verify_concurrency))
+                    VerifySlots(settings.verify_concurrency_per_key, settings.verify_concurrency), record=audit.record)
         if registry is not None and (settings.source_requests_per_minute or settings.source_failures_per_minute):
             trust.keys = KeyIndex(registry, interval_s=max(0.1, settings.registry_poll_ms / 1000)).start()
         trust.refusals.start()
@@ -58,6 +66,20 @@ class GatewayTrust:
         same budget as failed API calls (`refused_unauthenticated`), and a valid key passes."""
         self.sources.admit(client_ip, vouch=lambda: self.vouch(token))
 
+    def refused(self, route: str, error: AtelierError, client_ip: str | None, principal: Principal | None = None) -> None:
+        """Audit one refusal under `route`: before a key was accepted (`principal` None), as
+        `refused_unauthenticated`; after, a full `refused_at_edge` record naming the key. Raises
+        503 `audit_unavailable` when the record cannot be written."""
+        try:
+            if principal is None:
+                self.refused_unauthenticated(route, error, client_ip)
+            elif self.record is not None:
+                self.record(edge_refusal_event(route=route, error=error, client_ip=client_ip) | principal.audit_fields())
+        except AuditUnavailable:
+            raise
+        except AtelierError:
+            raise AuditUnavailable() from None
+
     def refused_unauthenticated(self, path: str, error: AtelierError, client_ip: str | None) -> None:
         """A request refused before any key was accepted: a failed authentication (401) counts
         against its source, and the refusal goes to the compact ledger (which raises 503 when
@@ -70,15 +92,6 @@ class GatewayTrust:
         if self.keys is not None:
             self.keys.stop()
         self.refusals.close()
-
-
-def route_templates(prefix: str = "/v1") -> set[str]:
-    """Every public route's path: what a refusal may be filed under (else `(unmatched)`)."""
-    from fastapi.routing import APIRoute
-
-    from service.gateway.api import ROUTERS
-
-    return {prefix + r.path for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)}
 
 
 __all__ = ["GatewayTrust", "SourceLimited"]

@@ -7,7 +7,10 @@ JSON shapes of a job's status and results. Results are read a page at a time and
 images by URL (presigned S3, or the gateway's own image route for inline delivery), so a read
 never holds a whole job in memory. Review: approving items of a job submitted with
 `review: true` delivers their held images to the job's target (S3 or inline) and rejecting
-drops them; per-item webhooks follow the decision. Must never render anything itself.
+drops them; per-item webhooks follow the decision. The actions the `/v1` routes and Studio
+share (`accept`: a submission, its Idempotency-Key claimed before the job is written;
+`cancel_job`; `decide`) are audited here, each with its `job.*` record. Must never render
+anything itself, nor answer HTTP.
 """
 
 from __future__ import annotations
@@ -15,16 +18,21 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+
+from service.audit.actions import audited_action
+from service.audit.events import job_event
 
 from service.config import Settings
 from service.errors import Forbidden, InvalidRequest
-from service.generation import GuardedGeneration
+from service.gateway.generation import GuardedGeneration
 from service.jobs.delivery import deliverer_for
 from service.jobs.dispatcher import RenderDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
 from service.jobs.webhook_sender import WebhookDispatcher
 from service.registry import ItemNotFound, Job, JobItem, JobStore, Registry, TenantDelivery
+from service.registry.idempotency import Idempotency
 from service.rendering import GeneratedImage
 from service.schemas import JobItemSpec, JobSubmitBody
 from service.tenancy import Principal
@@ -37,7 +45,33 @@ MAX_PAGE_ITEMS = 100
 IMAGE_ROUTE = "/v1/jobs/image"
 
 
+def check_job_id(value: str | None) -> str:
+    """A job id as a caller sent it: 32 lowercase hex characters."""
+    if not value:
+        raise InvalidRequest("pass the job id as ?job_id=", field="job_id")
+    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidRequest("job_id is 32 lowercase hex characters", field="job_id")
+    return value
+
+
+def accepted(job_id: str, items: int) -> dict:
+    """The answer to a submission: the job's id (and BentoML's `task_id`) and where to poll."""
+    return {"job_id": job_id, "task_id": job_id, "status": "queued", "items_total": items,
+            "status_url": f"/v1/jobs/status?job_id={job_id}", "result_url": f"/v1/jobs/get?job_id={job_id}"}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A submission's answer (`response`, with its HTTP status) and whether it replays a stored one."""
+
+    response: dict
+    status_code: int = 202
+    replayed: bool = False
+
+
 class CatalogJobs:
+    registry: Registry | None = None  # Idempotency-Keys are claimed in it (`accept`)
+    record: Callable[[dict], object] | None = None  # the audit log's append (each action's record)
     def __init__(self, store: JobStore, renders: RenderDispatcher, dispatcher: WebhookDispatcher,
                  deliverer: Callable[[str], object], revoked_twins: Callable[[], frozenset[str]] = frozenset,
                  screen: Callable[[Principal, JobItemSpec, int], bool] = lambda principal, item, index: False):
@@ -56,7 +90,7 @@ class CatalogJobs:
         store = JobStore(registry.db)
 
         def housekeeping() -> None:  # hourly, from the webhook sender's thread
-            registry.purge_expired_idempotency()
+            registry.idempotency.purge_expired()
             store.jobs.purge_finished(timedelta(days=settings.job_retention_days))
             purge_assets(timedelta(days=settings.job_retention_days))  # input images and kept outputs alike
 
@@ -71,9 +105,11 @@ class CatalogJobs:
         renders = RenderDispatcher(store, registry, generation, deliverer, notify, dispatcher.wake,
                                    window=settings.window, batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
                                    poll_s=settings.job_poll_ms / 1000)
-        return cls(store, renders, dispatcher, deliverer,
-                   revoked_twins=lambda: frozenset(t.id for t in registry.revoked_twins()),
+        jobs = cls(store, renders, dispatcher, deliverer,
+                   revoked_twins=lambda: frozenset(t.id for t in registry.twins.revoked_twins()),
                    screen=generation.tenancy.gate.screen_job_item)
+        jobs.registry, jobs.record = registry, generation.audit.record
+        return jobs
 
     def start(self) -> None:
         self.renders.start()
@@ -189,6 +225,48 @@ class CatalogJobs:
 
     def cancel(self, tenant_id: str, job_id: str) -> dict:
         return self._summary(self.store.jobs.request_cancel(tenant_id, job_id))
+
+    # -- the audited actions: what the /v1 routes and Studio call ----------------------------
+
+    def accept(self, principal: Principal, body: JobSubmitBody, *, client_ip: str | None,
+               idempotency_key: str | None = None) -> "Accepted":
+        """Queue `body` for `principal`, audited (`job.submit`). With an Idempotency-Key, a retry
+        of the same body answers with the first job: the key is claimed before the job is
+        written, so of two concurrent requests with one key only the first creates a job, and
+        both answer with it."""
+        with audited_action(self.record, job_event, action="submit", client_ip=client_ip,
+                            actor=principal.audit_fields()) as details:
+            once = Idempotency.of(self.registry, principal.tenant_id, idempotency_key, body)
+            stored = once.stored()
+            if stored is not None:
+                details.update(job_id=stored.response["job_id"], replayed=True)
+                return Accepted(stored.response, stored.status_code, replayed=True)
+            claimed: dict = {}
+
+            def reserve(job_id: str) -> bool:
+                response = accepted(job_id, len(body.items))
+                claimed["response"] = response if once.key is None else once.store(response, 202).response
+                return claimed["response"]["job_id"] == job_id
+
+            self.submit(principal, body, reserve)
+            details.update(job_id=claimed["response"]["job_id"], items=len(body.items), priority=body.priority)
+            return Accepted(claimed["response"], 202)
+
+    def cancel_job(self, principal: Principal, job_id: str | None, *, client_ip: str | None) -> dict:
+        """Cancel one of the caller's jobs, audited (`job.cancel`)."""
+        with audited_action(self.record, job_event, action="cancel", client_ip=client_ip,
+                            actor=principal.audit_fields()) as details:
+            details["job_id"] = check_job_id(job_id)
+            return self.cancel(principal.tenant_id, details["job_id"])
+
+    def decide(self, principal: Principal, job_id: str, items: list[int], *, approve: bool,
+               client_ip: str | None) -> dict:
+        """Approve or reject items of the caller's job awaiting review, audited (`job.approve`, `job.reject`)."""
+        with audited_action(self.record, job_event, action="approve" if approve else "reject", client_ip=client_ip,
+                            actor=principal.audit_fields(), job_id=job_id, items=list(items)) as details:
+            decided = (self.approve if approve else self.reject)(principal.tenant_id, job_id, list(items))
+            details["decided"] = decided["decided"]
+            return decided
 
     # -- review ---------------------------------------------------------------------------
 

@@ -29,15 +29,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 
 from service.assets.fetch import patient_fetches
-from service.errors import AtelierError, Forbidden, RendererUnavailable, Unauthorized
-from service.generation import GuardedGeneration, Pending
+from service.errors import AtelierError, RendererUnavailable
+from service.gateway.generation import GuardedGeneration, Pending
 from service.jobs.delivery import Deliverer
 from service.jobs.fairness import DeficitRoundRobin
 from service.jobs.presets import BUILTIN_SCENES, expand_item
 from service.registry import ItemFinish, ItemLease, JobStore, Registry
 from service.rendering import Backoff
 from service.schemas import GenerateRequest, JobItemSpec
-from service.tenancy import Principal
+from service.tenancy import KeyRef, Limits, Principal
 
 log = logging.getLogger("atelier.dispatch")
 JOB_ROUTE = "/v1/jobs/submit"
@@ -237,7 +237,7 @@ class RenderDispatcher:
         spec = JobItemSpec.model_validate(lease.spec)
         twins = {} if twins is None else twins
         if spec.twin_id not in twins:
-            twins[spec.twin_id] = self.registry.get_twin(spec.twin_id)
+            twins[spec.twin_id] = self.registry.twins.get_twin(spec.twin_id)
         twin = twins[spec.twin_id]
         expanded = expand_item(lease.spec, scenes, twin.display_name if twin else spec.twin_id)
         request = GenerateRequest(
@@ -263,15 +263,21 @@ class RenderDispatcher:
                 "seed": result.seed, "images": images, "rendered_by": result.worker}
 
     def _submitter(self, lease: ItemLease) -> Callable[[], AbstractContextManager[Principal]]:
-        """Admission as the key that submitted the job, as it is now (revoked keys stop their
-        jobs' items), read from the registry once however many of the job's items use it."""
+        """Admission (`Tenancy.admit`) as the key that submitted the job, as it is now (revoked
+        keys stop their jobs' items), checked once however many of the job's items use it.
+        Items spend none of the key's per-minute or concurrency limits (`Limits.NONE`): the
+        submission spent its request and its job counts against `max_concurrent_jobs`; this
+        window and the fair share pace the items. A refusal is recorded in each item's own
+        generation record (no `route`: not audited twice)."""
         checked: list = []
+        key = KeyRef(lease.key_id, lease.tenant_id, named="the API key that submitted this job")
 
         @contextmanager
         def admit() -> Iterator[Principal]:
             if not checked:
                 try:
-                    checked.append(self._principal_of(lease))
+                    with self.generation.tenancy.admit(key, "generate", limits=Limits.NONE) as principal:
+                        checked.append(principal)
                 except AtelierError as exc:
                     checked.append(exc)
             if isinstance(checked[0], AtelierError):
@@ -279,14 +285,6 @@ class RenderDispatcher:
             yield checked[0]
 
         return admit
-
-    def _principal_of(self, lease: ItemLease) -> Principal:
-        info = self.registry.active_key(lease.key_id)
-        if info is None or info.tenant_id != lease.tenant_id:
-            raise Unauthorized("the API key that submitted this job is no longer valid", code="invalid_api_key")
-        if "generate" not in info.scopes:
-            raise Forbidden("the API key that submitted this job lacks the 'generate' scope", code="insufficient_scope")
-        return Principal(info.key_id, info.tenant_id, info.scopes, info.requests_per_minute, info.max_concurrent_jobs)
 
     @contextmanager
     def _holding(self, leases: list[ItemLease]) -> Iterator[None]:

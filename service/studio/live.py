@@ -16,15 +16,14 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 
 from service.errors import AtelierError
 from service.rendering import GenerationResult
 from service.schemas import GenerateRequest
-from service.tenancy import Principal
+from service.tenancy import Limits, Principal
 
 log = logging.getLogger("atelier.studio")
 ROUTE = "/studio/generate"
@@ -35,18 +34,13 @@ def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-@contextmanager
-def admitted(core, principal: Principal) -> Iterator[Principal]:
-    """The caller, within its key's rate limits for the generation's duration (as the API's)."""
-    with core.tenancy.limits(principal):
-        yield principal
-
-
 def generate(core, principal: Principal, request: GenerateRequest, client_ip: str | None,
              progress: Callable[[int, int], None] | None = None) -> GenerationResult:
     """One guarded, audited generation (the capability `POST /v1/generate` calls)."""
-    return core.generation.run(request, admit=lambda: admitted(core, principal), route=ROUTE, client_ip=client_ip,
-                               progress=progress)
+    # Admitted for the generation's duration within the key's rate limits (as the API's); a
+    # refusal is recorded in the generation's own record (no `route`: not audited twice).
+    return core.generation.run(request, admit=lambda: core.tenancy.admit(principal, "generate", limits=Limits.REQUEST),
+                               route=ROUTE, client_ip=client_ip, progress=progress)
 
 
 def message_of(exc: BaseException) -> dict:

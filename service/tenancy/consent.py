@@ -232,7 +232,7 @@ class ConsentGate:
 
     def decide(self, principal: Principal, request) -> ConsentDecision:
         """The consent decision for a twin request; raises `ConsentDenied` when it says no."""
-        decision = self.registry.check_consent(request.twin_id, principal.tenant_id, request.use)
+        decision = self.registry.consent.check_consent(request.twin_id, principal.tenant_id, request.use)
         if not decision.ok:
             reason = decision.reason or "consent_missing"
             if reason == "revoked" and not decision.tenant_named:  # no extra query: same path for every refusal
@@ -248,7 +248,7 @@ class ConsentGate:
         return decision
 
     def _ever_named(self, twin_id: str, tenant_id: str) -> bool:
-        return any(tenant_id in record.tenants for record in self.registry.consent_history(twin_id))
+        return any(tenant_id in record.tenants for record in self.registry.consent.consent_history(twin_id))
 
     def _policy_for(self, decision: ConsentDecision) -> PromptPolicy:
         with self._lock:

@@ -7,7 +7,8 @@ package never does.
 """
 
 from service.twins.records import TwinCatalog, TwinRecord, check_twin_id
-from service.twins.store import AdapterStore, LocalAdapterStore, check_adapter_key, open_adapter_store
+from service.twins.store import AdapterStore, LocalAdapterStore, check_adapter_key
+from service.twins.stores import open_adapter_store
 from service.twins.validate import AdapterIncompatible, AdapterLayout, check_adapter_file
 
 __all__ = [

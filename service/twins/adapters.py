@@ -16,7 +16,8 @@ from service.registry import Registry
 from service.twins.cache import Budgets, CacheEvents, TieredAdapterCache
 from service.twins.records import TwinCatalog, TwinRecord
 from service.twins.slot import AdapterIncompatible, AdapterSlot, PreparedAdapter, safetensors_metadata
-from service.twins.store import AdapterStore, open_adapter_store, parse_adapter
+from service.twins.store import AdapterStore, parse_adapter
+from service.twins.stores import open_adapter_store
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 from service.config import ConfigError
 from service.errors import AdapterUnavailable, InvalidRequest
 from service.s3client import make_client, public_endpoint
-from service.twins.store import MAX_ADAPTER_BYTES, check_adapter_key
+from service.twins.keys import MAX_ADAPTER_BYTES, check_adapter_key
 
 # An unreachable or hung store fails within seconds (service.s3client: short connect timeout,
 # two attempts). The read timeout bounds one wait for bytes on the socket, not the whole

@@ -1,7 +1,8 @@
 """Where adapter files live, and reading one safely: safetensors only, sha256 checked.
 
-Owns: the AdapterStore interface (bytes by key), the local-directory backend, key validation,
-and turning adapter bytes into a verified LoRA state dict (`parse_adapter`). A file whose hash differs from the
+Owns: the AdapterStore interface (bytes by key), the local-directory backend, and turning
+adapter bytes into a verified LoRA state dict (`parse_adapter`). Keys and size limits are
+`keys.py`'s (re-exported here); which store the settings name is `stores.py`'s. A file whose hash differs from the
 record, a pickle format, or a key that escapes the store's root is refused, never loaded.
 Must never touch the pipeline.
 """
@@ -9,27 +10,12 @@ Must never touch the pipeline.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Protocol
 
 from service.errors import AdapterUnavailable, InvalidRequest
 from service.files import atomic_write
-
-PICKLE_SUFFIXES = frozenset({".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle"})
-MAX_ADAPTER_BYTES = 2 * 1024**3
-ADAPTER_KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){0,3}\.safetensors$")
-
-
-def check_adapter_key(key: str) -> str:
-    """An adapter key is a relative path of 1-4 plain segments ending in .safetensors."""
-    if not isinstance(key, str) or ".." in key or not ADAPTER_KEY_RE.fullmatch(key):
-        raise InvalidRequest(
-            f"adapter key {key!r} must be a relative path of plain segments ending in .safetensors "
-            "(pickle formats are refused)",
-            field="adapter_key",
-        )
-    return key
+from service.twins.keys import ADAPTER_KEY_RE, MAX_ADAPTER_BYTES, PICKLE_SUFFIXES, check_adapter_key  # noqa: F401
 
 
 class AdapterStore(Protocol):
@@ -100,13 +86,3 @@ def parse_adapter(data: bytes, expected_sha256: str, label: str) -> dict:
     if not state_dict or not all(".lora" in key for key in state_dict):
         raise AdapterUnavailable(f"the adapter of {label} holds no LoRA weights")
     return state_dict
-
-
-
-def open_adapter_store(settings) -> AdapterStore:
-    """The adapter store the settings name: local files under adapters_dir, or S3."""
-    if settings.adapter_store == "local":
-        return LocalAdapterStore(settings.adapters_dir)
-    from service.twins.s3_store import S3AdapterStore
-
-    return S3AdapterStore.from_url(settings.adapter_store, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)

@@ -47,10 +47,10 @@ from service.schemas import (
     TwinIdBody,
     TwinListResponse,
     TwinRevokeBody,
-    TwinState,
 )
 from service.tenancy.manage import keep_admin_access, record_consent, shown
 from service.twins.admin import register_twin, revoke_twin
+from service.twins.views import twin_state
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 TenantQuery = Query(None, pattern=TENANT_ID_PATTERN)
@@ -61,7 +61,7 @@ def _action(core, ip, principal, action: str, **details):
 
 
 def _tenant(core, tenant_id: str | None) -> None:
-    if tenant_id is not None and core.registry.get_tenant(tenant_id) is None:
+    if tenant_id is not None and core.registry.tenants.get_tenant(tenant_id) is None:
         raise TenantNotFound(f"no tenant {tenant_id!r}", field="tenant_id")
 
 
@@ -72,14 +72,14 @@ def _tenant(core, tenant_id: str | None) -> None:
              responses=answers("tenant_exists"))
 def create_tenant(body: TenantCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "tenant_create", tenant_id=body.tenant_id):
-        core.registry.create_tenant(body.tenant_id, body.name)
-        return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
+        core.registry.tenants.create_tenant(body.tenant_id, body.name)
+        return {"tenant": shown(core.registry.tenants.get_tenant(body.tenant_id))}
 
 
 @router.get("/tenants/list", operation_id="listTenants", response_model=TenantList)
 def list_tenants(core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "tenant_list"):
-        return {"tenants": [shown(t) for t in core.registry.list_tenants()]}
+        return {"tenants": [shown(t) for t in core.registry.tenants.list_tenants()]}
 
 
 @router.post("/tenants/disable", operation_id="disableTenant", response_model=TenantAnswer,
@@ -88,8 +88,8 @@ def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, 
     with _action(core, ip, principal, "tenant_disable", tenant_id=body.tenant_id, disabled=body.disabled):
         if body.disabled:
             keep_admin_access(core.registry, principal, disable_tenant=body.tenant_id)
-        core.registry.set_tenant_disabled(body.tenant_id, body.disabled)
-        return {"tenant": shown(core.registry.get_tenant(body.tenant_id))}
+        core.registry.tenants.set_tenant_disabled(body.tenant_id, body.disabled)
+        return {"tenant": shown(core.registry.tenants.get_tenant(body.tenant_id))}
 
 
 @router.post("/keys", status_code=201, operation_id="createKey", response_model=KeyCreated,
@@ -98,12 +98,12 @@ def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: Clie
     """Mint an API key; its token is shown once."""
     with _action(core, ip, principal, "key_create", tenant_id=body.tenant_id, scopes=sorted(body.scopes),
                  twin_ids=body.twin_ids) as details:
-        key_id, token = core.registry.create_api_key(
+        key_id, token = core.registry.tenants.create_api_key(
             body.tenant_id, body.scopes, name=body.name,
             requests_per_minute=body.requests_per_minute, max_concurrent_jobs=body.max_concurrent_jobs,
             twin_ids=body.twin_ids)
         details["key_id_created"] = key_id  # never the token
-        listing = next(k for k in core.registry.list_keys(body.tenant_id) if k.key_id == key_id)
+        listing = next(k for k in core.registry.tenants.list_keys(body.tenant_id) if k.key_id == key_id)
         return {"key": shown(listing), "token": token, "note": "the token is shown once; store it now"}
 
 
@@ -111,7 +111,7 @@ def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: Clie
 def list_keys(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str | None = TenantQuery) -> dict:
     with _action(core, ip, principal, "key_list", tenant_id=tenant_id):
         _tenant(core, tenant_id)
-        return {"keys": [shown(k) for k in core.registry.list_keys(tenant_id)]}
+        return {"keys": [shown(k) for k in core.registry.tenants.list_keys(tenant_id)]}
 
 
 @router.post("/keys/revoke", operation_id="revokeKey", response_model=KeyRevoked,
@@ -119,8 +119,8 @@ def list_keys(core: Core, principal: AdminCaller, ip: ClientIp, tenant_id: str |
 def revoke_key(body: KeyIdBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     with _action(core, ip, principal, "key_revoke", key_id_revoked=body.key_id):
         keep_admin_access(core.registry, principal, revoke_key=body.key_id)
-        newly = core.registry.revoke_key(body.key_id)
-        if not newly and not any(k.key_id == body.key_id for k in core.registry.list_keys()):
+        newly = core.registry.tenants.revoke_key(body.key_id)
+        if not newly and not any(k.key_id == body.key_id for k in core.registry.tenants.list_keys()):
             raise KeyNotFound(f"no API key {body.key_id!r}", field="key_id")
         return {"key_id": body.key_id, "revoked": True, "already_revoked": not newly}
 
@@ -143,21 +143,12 @@ def add_consent(body: ConsentBody, core: Core, principal: AdminCaller, ip: Clien
 def consent_history(core: Core, principal: AdminCaller, ip: ClientIp,
                     twin_id: str = Query(..., pattern=TWIN_ID_PATTERN)) -> dict:
     with _action(core, ip, principal, "consent_history", twin_id=twin_id):
-        if core.registry.get_twin(twin_id, include_deleted=True) is None:
+        if core.registry.twins.get_twin(twin_id, include_deleted=True) is None:
             raise TwinNotFound(f"no twin {twin_id!r}", field="twin_id")
-        return {"twin_id": twin_id, "versions": [shown(r) for r in core.registry.consent_history(twin_id)]}
+        return {"twin_id": twin_id, "versions": [shown(r) for r in core.registry.consent.consent_history(twin_id)]}
 
 
 # -- twins -----------------------------------------------------------------------------------
-
-
-def twin_state(record, cache: dict | None) -> TwinState:
-    tiers = in_slot = None
-    if cache is not None:
-        state = next((t for t in cache["twins"] if t["id"] == record.id), None)
-        tiers, in_slot = (state["tiers"], state["in_slot"]) if state else ([], False)
-    return TwinState(id=record.id, display_name=record.display_name, adapter_key=record.adapter_path,
-                     adapter_sha256=record.sha256, rank=record.rank, tiers=tiers, in_slot=in_slot)
 
 
 async def json_registration(request: Request) -> RegisterByKeyBody | None:
@@ -211,10 +202,7 @@ def list_twins(core: Core, principal: AdminCaller, ip: ClientIp,
                cache: bool = Query(False, description="Also ask a renderer worker which cache tiers hold each "
                                                       "adapter (starts one if none is running).")):
     """Every twin that may be served; with `cache=true`, one renderer worker's cache state."""
-    with _action(core, ip, principal, "list"):
-        state = core.renderer.call("cache_state", {}, wait_s=core.settings.render_wait_s) if cache else None
-        return TwinListResponse(twins=[twin_state(r, state) for r in core.twins.all()],
-                                cache=state["cache"] if state else {})
+    return core.twin_views.registered(principal.audit_fields(), ip, cache=cache)
 
 
 @router.post("/twins/evict", operation_id="evictTwin", response_model=EvictResponse,
@@ -223,8 +211,9 @@ def evict(body: TwinIdBody, core: Core, principal: AdminCaller, ip: ClientIp):
     """Drop a twin's adapter from every cache tier and the slot of the renderer worker that answers."""
     with _action(core, ip, principal, "evict", twin_id=body.twin_id) as details:
         core.twins.get(body.twin_id)
-        details["evicted_from"] = core.renderer.call("evict", {"twin_id": body.twin_id}, wait_s=core.settings.render_wait_s)
-        return EvictResponse(twin_id=body.twin_id, evicted_from=details["evicted_from"])
+        evicted = core.renderer.evict(body.twin_id, wait_s=core.settings.render_wait_s)
+        details["evicted_from"] = evicted.evicted_from
+        return EvictResponse(twin_id=body.twin_id, evicted_from=evicted.evicted_from)
 
 
 @router.post("/twins/prefetch", operation_id="prefetchTwins", response_model=PrefetchResponse,
@@ -232,8 +221,8 @@ def evict(body: TwinIdBody, core: Core, principal: AdminCaller, ip: ClientIp):
 def prefetch(body: PrefetchBody, core: Core, principal: AdminCaller, ip: ClientIp):
     """Warm twins' adapters onto the device of the renderer worker that answers."""
     with _action(core, ip, principal, "prefetch", twin_ids=body.twin_ids):
-        results = core.renderer.call("prefetch", {"twin_ids": body.twin_ids}, wait_s=core.settings.render_wait_s)
-        return PrefetchResponse(results=results)
+        prefetched = core.renderer.prefetch(body.twin_ids, wait_s=core.settings.render_wait_s)
+        return PrefetchResponse(results=prefetched.results)
 
 
 @router.post("/twins/revoke", operation_id="revokeTwin", response_model=TwinRevokeResponse,

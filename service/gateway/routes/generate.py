@@ -3,7 +3,7 @@ bytes) and `POST /v1/edit` (re-dress or re-stage a photo of the twin).
 
 Owns: turning a generate request into one guarded generation for the authenticated caller,
 the Idempotency-Key replay on `/v1/generate` (a replay of a twin revoked since is refused),
-and the response shapes. Must never hold generation logic (`service.generation`).
+and the response shapes. Must never hold generation logic (`service.gateway.generation`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from contextlib import contextmanager, nullcontext
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
+from service.audit.actions import audited
 from service.audit.events import generation_event, replay_event
 from service.errors import AtelierError, InvalidRequest
 from service.gateway.deps import ClientIp, Core, GenerateCaller
 from service.gateway.errors import GENERATION, answers
 from service.gateway.openapi import binary_image
 from service.gateway.idempotency import Idempotency, replayed
-from service.generation import audited
 from service.rendering import GenerationResult
 from service.schemas import MEDIA_TYPES, EditRequest, GenerateRequest, GenerateResponse, ImageOut, Timings
 
@@ -69,7 +69,7 @@ def generate(body: GenerateRequest, core: Core, principal: GenerateCaller, ip: C
     `Idempotency-Key`, a retry with the same body within 24 h replays the first successful
     response instead of generating again."""
     with refusals_audited(core, body, principal, ip):  # a bad key, another body, a twin revoked since
-        once = Idempotency.of(core.registry, principal, idempotency_key, body)
+        once = Idempotency.of(core.registry, principal.tenant_id, idempotency_key, body)
         stored = once.stored()
         if stored is not None and body.twin_id is not None:
             core.tenancy.gate.decide(principal, body)  # a twin revoked since: no replay either

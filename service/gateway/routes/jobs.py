@@ -2,11 +2,12 @@
 `GET /v1/jobs/get` (paged), `GET /v1/jobs/image` (one stored image), `POST /v1/jobs/cancel`
 (review decisions: `routes/review.py`).
 
-Owns: reading the job id from `job_id` (or `task_id`, BentoML's name for it), the
-Idempotency-Key replay of a submission (the key is claimed before the job is written, so two
-concurrent submits with one key create one job), and auditing submissions and cancellations.
-Reads are the caller's tenant's only: another tenant's job id is a 404. Must never hold job
-logic (`service.jobs`).
+Owns: reading the job id from `job_id` (or `task_id`, BentoML's name for it) and the
+`Idempotency-Key` header, and answering a replayed submission with `Idempotent-Replayed`.
+Submitting (the key is claimed before the job is written, so two concurrent submits with one
+key create one job) and cancelling are the jobs capability's audited calls
+(`CatalogJobs.accept`, `cancel_job`), as Studio's. Reads are the caller's tenant's only:
+another tenant's job id is a 404. Must never hold job logic (`service.jobs`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import RedirectResponse, Response
 
-from service.audit.events import job_event
-from service.errors import InvalidRequest
-from service.gateway.deps import ClientIp, Core, GenerateCaller, audited_action
+from service.gateway.deps import ClientIp, Core, GenerateCaller
 from service.gateway.errors import answers
 from service.gateway.openapi import binary_image
 from service.schemas import JobAccepted, JobList, JobPage, JobSummary
-from service.gateway.idempotency import Idempotency, replayed
+from service.gateway.idempotency import replayed
+from service.jobs.catalog import check_job_id
 from service.schemas import MEDIA_TYPES, JobSubmitBody
 
 router = APIRouter(tags=["jobs"])
@@ -28,12 +28,7 @@ JOB_ID = r"^[0-9a-f]{32}$"
 
 
 def job_id_of(job_id: str | None, task_id: str | None) -> str:
-    value = job_id or task_id
-    if not value:
-        raise InvalidRequest("pass the job id as ?job_id=", field="job_id")
-    if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
-        raise InvalidRequest("job_id is 32 lowercase hex characters", field="job_id")
-    return value
+    return check_job_id(job_id or task_id)
 
 
 JobId = Query(None, description="The job's id (32 hex characters).")
@@ -46,28 +41,8 @@ def submit(body: JobSubmitBody, core: Core, principal: GenerateCaller, ip: Clien
            idempotency_key: str | None = Header(None)):
     """Queue a catalogue job; 202 with its id and where to poll. Items are rendered as renderers
     free up, fairly across tenants; a finished job posts `job.completed` to the tenant's webhook."""
-    with audited_action(core, job_event, action="submit", client_ip=ip, actor=principal.audit_fields()) as details:
-        once = Idempotency.of(core.registry, principal, idempotency_key, body)
-        stored = once.stored()
-        if stored is not None:
-            details.update(job_id=stored.response["job_id"], replayed=True)
-            return replayed(stored)
-
-        def accepted(job_id: str) -> dict:
-            return {"job_id": job_id, "task_id": job_id, "status": "queued", "items_total": len(body.items),
-                    "status_url": f"/v1/jobs/status?job_id={job_id}", "result_url": f"/v1/jobs/get?job_id={job_id}"}
-
-        claimed: dict = {}
-
-        def reserve(job_id: str) -> bool:
-            """Claim the key for this job id before the job exists: of two concurrent requests
-            with one key, only the first creates a job; both answer with it."""
-            claimed["response"] = accepted(job_id) if once.key is None else once.store(accepted(job_id), 202).response
-            return claimed["response"]["job_id"] == job_id
-
-        core.jobs.submit(principal, body, reserve)
-        details.update(job_id=claimed["response"]["job_id"], items=len(body.items), priority=body.priority)
-        return claimed["response"]
+    accepted = core.jobs.accept(principal, body, client_ip=ip, idempotency_key=idempotency_key)
+    return replayed(accepted) if accepted.replayed else accepted.response
 
 
 @router.get("/jobs/list", operation_id="listJobs", response_model=JobList, response_model_exclude_unset=True)
@@ -112,6 +87,4 @@ def image(core: Core, principal: GenerateCaller, job_id: str | None = JobId, tas
 def cancel(core: Core, principal: GenerateCaller, ip: ClientIp, job_id: str | None = JobId,
            task_id: str | None = TaskId) -> dict:
     """Cancel a job: queued items are dropped at once; items rendering now finish."""
-    with audited_action(core, job_event, action="cancel", client_ip=ip, actor=principal.audit_fields()) as details:
-        details["job_id"] = job_id_of(job_id, task_id)
-        return core.jobs.cancel(principal.tenant_id, details["job_id"])
+    return core.jobs.cancel_job(principal, job_id or task_id, client_ip=ip)

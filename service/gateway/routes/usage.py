@@ -1,8 +1,9 @@
 """`GET /v1/usage` (admin): images per day (or month), tenant and twin, from the audit log, as
 JSON or CSV; `GET /v1/usage/talent` (talent key): the same, for that key's twins only.
 
-Owns: the query's validation and the audited answer. Must never aggregate by itself
-(`service.audit.usage`).
+Owns: the query's parameters and the answer's format (JSON or CSV); the report, its checks
+and its record are `service.audit.reports.Reports.usage`'s (Studio's too). Must never
+aggregate by itself (`service.audit.usage`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from service.audit.events import admin_event
-from service.audit.usage import aggregate, by_month, to_csv
+from service.audit.usage import to_csv
 from service.errors import InvalidRequest
-from service.gateway.deps import AdminCaller, ClientIp, Core, TalentCaller, audited_action
+from service.gateway.deps import AdminCaller, ClientIp, Core, TalentCaller
 from service.gateway.openapi import json_or_csv
 from service.schemas import UsageReport
 from service.schemas import TWIN_ID_PATTERN
@@ -50,22 +50,9 @@ def talent_usage(request: Request, core: Core, principal: TalentCaller, ip: Clie
                   format, period)
 
 
-def usage_rows(core, twins: frozenset[str] | None, twin: str | None, from_: dt.date | None, to: dt.date | None,
-               period: str) -> list[dict]:
-    """The aggregated rows, restricted to `twins` when given (a talent key's)."""
-    rows = aggregate(core.audit.log.iter_records(), twin, from_, to)
-    if twins is not None:
-        rows = [row for row in rows if row["twin_id"] in twins]
-    return by_month(rows) if period == "month" else rows
-
-
 def answer(request: Request, core, principal, ip, action: str, twins, twin, from_, to, format: str, period: str):
-    unknown = sorted(set(request.query_params) - {"twin", "from", "to", "format", "period"})
-    if unknown:
-        raise InvalidRequest(f"unknown query parameter {unknown[0]!r}", field=unknown[0])
-    query = dict(request.query_params)
-    with audited_action(core, admin_event, action=action, client_ip=ip, query=query, actor=principal.audit_fields()):
-        rows = usage_rows(core, twins, twin, from_, to, period)
+    rows = core.reports.usage(principal.audit_fields(), ip, action=action, query=dict(request.query_params), twins=twins,
+                              twin=twin, from_=from_, to=to, period=period)
     if format == "csv":
         return Response(to_csv(rows), media_type="text/csv")
     return {"rows": rows}

@@ -1,26 +1,21 @@
 """`POST /v1/verify`: does this image carry Atelier's watermark and credential, and whose is it?
 
 Owns: reading the image (the raw body, or the multipart file field `image`, and nothing
-else), holding one of the key's verify slots meanwhile (`service.provenance.limits`), running
-the bounded provenance check off the event loop, and the audited answer, which names a
-generation only as `service.provenance.disclosure` allows. The body's size is capped at the
-edge before it is read. Must never hold verification logic (`service.provenance.verify`).
+else) for the verify capability (`service.provenance.verifier.Verifier.check`, Studio's too:
+one of the key's verify slots held meanwhile, the bounded check off the event loop, the
+answer naming a generation only as `service.provenance.disclosure` allows, and its record).
+The body's size is capped at the edge before it is read. Must never hold verification logic.
 """
 
 from __future__ import annotations
 
-import anyio
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 
-from service.audit.events import verify_event
 from service.errors import InvalidRequest, MalformedRequest
-from service.gateway.deps import ClientIp, Core, VerifyCaller, audited_action
+from service.gateway.deps import ClientIp, Core, VerifyCaller
 from service.gateway.errors import answers
 from service.schemas import VerifyResponse
-from service.provenance.disclosure import disclose
-from service.provenance.verify import verify_image
-from service.registry.errors import registry_call
 
 router = APIRouter(tags=["verify"])
 IMAGE_BODY = {"requestBody": {"required": True, "content": {
@@ -55,18 +50,4 @@ async def verify(request: Request, core: Core, principal: VerifyCaller, ip: Clie
     """The image's watermark id and C2PA state; whether this service made it, and its generation
     id (found through the watermark index); the generation's tenant and twin only for that
     tenant's keys and admin keys."""
-    details = {"upload": b"", "client_ip": ip, **principal.audit_fields()}
-    trust = core.trust
-
-    def lookup(watermark_id: str):
-        with registry_call():
-            return core.registry.find_watermark(watermark_id)
-
-    with audited_action(core, verify_event, **details) as details, trust.verify_slots.hold(principal.key_id):
-        data = details["upload"] = await read_image(request, core.settings.max_verify_bytes)
-        report = await anyio.to_thread.run_sync(verify_image, data, core.settings.max_verify_pixels,
-                                                core.settings.c2pa_trust_anchors, trust.verify_limits)
-        report, body = await anyio.to_thread.run_sync(lambda: disclose(
-            report, lookup, tenant_id=principal.tenant_id, admin="admin" in principal.scopes))
-        details["report"] = report
-    return body
+    return await core.verifier.check(principal, ip, lambda max_bytes: read_image(request, max_bytes))
