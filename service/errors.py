@@ -1,7 +1,7 @@
 """Typed errors of the service, each with a stable snake_case code.
 
 Owns: the exception classes that every layer raises and the HTTP status each one maps to.
-The mapping to an HTTP response body happens once, in `service.http_edge`. Must never import
+The mapping to an HTTP response body happens once, in `service.gateway.http_edge`. Must never import
 bentoml or any other part of `service`.
 """
 
@@ -153,3 +153,11 @@ class RemoteError(AtelierError):
 
     def response_headers(self) -> dict[str, str]:
         return {"Retry-After": "5"} if self.status == 503 else {}  # the renderer's "retry later" stays one
+
+
+def error_body(exc: AtelierError) -> dict:
+    """The one error shape on the wire: {"error": {"code", "message", "field"?}}."""
+    detail: dict = {"code": exc.code, "message": exc.message}
+    if exc.field:
+        detail["field"] = exc.field
+    return {"error": detail}

@@ -1,10 +1,12 @@
 """What passes between the gateway and the renderer: admitted render requests and their results.
 
 Owns: the internal wire models (`RenderBatch` in, `RenderBatchResult` out), the in-process
-result types (`GenerationResult`, `GeneratedImage`), and the conversions between them. A
-batch holds requests the gateway has already admitted (key, scope, limits, consent, prompt
-policy) and sealed one by one; the renderer checks the seals and never sees keys. Every image
-in a result is already watermarked and signed. Must never import torch, bentoml, or anything that does work.
+result types (`GenerationResult`, `GeneratedImage`), and the conversions between them; the
+typed answers of the renderer's cache calls (`CacheState`, `Evicted`, `Prefetched`); and the
+`RenderClient` interface the gateway calls a renderer through. A batch holds requests the
+gateway has already admitted (key, scope, limits, consent, prompt policy) and sealed one by
+one; the renderer checks the seals and never sees keys. Every image in a result is already
+watermarked and signed. Must never import torch, bentoml, or anything that does work.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import json
 import threading
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.errors import AtelierError
 from service.schemas import MAX_SEED, GenerateRequest
 
 MAX_BATCH_ITEMS = 16
@@ -161,6 +164,68 @@ def group_key(request: GenerateRequest, edit: "RenderEdit | None" = None) -> tup
     return (request.twin_id, request.width, request.height, request.steps, request.guidance_scale, conditioning)
 
 
+# -- the renderer's cache calls (the admin routes: list with cache state, evict, prefetch) -----
+# On the wire the renderer answers `cache_state` with a JSON object, `evict` with the list of
+# places the adapter left and `prefetch` with a map of twin id to tier; clients return these
+# models. An answer of another shape is the renderer's fault: `answer_of` raises a 500.
+
+
+class TwinCacheState(BaseModel):
+    """One twin on the renderer worker that answered: the cache tiers holding its adapter
+    (device, host, disk) and whether its adapter is the one in the slot."""
+
+    id: str
+    tiers: list[str]
+    in_slot: bool
+
+
+class CacheState(BaseModel):
+    """`cache_state`: every twin on one renderer worker, the cache's totals (per tier: entries,
+    bytes and budget; `loads`: adapter loads per source) and which worker answered."""
+
+    twins: list[TwinCacheState]
+    cache: dict[str, dict[str, int]]
+    worker: str | None = None
+
+    def of(self, twin_id: str) -> TwinCacheState | None:
+        return next((twin for twin in self.twins if twin.id == twin_id), None)
+
+
+class Evicted(BaseModel):
+    """`evict`: where the twin's adapter was dropped from (cache tiers, and `slot`)."""
+
+    twin_id: str
+    evicted_from: list[str]
+
+
+class Prefetched(BaseModel):
+    """`prefetch`: per twin id, the tier its adapter was served from, or `error:<code>`."""
+
+    results: dict[str, str]
+
+
+def answer_of(call: str, build: Callable[[], BaseModel]):
+    """The typed answer `build()` makes of a renderer's reply to `call`; a reply of another shape
+    is an AtelierError (500), never passed on."""
+    try:
+        return build()
+    except ValidationError as exc:
+        raise AtelierError(f"the renderer's answer to {call} is malformed ({exc.error_count()} "
+                           "problem(s))") from None
+
+
+def cache_state_of(raw: object) -> CacheState:
+    return answer_of("cache_state", lambda: CacheState.model_validate(raw))
+
+
+def evicted_of(twin_id: str, raw: object) -> Evicted:
+    return answer_of("evict", lambda: Evicted.model_validate({"twin_id": twin_id, "evicted_from": raw}))
+
+
+def prefetched_of(raw: object) -> Prefetched:
+    return answer_of("prefetch", lambda: Prefetched.model_validate({"results": raw}))
+
+
 class RenderClient(Protocol):
     """How the gateway reaches a renderer (`service.gateway.render_client` implements it)."""
 
@@ -169,7 +234,17 @@ class RenderClient(Protocol):
     def render_streaming(self, batch: RenderBatch, *, wait_s: float, on_progress: Callable[[int, int], None],
                          stop: threading.Event | None = None) -> RenderBatchResult: ...
 
-    def call(self, name: str, payload: dict, *, wait_s: float) -> Any: ...
+    def cache_state(self, *, wait_s: float) -> CacheState:
+        """Every twin with the cache tiers holding its adapter on the worker that answers."""
+        ...
+
+    def evict(self, twin_id: str, *, wait_s: float) -> Evicted:
+        """Drop a twin's adapter from every tier and the slot of the worker that answers."""
+        ...
+
+    def prefetch(self, twin_ids: list[str], *, wait_s: float) -> Prefetched:
+        """Warm twins' adapters into the device tier of the worker that answers."""
+        ...
 
 
 class Backoff:

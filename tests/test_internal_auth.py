@@ -185,7 +185,7 @@ def test_a_call_from_the_gateway_with_sealed_items_still_renders(renderer):
         result = client.render(batch, wait_s=60)
         steps: list[int] = []
         streamed = client.render_streaming(batch, wait_s=60, on_progress=lambda step, total: steps.append(step))
-        assert client.call("evict", {"twin_id": "demo-ava"}, wait_s=60) is not None
+        assert client.evict("demo-ava", wait_s=60).twin_id == "demo-ava"
     finally:
         client.close()
     for rendered in (result, streamed):

@@ -224,7 +224,7 @@ def private_jobs(copied_home, engine, s3_server, tmp_path, monkeypatch):
     """CatalogJobs over a copy of the demo registry, delivering to the S3 test server."""
     from service.audit.recorder import Recorder
     from service.config import Settings
-    from service.generation import GuardedGeneration
+    from service.gateway.generation import GuardedGeneration
     from service.gateway.render_client import LocalRenderClient
     from service.jobs.catalog import CatalogJobs
     from service.registry import open_registry

@@ -1,8 +1,9 @@
 """The tamper-evident, append-only audit log: records, hash chain, Merkle checkpoints, verify, usage.
 
-Owns: `record` (canonical JSON and record hashes), `log` (the appender and its on-disk layout),
-`merkle` (RFC 6962/9162 tree hashes and proofs), `checkpoint` (Ed25519-signed tree heads),
-`verify` (offline verification of a log directory), `usage` (image counts per day, tenant, twin),
-and `shipper` (copies sealed files to S3). Must never import bentoml or reach upward into
-`app`, `jobs` or `tenancy`; an audit record must never contain API keys, secrets or image bytes.
+Owns: `record` (canonical JSON and record hashes), `segments` (the on-disk layout, and reading
+it without a writer), `log` (the appender and its recovery), `merkle` (RFC 6962/9162 tree hashes
+and proofs), `checkpoint` (Ed25519-signed tree heads), `verify` (offline verification of a log
+directory), `usage` (image counts per day, tenant, twin), and `shipper` (copies sealed files to
+S3). Must never import bentoml or reach upward into `app`, `jobs` or `tenancy`; an audit record
+must never contain API keys, secrets or image bytes.
 """

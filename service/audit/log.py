@@ -1,12 +1,7 @@
 """The append-only audit log on local disk: one hash-chained JSON line per event, fsynced.
 
-Owns the directory layout (the shipper and `verify` rely on it exactly):
-
-    <dir>/segments/open-<first_seq:012d>.jsonl              the segment being appended (at most one)
-    <dir>/segments/<first_seq:012d>-<last_seq:012d>.jsonl   sealed: fsynced, renamed atomically, immutable
-    <dir>/checkpoints/<tree_size:012d>.json                 signed tree heads, written atomically, immutable
-
-Each line is the canonical JSON of one record (`record.py`) and a newline. `append` writes the
+Owns appending and recovering the log, in the directory layout of `segments.py` (one writer per
+directory, held by a lock file). `append` writes the
 line and fsyncs it before returning (concurrent appenders share one fsync: group commit), so an
 event acknowledged to the caller survives a crash. A segment is sealed when it holds
 `segment_records` records, on `seal()` and on `close()`. With a signer, a checkpoint
@@ -20,9 +15,9 @@ hash come from the tail, and with a signer every record hash is re-read to rebui
 frontier (O(records) once per start). Sealed segments must stay on local disk for that: the
 shipper copies them, it must not delete them.
 
-`find` and `iter_records` (also `AuditLog.read_only(dir)`, a `LogReader`) read the files
-without a writer, beside a running one or on a downloaded copy; `find` is a linear scan, newest
-segment first.
+`find` and `iter_records` read the files as `segments.py` does (`AuditLog.read_only(dir)` is
+its `LogReader`, for reading without a writer). This module also re-exports that module's names,
+its public face for callers that know the log as `service.audit.log`.
 
 A failed write or fsync (disk full, file-size limit, I/O error) stops the log: appends are
 refused (`failed` says why) until `recover()` succeeds. Recovery cuts the open segment back to
@@ -35,35 +30,38 @@ before the record is on stable storage; log the content of an event.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.audit.checkpoint import CheckpointSigner
 from service.audit.merkle import CompactRange, leaf_hash
 from service.audit.record import GENESIS_HASH, AuditError, build_record, canonical_json
+from service.audit.segments import (  # noqa: F401  (re-exported: the log's public face)
+    CHECKPOINT_FILE,
+    CHECKPOINTS_DIR,
+    OPEN_SEGMENT,
+    SEALED_SEGMENT,
+    SEGMENTS_DIR,
+    TEMP_PREFIX,
+    LogCorrupt,
+    LogReader,
+    Segment,
+    find_records,
+    fsync_dir,
+    iter_records,
+    list_checkpoints,
+    list_segments,
+    parse_line,
+    read_lines,
+    segment_name,
+)
 
 logger = logging.getLogger("atelier.audit")
-
-SEGMENTS_DIR = "segments"
-CHECKPOINTS_DIR = "checkpoints"
-OPEN_SEGMENT = re.compile(r"^open-(\d{12})\.jsonl$")
-SEALED_SEGMENT = re.compile(r"^(\d{12})-(\d{12})\.jsonl$")
-CHECKPOINT_FILE = re.compile(r"^(\d{12})\.json$")
-TEMP_PREFIX = ".tmp-"
-
-
-class LogCorrupt(AuditError):
-    """The files on disk do not form a log this appender can continue; run `atelier audit verify`."""
-
-    code = "audit_log_corrupt"
 
 
 class AuditWriteFailed(AuditError):
@@ -74,60 +72,6 @@ class AuditWriteFailed(AuditError):
 
 class AuditLogClosed(AuditError):
     code = "audit_log_closed"
-
-
-@dataclass(frozen=True)
-class Segment:
-    path: Path
-    first_seq: int
-    last_seq: int | None  # None while open
-
-    @property
-    def sealed(self) -> bool:
-        return self.last_seq is not None
-
-
-def list_segments(directory: Path) -> list[Segment]:
-    """Segment files under `<directory>/segments` by first sequence number (other names ignored)."""
-    found: list[Segment] = []
-    folder = Path(directory) / SEGMENTS_DIR
-    if not folder.is_dir():
-        return found
-    for path in folder.iterdir():
-        if match := SEALED_SEGMENT.match(path.name):
-            found.append(Segment(path, int(match[1]), int(match[2])))
-        elif match := OPEN_SEGMENT.match(path.name):
-            found.append(Segment(path, int(match[1]), None))
-    found.sort(key=lambda s: (s.first_seq, s.last_seq is None))
-    return found
-
-
-def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
-    """(tree_size, path) of every checkpoint file, smallest first."""
-    folder = Path(directory) / CHECKPOINTS_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m[1]), p) for p in folder.iterdir() if (m := CHECKPOINT_FILE.match(p.name))]
-    return sorted(found)
-
-
-def segment_name(first_seq: int, last_seq: int | None = None) -> str:
-    return f"open-{first_seq:012d}.jsonl" if last_seq is None else f"{first_seq:012d}-{last_seq:012d}.jsonl"
-
-
-def read_lines(path: Path) -> tuple[list[bytes], bytes]:
-    """The complete lines of a segment (without newlines) and the torn rest after the last newline."""
-    data = path.read_bytes()
-    *lines, rest = data.split(b"\n")
-    return lines, rest
-
-
-def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
-    """Every complete record, oldest first, parsed but not verified (that is `verify.py`)."""
-    for segment in list_segments(directory):
-        lines, _ = read_lines(segment.path)
-        for number, line in enumerate(lines, 1):
-            yield _parse(line, segment.path, number)
 
 
 def _lock_directory(directory: Path) -> int:
@@ -145,58 +89,6 @@ def _lock_directory(directory: Path) -> int:
         os.close(fd)
         raise LogCorrupt(f"the audit log {str(directory)!r} is open for writing by another process") from None
     return fd
-
-
-def find_records(directory: Path, field: str, value: Any, limit: int | None = None) -> list[dict[str, Any]]:
-    """Records whose top-level `field` equals `value`, in seq order.
-
-    Linear: reads segments newest first and stops once `limit` matches are found. A byte search
-    for the canonical JSON of `value` skips most lines without parsing them.
-    """
-    needle = canonical_json(value)
-    matches: list[dict[str, Any]] = []
-    for segment in reversed(list_segments(directory)):
-        lines, _ = read_lines(segment.path)
-        for number in range(len(lines), 0, -1):
-            line = lines[number - 1]
-            if needle in line:
-                record = _parse(line, segment.path, number)
-                if field in record and record[field] == value:
-                    matches.append(record)
-                    if limit is not None and len(matches) >= limit:
-                        return sorted(matches, key=lambda r: r.get("seq", 0))
-    return sorted(matches, key=lambda r: r.get("seq", 0))
-
-
-class LogReader:
-    """Read-only access to a log directory: never creates, truncates or locks anything."""
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-
-    def find(self, field: str, value: Any, limit: int | None = None) -> list[dict[str, Any]]:
-        return find_records(self.directory, field, value, limit)
-
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        return iter_records(self.directory)
-
-
-def _parse(line: bytes, path: Path, number: int) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        raise LogCorrupt(f"{path.name} line {number} is not JSON") from None
-    if not isinstance(record, dict):
-        raise LogCorrupt(f"{path.name} line {number} is not a JSON object")
-    return record
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AuditLog:
@@ -568,7 +460,7 @@ class AuditLog:
         for segment in segments:
             lines, _ = read_lines(segment.path)
             for number, line in enumerate(lines, 1):
-                record = _parse(line, segment.path, number)
+                record = parse_line(line, segment.path, number)
                 self._adopt(record, segment, number)
                 self._merkle.append(leaf_hash(bytes.fromhex(record["hash"])))
             self._check_range(segment, len(lines))
@@ -579,7 +471,7 @@ class AuditLog:
             segment = segments[index]
             lines, _ = read_lines(segment.path)
             if lines:
-                record = _parse(lines[-1], segment.path, len(lines))
+                record = parse_line(lines[-1], segment.path, len(lines))
                 if not isinstance(record.get("seq"), int) or record["seq"] < 1:
                     raise LogCorrupt(f"{segment.path.name} line {len(lines)} has no valid seq")
                 self._seq = record["seq"] - 1

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from service.audit.log import fsync_dir
+from service.audit.segments import fsync_dir
 from service.s3client import make_client, public_endpoint
 
 log = logging.getLogger("atelier.audit")

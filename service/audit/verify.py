@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from service.audit.checkpoint import CheckpointError, verify_checkpoint
-from service.audit.log import (
+from service.audit.merkle import CompactRange, leaf_hash
+from service.audit.record import GENESIS_HASH, InvalidEvent, canonical_json, record_hash
+from service.audit.segments import (
     CHECKPOINT_FILE,
     CHECKPOINTS_DIR,
     OPEN_SEGMENT,
@@ -31,8 +33,6 @@ from service.audit.log import (
     list_segments,
     read_lines,
 )
-from service.audit.merkle import CompactRange, leaf_hash
-from service.audit.record import GENESIS_HASH, InvalidEvent, canonical_json, record_hash
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 from service.errors import ModelLoadError, UnsafeWeights  # noqa: E402
-from service.twins.store import PICKLE_SUFFIXES  # noqa: E402
+from service.twins.keys import PICKLE_SUFFIXES  # noqa: E402
 
 SUPPORTED_PIPELINES = {"StableDiffusionXLPipeline", "StableDiffusionPipeline"}
 

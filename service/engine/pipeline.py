@@ -19,6 +19,7 @@ import torch
 
 from service.config import Settings
 from service.engine.backends import Backend, create_backend
+from service.engine.backends.eager import EagerBackend
 from service.engine.output_check import check_pixels
 from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_device, pick_dtype
 from service.errors import AtelierError
@@ -61,12 +62,12 @@ class StageTimer:
 class Engine:
     """A loaded pipeline plus the twins it can render. Thread-safe: one generation at a time."""
 
-    def __init__(self, pipe, device: torch.device, backend: Backend, twins: TwinAdapters, marker: ImageMarker | None = None,
-                 conditioning=None):
+    def __init__(self, pipe, device: torch.device, backend: Backend | None, twins: TwinAdapters,
+                 marker: ImageMarker | None = None, conditioning=None):
         self.pipe = pipe
         self.conditioning = conditioning  # ConditioningModels (garment, pose, edit), or None
         self.device = device
-        self.backend = backend
+        self.backend = backend if backend is not None else EagerBackend()  # None: the modules as loaded
         self.twins = twins
         self.marker = marker or PlainEncoder()
         self.base_model_id: str | None = None  # set from the pipeline directory when loaded from settings
@@ -109,7 +110,7 @@ class Engine:
             phase("download_engines")
         backend = create_backend(settings)
         backend.prepare(pipe)
-        if conditioning is not None and hasattr(backend, "prepare_unet"):
+        if conditioning is not None:
             for unet in conditioning.extra_unets():  # the inpainting UNet, compiled like the base one
                 backend.prepare_unet(unet)
         phase("prepare_backend")
@@ -145,18 +146,13 @@ class Engine:
         removed = self.twins.cache.evict(sha256)
         with self._lock:
             if self.adapter_in_use() == sha256:
-                if getattr(self.backend, "handles_adapters", False):
-                    self.backend.switch_adapter(None)
-                else:
-                    self.twins.slot.clear()
+                self.backend.use_adapter(self.twins.slot, None)
                 removed.append("slot")
         return removed
 
     def adapter_in_use(self) -> str | None:
         """The sha256 of the adapter the pipeline renders with now (slot or engine weights)."""
-        if getattr(self.backend, "handles_adapters", False):
-            return self.backend.adapter_owner
-        return self.twins.slot.owner
+        return self.backend.adapter_in_use(self.twins.slot)
 
     def twin_state(self, record: TwinRecord) -> dict:
         return {
@@ -175,7 +171,7 @@ class Engine:
     def warm_up(self) -> list[GenerationResult]:
         """A small generation at each of the backend's warm-up shapes (ATELIER_WARMUP_SIZES; the
         engines' OPT shapes under tensorrt), so requests there pay no first-call or compile costs."""
-        shapes = self.backend.warmup_shapes() if hasattr(self.backend, "warmup_shapes") else ()
+        shapes = self.backend.warmup_shapes()
         requests = [warmup_request(s) for s in shapes] or [WARMUP_REQUEST]
         results = [self.generate(request) for request in requests]
         if self.conditioning is not None:  # each conditioned pipeline once per size (pose, edit)
@@ -205,11 +201,10 @@ class Engine:
         if len({group_key(request)[:5] for request, _, _ in items}) != 1:
             raise ValueError("a batch must share one twin, size, step count and guidance scale")
         # Refused before any GPU work: a shape or size the backend cannot serve (a 422 naming the range).
-        if self.backend is not None:
-            for request, _, _ in items:
-                self.backend.check_request(request)
-            self.backend.check_shape(items[0][0].width, items[0][0].height, sum(r.num_images for r, _, _ in items),
-                                     items[0][0].guidance_scale)
+        for request, _, _ in items:
+            self.backend.check_request(request)
+        self.backend.check_shape(items[0][0].width, items[0][0].height, sum(r.num_images for r, _, _ in items),
+                                 items[0][0].guidance_scale)
         if conditioning is not None and (conditioning.garments or conditioning.pose or conditioning.edit) \
                 and self.conditioning is None:
             from service.conditioning import ConditioningUnavailable
@@ -231,16 +226,10 @@ class Engine:
         with timer.stage("queue"):
             self._lock.acquire()
         try:
-            # 2. Switch the slot to this twin (an in-place copy; nothing when it is already there).
+            # 2. Switch to this twin: in the slot (an in-place copy; nothing when it is already
+            #    there), or, under TensorRT, fused and refit into the engine's touched weights.
             with timer.stage("adapter"):
-                if getattr(self.backend, "handles_adapters", False):
-                    self.backend.switch_adapter(adapter)  # TensorRT: fuse and refit the touched weights
-                else:
-                    slot = self.twins.slot
-                    if adapter is None and slot.owner is not None:
-                        slot.clear()
-                    elif adapter is not None and slot.owner != adapter.sha256:
-                        slot.load(adapter)
+                self.backend.use_adapter(self.twins.slot, adapter)
             pil_images, components = self._denoise_and_decode(items, timer, between_steps, conditioning, adapter)
         finally:
             self._lock.release()

@@ -20,7 +20,7 @@ from typing import Any
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from service.gateway.errors import MethodNotAllowed, RouteNotFound
-from service.http_edge import error_response
+from service.gateway.http_edge import error_response
 
 HERE = Path(__file__).resolve().parent / "apidocs"
 SWAGGER = HERE / "node_modules" / "swagger-ui-dist"  # `make install` runs npm ci in service/gateway/apidocs

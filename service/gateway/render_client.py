@@ -3,17 +3,20 @@
 Owns: the two ways to call a renderer — over HTTP (`bentoml serve`, Knative, BentoCloud: the
 URL comes from `bentoml.depends`) or in-process (tests that build the gateway without a
 server) — and the retry of busy or unreachable renderers (429, 502-504, connection errors)
-with exponential backoff until a deadline; and the streamed render call (`render_streaming`),
-which reports each denoising step while the batch renders. Each HTTP call opens its own connection, so the
-renderer's workers take calls as they free up instead of one worker holding every kept-alive
-connection. Every HTTP call carries the gateways' internal credential as its bearer
-(`service.admission_seal`); a renderer that refuses it (401) is a configuration error, logged
-and never retried. Must never authenticate callers, seal, audit or decide anything about the
-items it carries (the items arrive sealed by `service.generation`).
+with exponential backoff until a deadline; the streamed render call (`render_streaming`),
+which reports each denoising step while the batch renders; and the cache calls (`cache_state`,
+`evict`, `prefetch`), each answered as its typed model (`service.rendering`), an answer of
+another shape refused. Each HTTP call opens its own connection, so the renderer's workers take
+calls as they free up instead of one worker holding every kept-alive connection. Every HTTP
+call carries the gateways' internal credential as its bearer (`service.admission_seal`); a
+renderer that refuses it (401) is a configuration error, logged and never retried. Must never
+authenticate callers, seal, audit or decide anything about the items it carries (the items
+arrive sealed by `service.gateway.generation`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -25,7 +28,8 @@ import httpx
 
 from service.admission_seal import InternalCredential
 from service.errors import AtelierError, RendererUnavailable
-from service.rendering import RENDER_CALL_TIMEOUT_S, Backoff, RenderBatch, RenderBatchResult, read_stream
+from service.rendering import (RENDER_CALL_TIMEOUT_S, Backoff, CacheState, Evicted, Prefetched, RenderBatch,
+                               RenderBatchResult, cache_state_of, evicted_of, prefetched_of, read_stream)
 
 log = logging.getLogger("atelier.render_client")
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -122,11 +126,24 @@ class HttpRenderClient:
             raise RendererUnavailable("the renderer's stream ended without a result")
         return result
 
-    def call(self, name: str, payload: dict, *, wait_s: float) -> Any:
-        import json
+    def cache_state(self, *, wait_s: float) -> CacheState:
+        return cache_state_of(self._answer("cache_state", {}, wait_s))
 
+    def evict(self, twin_id: str, *, wait_s: float) -> Evicted:
+        return evicted_of(twin_id, self._answer("evict", {"twin_id": twin_id}, wait_s))
+
+    def prefetch(self, twin_ids: list[str], *, wait_s: float) -> Prefetched:
+        return prefetched_of(self._answer("prefetch", {"twin_ids": list(twin_ids)}, wait_s))
+
+    def _answer(self, name: str, payload: dict, wait_s: float) -> object:
+        """POST `payload` as JSON to the call's route (retried while the renderer is busy) and
+        return the JSON it answers; a body that is not JSON is an AtelierError (500)."""
         body = json.dumps(payload).encode()
-        return retried(lambda: self._post(name, body), wait_s).json()
+        response = retried(lambda: self._post(name, body), wait_s)
+        try:
+            return response.json()
+        except ValueError:
+            raise AtelierError(f"the renderer's answer to {name} is not JSON") from None
 
     def close(self) -> None:
         self.client.close()
@@ -161,8 +178,14 @@ class LocalRenderClient:
             raise RendererUnavailable("the renderer's stream ended without a result")
         return result
 
-    def call(self, name: str, payload: dict, *, wait_s: float) -> Any:
-        return getattr(self.renderer, name)(**payload)
+    def cache_state(self, *, wait_s: float) -> CacheState:
+        return cache_state_of(self.renderer.cache_state())
+
+    def evict(self, twin_id: str, *, wait_s: float) -> Evicted:
+        return evicted_of(twin_id, self.renderer.evict(twin_id))
+
+    def prefetch(self, twin_ids: list[str], *, wait_s: float) -> Prefetched:
+        return prefetched_of(self.renderer.prefetch(list(twin_ids)))
 
     def close(self) -> None:
         pass

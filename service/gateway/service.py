@@ -24,13 +24,14 @@ from service.gateway.api import build_api
 from service.gateway.core import GatewayCore
 from service.gateway.docs_page import FrontDoor
 from service.gateway.openapi import Contract
-from service.gateway.trust import route_templates
+from service.gateway.api import route_templates
 from service.gateway.render_client import HttpRenderClient, LocalRenderClient
-from service.http_edge import HttpEdge
+from service.gateway.http_edge import HttpEdge
 from service.logs import configure_logging
+from service.tenancy import Limits
 from service.tenancy.preauth import trusted_networks
 from service.renderer.service import Renderer
-from service.studio import build_studio
+from service.studio import build_studio, studio_routes
 
 # The server must not rewrite the client address from X-Forwarded-For itself (uvicorn trusts
 # loopback peers by default): the edge does, and only from ATELIER_TRUSTED_PROXIES.
@@ -42,7 +43,9 @@ CONTRACT = Contract(API)
 
 
 class UploadGuard:
-    """Authenticates uploads at the edge, before their bodies are streamed in."""
+    """Admits uploads at the edge (`Tenancy.admit`: key and scope), before their bodies are
+    streamed in. No limit is spent here (the route's own admission spends it), and a refusal
+    is recorded by the edge, which records every refusal it makes (size, length, key) alike."""
 
     core: GatewayCore | None = None
     scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify", "/v1/assets": "generate"}
@@ -50,7 +53,8 @@ class UploadGuard:
     def __call__(self, path: str, authorization: str | None):
         if self.core is None:
             raise NotReady("the service is starting")
-        return self.core.tenancy.authenticate(authorization, self.scopes[path])
+        with self.core.tenancy.admit(authorization, self.scopes[path], limits=Limits.NONE) as principal:
+            return principal
 
 
 UPLOAD_GUARD = UploadGuard()
@@ -116,7 +120,7 @@ class Gateway:
                   else LocalRenderClient(renderer))
         self.core = GatewayCore.build(settings, client)
         API.state.core = STUDIO.state.core = UPLOAD_GUARD.core = EDGE_AUDIT.core = SOURCE_CHECK.core = self.core
-        self.core.trust.refusals.known_routes = route_templates() | {"/studio/login"}
+        self.core.trust.refusals.known_routes = route_templates() | studio_routes()
 
     def __is_ready__(self) -> bool:
         return self.core is not None and self.core.audit.available()  # not while the audit log cannot write

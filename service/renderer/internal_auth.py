@@ -22,8 +22,10 @@ from typing import Any, Awaitable
 from pydantic import ValidationError
 
 from service.admission_seal import InternalCredential
-from service.errors import AdmissionRefused, AtelierError, MalformedRequest, PayloadTooLarge, Unauthorized
-from service.http_edge import error_response
+from service.asgi_body import read_body
+from starlette.responses import JSONResponse
+
+from service.errors import AdmissionRefused, AtelierError, MalformedRequest, PayloadTooLarge, Unauthorized, error_body
 from service.rendering import RenderBatch
 
 log = logging.getLogger("atelier.internal_auth")
@@ -85,7 +87,7 @@ class InternalAuth:
             await self.app(scope, receive, send)
             return
         try:
-            body = await _read_body(receive, self.max_body_bytes)
+            body = await read_body(receive, self.max_body_bytes, f"a render call's body is at most {self.max_body_bytes} bytes")
         except PayloadTooLarge as exc:
             await self._refuse(exc, "body too large", scope, send)
             return
@@ -120,25 +122,9 @@ class InternalAuth:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        response = error_response(exc)
+        response = JSONResponse(error_body(exc), status_code=exc.status, headers=exc.response_headers())
         await response(scope, _no_receive, send)
 
 
 async def _no_receive() -> dict:
     return {"type": "http.disconnect"}
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"a render call's body is at most {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)

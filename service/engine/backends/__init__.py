@@ -2,9 +2,11 @@
 
 `eager` is the plain PyTorch path; `compile` runs the UNet under torch.compile with twins
 hot-swapped in place; `tensorrt` runs engines built by `builds/compile.py`.
-`create_backend(settings)` picks one from `ATELIER_BACKEND`. Every backend also says what to
-warm up (`warmup_shapes`), vets requests before any GPU work (`check_request`: a 422 for what
-it cannot serve), and reports its state for the ready line (`status`).
+`create_backend(settings)` picks one from `ATELIER_BACKEND`. Every backend derives from
+`Backend`: it says what to warm up (`warmup_shapes`), vets requests before any GPU work
+(`check_request`: a 422 for what it cannot serve), reports its state for the ready line
+(`status`), and puts a twin's adapter in place (`use_adapter`: the adapter slot, unless the
+backend `handles_adapters` itself, as TensorRT's refit does).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The backend interface: prepare a loaded pipeline once, say what to warm up, vet requests, report.
 
-Owns: the `Backend` protocol every backend follows, the warm-up shape type, parsing
+Owns: the `Backend` base every backend derives from (preparing, warm-up, vetting, status, and
+how the pipeline switches twins: through the PyTorch adapter slot unless the backend switches
+them itself, as TensorRT's refit does), the warm-up shape type, parsing
 `ATELIER_WARMUP_SIZES`, and the one place a backend reports that it serves on a slower path
 than configured (`report_fallback`: a log line and the `atelier_backend_fallbacks_total`
 Prometheus counter). Must never import bentoml.
@@ -9,11 +11,15 @@ Prometheus counter). Must never import bentoml.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from service.config import ConfigError
+
+if TYPE_CHECKING:
+    from service.twins.slot import AdapterSlot, PreparedAdapter
 
 log = logging.getLogger("atelier.engine")
 
@@ -33,29 +39,68 @@ class WarmupShape:
         return f"{self.width}x{self.height}" + (f"x{self.images}" if self.images != 1 else "") + ("" if self.cfg else " (no cfg)")
 
 
-class Backend(Protocol):
-    name: str
+class Backend(ABC):
+    """How the loaded pipeline's modules run (eager, compile, tensorrt): one per renderer worker."""
 
+    name: str
+    # True when the backend switches twins itself (`switch_adapter`: TensorRT fuses a twin into its
+    # engine by refit); False when twins go through the PyTorch adapter slot (eager, compile).
+    handles_adapters: bool = False
+
+    @abstractmethod
     def prepare(self, pipe) -> None:
         """Make `pipe` ready to run on this backend (compile, load engines, ...). Called once."""
 
     def prepare_unet(self, unet) -> None:
-        """Prepare another UNet that serves beside the pipeline's (eager, compile; not tensorrt)."""
+        """Prepare another UNet that serves beside the pipeline's (eager, compile; tensorrt leaves it as loaded)."""
 
+    @abstractmethod
     def warmup_shapes(self) -> tuple[WarmupShape, ...]:
         """The generations `Engine.warm_up` runs, in order, before the service says ready."""
 
+    @abstractmethod
     def check_request(self, request) -> None:
         """Raise a 422 (`InvalidRequest`) for a request this backend cannot serve, before any GPU work."""
 
+    @abstractmethod
     def check_shape(self, width: int, height: int, images: int, guidance_scale: float) -> None:
         """`check_request` for one pipeline batch of `images` rows sharing a size and guidance."""
 
+    @abstractmethod
     def max_images(self, width: int, height: int, guidance_scale: float) -> int | None:
         """The most images one pipeline batch of this shape may hold (None: no limit of the backend's)."""
 
+    @abstractmethod
     def status(self) -> dict:
         """What the `ready` log line and /readyz report: the backend serving, any fallback, its range."""
+
+    # -- twins: the adapter the pipeline renders with -------------------------------------------
+
+    @property
+    def adapter_owner(self) -> str | None:
+        """The sha256 of the adapter the backend itself renders with (only while `handles_adapters`)."""
+        return None
+
+    def switch_adapter(self, adapter: PreparedAdapter | None) -> None:
+        """Render `adapter` from now on (None: the base model), where `handles_adapters`. Callers
+        hold the pipeline lock."""
+        raise NotImplementedError(f"the {self.name} backend switches twins in the adapter slot")
+
+    def use_adapter(self, slot: AdapterSlot, adapter: PreparedAdapter | None) -> None:
+        """Make the pipeline render `adapter` (None: the base model): in the backend where it
+        `handles_adapters`, else in `slot` (an in-place copy; nothing when it is there already).
+        Callers hold the pipeline lock."""
+        if self.handles_adapters:
+            self.switch_adapter(adapter)
+        elif adapter is None:
+            if slot.owner is not None:
+                slot.clear()
+        elif slot.owner != adapter.sha256:
+            slot.load(adapter)
+
+    def adapter_in_use(self, slot: AdapterSlot) -> str | None:
+        """The sha256 of the adapter the pipeline renders with now (the backend's or the slot's)."""
+        return self.adapter_owner if self.handles_adapters else slot.owner
 
 
 def parse_warmup_sizes(items: tuple[str, ...] | list[str]) -> tuple[tuple[int, int], ...]:

@@ -47,7 +47,7 @@ import logging
 
 import torch
 
-from service.engine.backends.base import WarmupShape, report_fallback
+from service.engine.backends.base import Backend, WarmupShape, report_fallback
 from service.engine.backends.eager import EagerBackend
 
 log = logging.getLogger("atelier.engine")
@@ -77,8 +77,11 @@ def _no_duck_shapes():
     return _config.patch(use_duck_shape=False)
 
 
-class CompileBackend:
+class CompileBackend(Backend):
     name = "compile"
+    # Twins switch in the PyTorch adapter slot, in place: the compiled graphs never see another
+    # tensor, so a switch recompiles nothing (`Backend.use_adapter`).
+    handles_adapters = False
 
     def __init__(self, mode: str = "regional", dynamic: bool = True, compiler: str = "inductor",
                  warmup_sizes: tuple[tuple[int, int], ...] = ((256, 256),)):

@@ -8,11 +8,12 @@ specialised to a shape, so one size is enough.
 
 from __future__ import annotations
 
-from service.engine.backends.base import WarmupShape
+from service.engine.backends.base import Backend, WarmupShape
 
 
-class EagerBackend:
+class EagerBackend(Backend):
     name = "eager"
+    handles_adapters = False  # twins switch in the PyTorch adapter slot (`Backend.use_adapter`)
 
     def __init__(self, warmup_sizes: tuple[tuple[int, int], ...] = ((256, 256),)):
         self.warmup_sizes = tuple(warmup_sizes)

@@ -322,7 +322,7 @@ def range_summary(profiles: Mapping[str, list[EngineProfile]], shapes: PipelineS
 # The backend.
 
 
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     name = "tensorrt"
     offload_to = "cpu"  # where the torch modules the engines replace go (tests use "meta")
 

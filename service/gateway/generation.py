@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 
 from service.admission_seal import InternalCredential
+from service.audit.actions import audited
 from service.audit.events import generation_event
 from service.audit.recorder import Recorder
 from service.errors import InvalidRequest, RemoteError, RendererUnavailable
@@ -36,12 +37,6 @@ Admit = Callable[[], AbstractContextManager[Principal]]
 Prepare = Callable[[Principal, GenerateRequest], GenerateRequest]
 Keep = Callable[[Principal, GenerationResult, RenderEdit | None], None]  # the edit it was, if any
 Progress = Callable[[int, int], None]  # (denoising steps done, steps in all), as the renderer reports them
-
-
-def audited(exc: BaseException) -> BaseException:
-    """Mark an error as recorded in the audit log, so the error handler does not record it again."""
-    exc.audited = True  # type: ignore[attr-defined]
-    return exc
 
 
 @dataclass

@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable
 
 from starlette.responses import JSONResponse
 
-from service.errors import AtelierError, MalformedRequest, PayloadTooLarge
+from service.asgi_body import read_body
+from service.errors import AtelierError, MalformedRequest, PayloadTooLarge, error_body
 
 log = logging.getLogger("atelier.http")
 
@@ -31,11 +32,6 @@ class LengthRequired(AtelierError):
     code = "length_required"
 
 
-def error_body(exc: AtelierError) -> dict:
-    detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.field:
-        detail["field"] = exc.field
-    return {"error": detail}
 
 
 def error_response(exc: AtelierError) -> JSONResponse:
@@ -137,7 +133,7 @@ class HttpEdge:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"the body is {declared} bytes; the limit for {path} is {limit} bytes")
-            body = await _read_body(receive, limit, path)
+            body = await read_body(receive, limit, f"the body is larger than the limit for {path} ({limit} bytes)")
         except AtelierError as exc:
             await self._refuse(exc, scope, receive, send)
             return
@@ -184,19 +180,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 raise MalformedRequest("the Content-Length header is not a number") from None
     return None
-
-
-async def _read_body(receive: Receive, limit: int, path: str) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than the limit for {path} ({limit} bytes)")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
