@@ -10,6 +10,7 @@ Owns: argument parsing and exit codes; each command is in `service.commands` (`a
     atelier keys create --tenant ID --scopes generate,verify[,admin] [--name N] [--rpm N] [--concurrent N]
     atelier keys list [--tenant ID] | keys revoke KEY_ID          (revoking a revoked key: 0)
     atelier twins list [--all] | twins revoke ID [--delete]
+    atelier twins check FILE                 would the adapter be accepted? 0 yes, 1 no (and why)
     atelier consent add TWIN --tenants A,B --uses U,V --recorded-by WHO [--territories FR,DE]
         [--valid-from ISO] [--valid-until ISO] [--pay-rate-ref REF] [--exclude CAT] [--include CAT]
         [--deny-term T ...] [--review-unverified-garments]
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.audit.record import AuditError
+from service.commands.adapters import cmd_twins_check
 from service.commands.audit import cmd_audit_show, cmd_audit_verify, cmd_usage
 from service.commands.common import UsageError, parse_day, parse_instant, parse_names
 from service.commands.registry import (
@@ -129,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("twin_id", metavar="ID")
     revoke.add_argument("--delete", action="store_true", help="also delete the twin and its adapter file")
     revoke.set_defaults(handler=cmd_twins_revoke)
+    check = twin_commands.add_parser("check", help="would this adapter file be accepted? (offline, read-only)")
+    check.add_argument("file", metavar="FILE", help="a LoRA in safetensors format")
+    check.set_defaults(handler=cmd_twins_check)
 
     consent = commands.add_parser("consent", help="record and show a twin's consent (registry)")
     consent_commands = consent.add_subparsers(dest="consent_command", required=True, metavar="SUBCOMMAND")

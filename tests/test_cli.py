@@ -111,3 +111,48 @@ def test_cli_runs_as_a_program(home):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OK: 6 records")
+
+
+def _lora(rank: int, names=("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",), width: int = 32) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(rank)
+    tensors = {}
+    for name in names:
+        tensors[f"unet.{name}.lora_A.weight"] = rng.standard_normal((rank, width)).astype(np.float32)
+        tensors[f"unet.{name}.lora_B.weight"] = rng.standard_normal((width, rank)).astype(np.float32) * 0.01
+    return tensors
+
+
+def test_twins_check_accepts_the_demo_adapter_and_says_why_it_refuses_others(demo_home, tmp_path, monkeypatch, capsys):
+    """`atelier twins check FILE` runs the registration's own checks offline: a brand learns
+    whether its adapter will be accepted, and the API's error code and message when not."""
+    from safetensors.numpy import save_file
+
+    monkeypatch.setenv("ATELIER_HOME", str(tmp_path))
+    assert main(["twins", "check", str(demo_home / "adapters" / "demo-ava.safetensors")]) == 0
+    accepted = json.loads(capsys.readouterr().out)
+    assert accepted["accepted"] is True and accepted["rank"] == 4 and accepted["layers"] > 0
+
+    def refused(path: Path) -> dict:
+        assert main(["twins", "check", str(path)]) == 1
+        answer = json.loads(capsys.readouterr().out)
+        assert answer["accepted"] is False
+        return answer["error"]
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    assert refused(garbage)["code"] == "adapter_incompatible"
+    pickle = tmp_path / "adapter.bin"
+    pickle.write_bytes(b"\x80\x04K\x01.")
+    assert refused(pickle)["code"] == "unsafe_weights"
+    too_wide = tmp_path / "rank64.safetensors"
+    save_file(_lora(64), str(too_wide))  # above the slot's rank (ATELIER_LORA_SLOT_RANK, 32)
+    error = refused(too_wide)
+    assert error["code"] == "adapter_incompatible" and "rank" in error["message"]
+    text_encoder = tmp_path / "te.safetensors"
+    save_file({k.replace("unet.", "text_encoder.", 1): v for k, v in _lora(4).items()}, str(text_encoder))
+    assert "text-encoder" in refused(text_encoder)["message"]
+    monkeypatch.setenv("ATELIER_MAX_UPLOAD_BYTES", "1024")
+    assert refused(demo_home / "adapters" / "demo-ava.safetensors")["code"] == "payload_too_large"
+    assert main(["twins", "check", str(tmp_path / "absent.safetensors")]) == 2  # a usage error, not a verdict
