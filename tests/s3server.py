@@ -126,7 +126,10 @@ class SeaweedS3:
         import boto3
         from botocore.config import Config
 
-        options = {"connect_timeout": 2, "read_timeout": 5, "retries": {"total_max_attempts": 1},
+        # A stopped server refuses connections at once, so outages are still seen at once; the
+        # read timeout only has to outlast a loaded CI machine (5 s failed fresh-clone runs:
+        # tests/test_s3_twins.py, and the first audit upload after a restart in the S3 outage test).
+        options = {"connect_timeout": 2, "read_timeout": 30, "retries": {"total_max_attempts": 1},
                    "s3": {"addressing_style": "path"}}
         options.update(config)
         return boto3.session.Session().client(

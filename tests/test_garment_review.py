@@ -170,7 +170,7 @@ def core(client):
 
 @pytest.fixture(scope="module")
 def reviewed_twin(client, admin_headers, demo_home) -> str:
-    new_twin(client, admin_headers, demo_home, "review-ines", seed=401, included_categories=["lingerie"],
+    new_twin(client, admin_headers, demo_home, "review-ines", seed=4101, included_categories=["lingerie"],
              review_unverified_garments=True)
     return "review-ines"
 
