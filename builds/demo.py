@@ -220,8 +220,9 @@ def setup_demo_registry(assets: DemoAssets, db_url: str | None = None) -> None:
     for twin_id in DEMO_TWINS:
         record_consent(registry, twin_id, tenants=[DEMO_TENANT], uses=DEMO_USES,
                        recorded_by="builds/demo.py", pay_rate_ref="demo-rate-card")
-    # Generous limits: the demo and the test suite send bursts from one key.
-    limits = {"requests_per_minute": 600, "max_concurrent_jobs": 8}
+    # Generous limits: the demo and the test suite send bursts from one key (a key may send
+    # 1 + 10% of its rate per minute at once: bursts of 601).
+    limits = {"requests_per_minute": 6000, "max_concurrent_jobs": 8}
     _, demo_key = registry.create_api_key(DEMO_TENANT, ["generate", "verify"], name="demo key", **limits)
     _, admin_key = registry.create_api_key(DEMO_TENANT, ["admin", "generate", "verify"], name="demo admin key", **limits)
     registry.engine.dispose()

@@ -130,6 +130,21 @@ class AdmissionRefused(AtelierError):
     code = "invalid_admission"
 
 
+class LimitsUnavailable(AtelierError):
+    """The shared store that holds the fleet's rate limits cannot be reached: the request is
+    refused (503, retry shortly) rather than admitted without a limit (service.tenancy.ratelimit)."""
+
+    status = 503
+    code = "limits_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, retry_after)
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class RendererUnavailable(AtelierError):
     """No renderer took the call in time (all busy, starting from zero, or unreachable)."""
 

@@ -43,7 +43,8 @@ def test_interleaved_requests_from_threads_match_single_request_references(engin
 
 def test_interleaved_http_requests_match_references(client, registry):
     """Over HTTP every image is watermarked with its own id, so pictures are compared, not bytes."""
-    _, token = registry.create_api_key("demo", ["generate"], name="isolation", max_concurrent_jobs=16)
+    _, token = registry.create_api_key("demo", ["generate"], name="isolation", max_concurrent_jobs=16,
+                                       requests_per_minute=600)  # 9 requests in a few seconds: a burst of 61
     headers = {"Authorization": f"Bearer {token}"}
     bodies = {t: {"twin_id": t, "prompt": "street style", "width": 256, "height": 256, "steps": 2, "seed": 9} for t in TWINS}
     references = {t: client.post("/v1/generate/image", json=b, headers=headers).content for t, b in bodies.items()}

@@ -40,7 +40,8 @@ def new_twin(client, admin_headers, demo_home, twin_id: str, seed: int, **consen
 def rival(client, admin_headers) -> dict[str, str]:
     """A second tenant with a generate+verify key and no consent for anything."""
     assert client.post("/v1/admin/tenants", headers=admin_headers, json={"tenant_id": "rival", "name": "Rival"}).status_code == 201
-    response = client.post("/v1/admin/keys", headers=admin_headers, json={"tenant_id": "rival", "scopes": ["generate", "verify"]})
+    response = client.post("/v1/admin/keys", headers=admin_headers, json={"tenant_id": "rival", "scopes": ["generate", "verify"],
+                                                                        "requests_per_minute": 600})  # bursts of 61
     assert response.status_code == 201
     return bearer(response.json()["token"])
 
@@ -206,8 +207,8 @@ def test_another_tenant_cannot_use_or_probe_a_twin(client, rival, admin_headers,
 
 
 def test_requests_per_minute_give_429_with_retry_after(client, registry):
-    _, token = registry.create_api_key("demo", ["generate"], name="slow lane", requests_per_minute=2)
-    for _ in range(2):
+    _, token = registry.create_api_key("demo", ["generate"], name="slow lane", requests_per_minute=20)
+    for _ in range(3):  # a burst of 1 + 10% of the rate, then one every 3 s (service.tenancy.ratelimit)
         assert client.post("/v1/generate", json={**GEN, "twin_id": "demo-ava"}, headers=bearer(token)).status_code == 200
     refused = client.post("/v1/generate", json={**GEN, "twin_id": "demo-ava"}, headers=bearer(token))
     assert error(refused) == (429, "rate_limited")

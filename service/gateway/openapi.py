@@ -86,7 +86,8 @@ def json_or_csv() -> dict:
 
 EVERY_ROUTE = ("source_rate_limited", "too_many_auth_failures", "internal_error", "not_ready", "registry_unavailable",
                "audit_unavailable")
-WITH_KEY = ("missing_api_key", "invalid_api_key", "insufficient_scope", "rate_limited", "too_many_concurrent")
+WITH_KEY = ("missing_api_key", "invalid_api_key", "insufficient_scope", "rate_limited", "too_many_concurrent",
+            "limits_unavailable")
 WITH_BODY = ("malformed_request", "invalid_field", "payload_too_large")
 WITH_PARAMETERS = ("invalid_field",)
 BODYLESS_POST = ("payload_too_large",)  # the edge caps every body, even one the route ignores

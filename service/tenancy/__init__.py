@@ -1,7 +1,8 @@
 """Who may call what, for which twin: API keys and scopes, rate limits, consent, prompt policy.
 
 `Tenancy` composes them over one registry, in the order a request meets them:
-admit (`Tenancy.admit`: key 401 -> scope 403 -> rate limit 429, refusals audited) -> consent
+admit (`Tenancy.admit`: key 401 -> scope 403 -> rate limit 429, fleet-wide in the registry, or 503
+`limits_unavailable` when it cannot be counted; refusals audited) -> consent
 (403) -> prompt policy (422), all before any GPU work; then a second consent check before an
 image is delivered, and a revocation watcher that cancels in-flight work and evicts adapters
 on every replica.
@@ -57,7 +58,7 @@ class Tenancy:
     @classmethod
     def build(cls, registry: Registry, on_revoked: Callable[[TwinInfo], None], poll_s: float = 0.5,
               policy: PromptPolicy | None = None) -> "Tenancy":
-        return cls(registry, Authenticator(registry), RateLimiter(), ConsentGate(registry, policy),
+        return cls(registry, Authenticator(registry), RateLimiter(store=registry.limits), ConsentGate(registry, policy),
                    RevocationWatcher(registry, on_revoked, poll_s))
 
     @contextmanager
