@@ -413,7 +413,8 @@ def test_concurrent_submits_with_one_key_create_one_job(client, registry):
 
     from service.registry.models import JobRow
 
-    key_id, token = registry.create_api_key("demo", ["generate"], name="racer", max_concurrent_jobs=10)
+    key_id, token = registry.create_api_key("demo", ["generate"], name="racer", max_concurrent_jobs=10,
+                                            requests_per_minute=600)  # wait_for polls 10 times a second
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "race-1"}
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(client.post("/v1/jobs/submit", json={"items": [ITEM]},

@@ -333,6 +333,9 @@ def test_every_operation_answers_as_documented(walk, served_demo):
     walk.call("GET", "/v1/usage/talent", key="talent", expect=200)
     walk.call("GET", "/v1/admin/webhooks/deliveries", expect=200)
     walk.call("POST", "/v1/admin/webhooks/redeliver", json={"delivery_id": "msg_" + "0" * 32}, expect=404)
+    # an approved item was delivered: nothing to redeliver (409); a job that is not there: 404
+    walk.call("POST", "/v1/admin/jobs/redeliver", json={"job_id": review["job_id"], "index": 0}, expect=409)
+    walk.call("POST", "/v1/admin/jobs/redeliver", json={"job_id": "0" * 32, "index": 0}, expect=404)
 
     # revocations last: the key, the tenant, the twin (one representation of a twin throughout)
     walk.call("POST", "/v1/admin/keys/revoke", json={"key_id": talent["key"]["key_id"]}, expect=200)

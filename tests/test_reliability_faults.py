@@ -76,7 +76,7 @@ def test_s3_unreachable_is_a_clear_error_and_nothing_is_lost(s3_server, tmp_path
     from service.audit.log import AuditLog, list_segments
     from service.audit.shipper import AuditShipper
     from service.errors import AdapterUnavailable
-    from service.jobs.delivery import DeliveryFailed, S3Delivery
+    from service.jobs.delivery import DeliveryFailed, S3Delivery, Staging
     from service.rendering import GeneratedImage
     from service.twins.s3_store import S3AdapterStore
     from tests.test_audit_shipper import new_bucket
@@ -100,9 +100,12 @@ def test_s3_unreachable_is_a_clear_error_and_nothing_is_lost(s3_server, tmp_path
         assert cold.value.status == 503 and "unreachable" in cold.value.message
         shipped = shipper.ship_once()
         assert shipped.error and not shipped.shipped  # nothing shipped, and it says why
-        with pytest.raises(DeliveryFailed) as failed:
+        with pytest.raises(DeliveryFailed) as failed:  # a try fails, naming the bucket ...
             delivery.store("job1", 0, 0, image, {"generation_id": "g"})
         assert failed.value.code == "delivery_failed" and "s3://" in failed.value.message
+        # ... and the item is not failed: its image is staged (here in the registry's row, the
+        # object store being down too) and retried until the deadline (tests/test_delivery_retries.py)
+        [staged] = Staging(None).put("job1", 0, [image])
         log.append({"event": "fault", "i": 7})  # the log goes on meanwhile
     finally:
         s3_server.start()
@@ -112,5 +115,7 @@ def test_s3_unreachable_is_a_clear_error_and_nothing_is_lost(s3_server, tmp_path
     sealed = [s.path.name for s in list_segments(audit_dir) if s.sealed]
     listing = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="audit/faults/segments/")
     assert sorted(o["Key"].rsplit("/", 1)[1] for o in listing.get("Contents", [])) == sorted(sealed)
-    assert delivery.store("job1", 0, 0, image, {"generation_id": "g"})["key"] == "deliveries/job1/0-0.png"
+    retried = Staging(None).image(staged)  # the retry delivers the staged bytes, not a new render
+    assert retried.data == image.data
+    assert delivery.store("job1", 0, 0, retried, {"generation_id": "g"})["key"] == "deliveries/job1/0-0.png"
     log.close()

@@ -93,8 +93,11 @@ class GatewayCore:
                                     sources=edit_sources(settings, registry, assets))
         generation = GuardedGeneration(renderer, tenancy, audit, wait_s=settings.render_wait_s, prepare=inputs.prepare,
                                        keep=inputs.keep, credential=InternalCredential.from_settings(settings))
+        # Images of deliveries being retried wait in the shared object store when the assets
+        # live in S3; a local asset directory is a pod's disk, so they wait in the registry then.
         jobs = CatalogJobs.build(settings, registry, generation,
-                                 purge_assets=lambda age: assets.store.purge(age))
+                                 purge_assets=lambda age: assets.store.purge(age),
+                                 staging_blobs=assets.store.blobs if settings.asset_store != "local" else None)
         core = cls(settings, registry, audit, tenancy, TwinCatalog(registry), open_adapter_store(settings), renderer,
                    generation, jobs, assets, inputs)
         core.trust = GatewayTrust.build(settings, audit, generation, registry=registry)

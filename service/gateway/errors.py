@@ -44,7 +44,7 @@ ERROR_CODES: dict[str, int] = {
     "method_not_allowed": 405,
     "tenant_exists": 409, "twin_revoked": 409, "adapter_in_use": 409, "likeness_in_use": 409, "would_lock_out": 409,
     "consent_conflict": 409,
-    "idempotency_key_reused": 409, "not_awaiting_review": 409,
+    "idempotency_key_reused": 409, "not_awaiting_review": 409, "not_redeliverable": 409,
     "length_required": 411,
     "payload_too_large": 413, "image_too_large": 413,
     "unsupported_image": 415,
@@ -55,7 +55,7 @@ ERROR_CODES: dict[str, int] = {
     "internal_error": 500, "marking_failed": 500, "render_failed": 500,
     "not_ready": 503, "registry_unavailable": 503, "audit_unavailable": 503, "renderer_unavailable": 503,
     "adapter_unavailable": 503, "model_unavailable": 503, "verify_busy": 503, "asset_unavailable": 503,
-    "asset_store_unavailable": 503,
+    "asset_store_unavailable": 503, "limits_unavailable": 503,
 }
 
 # Groups of codes that several routes share (a route names what it can answer beyond the

@@ -27,7 +27,7 @@ from service.audit.events import job_event
 from service.config import Settings
 from service.errors import Forbidden, InvalidRequest
 from service.gateway.generation import GuardedGeneration
-from service.jobs.delivery import deliverer_for
+from service.jobs.delivery import DeliveryRetrier, Staging, deliverer_for
 from service.jobs.dispatcher import RenderDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
 from service.jobs.webhook_sender import WebhookDispatcher
@@ -72,6 +72,8 @@ class Accepted:
 class CatalogJobs:
     registry: Registry | None = None  # Idempotency-Keys are claimed in it (`accept`)
     record: Callable[[dict], object] | None = None  # the audit log's append (each action's record)
+    retrier: DeliveryRetrier | None = None  # S3 deliveries being retried
+    delivery_deadline_s: int = 86400
     def __init__(self, store: JobStore, renders: RenderDispatcher, dispatcher: WebhookDispatcher,
                  deliverer: Callable[[str], object], revoked_twins: Callable[[], frozenset[str]] = frozenset,
                  screen: Callable[[Principal, JobItemSpec, int], bool] = lambda principal, item, index: False):
@@ -86,7 +88,9 @@ class CatalogJobs:
 
     @classmethod
     def build(cls, settings: Settings, registry: Registry, generation: GuardedGeneration,
-              purge_assets: Callable[[timedelta], object] = lambda age: 0) -> "CatalogJobs":
+              purge_assets: Callable[[timedelta], object] = lambda age: 0, staging_blobs=None) -> "CatalogJobs":
+        """`staging_blobs`: the shared object store where images of deliveries being retried
+        wait (the S3 asset store's blobs); None keeps them in the items' rows."""
         store = JobStore(registry.db)
 
         def housekeeping() -> None:  # hourly, from the webhook sender's thread
@@ -102,13 +106,16 @@ class CatalogJobs:
             if store.delivery.enqueue_event(tenant_id, job_id, event_type, data):
                 dispatcher.wake()
 
+        retrier = DeliveryRetrier(store.retries, deliverer, Staging(staging_blobs), settings.delivery_deadline_s,
+                                  dispatcher.wake, poll_s=max(1.0, settings.job_poll_ms / 1000))
         renders = RenderDispatcher(store, registry, generation, deliverer, notify, dispatcher.wake,
                                    window=settings.window, batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
-                                   poll_s=settings.job_poll_ms / 1000)
+                                   poll_s=settings.job_poll_ms / 1000, retrier=retrier)
         jobs = cls(store, renders, dispatcher, deliverer,
                    revoked_twins=lambda: frozenset(t.id for t in registry.twins.revoked_twins()),
                    screen=generation.tenancy.gate.screen_job_item)
         jobs.registry, jobs.record = registry, generation.audit.record
+        jobs.retrier, jobs.delivery_deadline_s = retrier, settings.delivery_deadline_s
         return jobs
 
     def start(self) -> None:
@@ -193,6 +200,8 @@ class CatalogJobs:
         items = []
         for item in page:
             entry = {"index": item.index, "sku": item.spec.get("sku"), "status": item.status, "error": item.error}
+            if item.delivery is not None:  # a delivery retried: its tries, next try and deadline
+                entry["delivery"] = item.delivery
             if item.result is not None:
                 result = dict(item.result)
                 if result.get("twin_id") in revoked:
@@ -222,6 +231,14 @@ class CatalogJobs:
         if "data_base64" in image:  # inline delivery, or held for review
             return base64.b64decode(image["data_base64"]), image["format"], None
         return None, image["format"], self.deliverer(job.output_target).with_urls(image, 300)["url"]
+
+    def redeliver(self, job_id: str, index: int) -> dict:
+        """An operator's redelivery of one item (any tenant's): tried now, with a fresh deadline
+        (`ItemDeliveries.redeliver` says which items qualify)."""
+        item = self.store.retries.redeliver(check_job_id(job_id), index, self.delivery_deadline_s)
+        if self.retrier is not None:
+            self.retrier.wake()
+        return {"job_id": job_id, "index": item.index, "status": item.status, "delivery": item.delivery}
 
     def cancel(self, tenant_id: str, job_id: str) -> dict:
         return self._summary(self.store.jobs.request_cancel(tenant_id, job_id))

@@ -12,7 +12,9 @@ the key that submitted the job as it is now. An item of a review job is held, no
 its images stay inline in its result (`awaiting_review`) and nothing is announced until a
 reviewer decides (`CatalogJobs.approve` delivers then). So is an item whose garments the twin's
 consent wants reviewed (`Pending.review`, set at admission): its job becomes a review job then,
-if it was not submitted as one. Must never answer HTTP or render anything.
+if it was not submitted as one. An item whose S3 delivery fails waits as `delivering`, its
+images staged, and is announced when a retry delivers it or its deadline passes
+(`service.jobs.delivery`). Must never answer HTTP or render anything.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass, replace
 from service.assets.fetch import patient_fetches
 from service.errors import AtelierError, RendererUnavailable
 from service.gateway.generation import GuardedGeneration, Pending
-from service.jobs.delivery import Deliverer
+from service.jobs.delivery import Deliverer, DeliveryFailed, DeliveryRetrier
 from service.jobs.fairness import DeficitRoundRobin
 from service.jobs.presets import BUILTIN_SCENES, expand_item
 from service.registry import ItemFinish, ItemLease, JobStore, Registry
@@ -67,13 +69,16 @@ class RenderDispatcher:
     def __init__(self, store: JobStore, registry: Registry, generation: GuardedGeneration,
                  deliverer_for: Callable[[str], Deliverer], notify: Callable[..., object],
                  on_job_closed: Callable[[], None] = lambda: None, *, window: int = 1, batch: int = 4,
-                 lease_s: float = 30.0, poll_s: float = 0.5, call_wait_s: float = 10.0):
+                 lease_s: float = 30.0, poll_s: float = 0.5, call_wait_s: float = 10.0,
+                 retrier: DeliveryRetrier | None = None):
         self.store = store
         self.registry = registry
         self.generation = generation
         self.deliverer_for = deliverer_for
         self.notify = notify  # (tenant_id, job_id, event type, data): a per-item webhook when the tenant has one
         self.on_job_closed = on_job_closed  # e.g. wake the webhook sender
+        # S3 deliveries that fail are staged and retried (service.jobs.delivery); None: failed at once
+        self.retrier = retrier if retrier is not None and retrier.enabled else None
         self.window, self.batch, self.lease_s, self.poll_s, self.call_wait_s = window, batch, lease_s, poll_s, call_wait_s
         self.owner = f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.fair = DeficitRoundRobin()
@@ -89,6 +94,8 @@ class RenderDispatcher:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.retrier is not None:
+            self.retrier.start()
         for n in range(self.window):
             thread = threading.Thread(target=self._loop, name=f"atelier-dispatch-{n}", daemon=True)
             thread.start()
@@ -102,6 +109,8 @@ class RenderDispatcher:
         still held (another gateway, or this one restarted, dispatches those items again)."""
         self._stop.set()
         self._wake.set()
+        if self.retrier is not None:
+            self.retrier.stop()
         deadline = time.monotonic() + grace_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -257,10 +266,18 @@ class RenderDispatcher:
                    "twin_id": spec["twin_id"], "prompt": prepared.pending.request.prompt, "sku": spec.get("sku"),
                    "metadata": spec.get("metadata") or {}, "alt_text": alt}
         deliverer = self.deliverer_for("inline" if lease.review else lease.output_target)  # review: held here
-        images = [deliverer.store(lease.job_id, lease.index, image.index, image, sidecar) for image in result.images]
-        return {"generation_id": result.generation_id, "twin_id": spec["twin_id"], "sku": spec.get("sku"),
-                "metadata": spec.get("metadata") or {}, "alt_text": alt, "prompt": sidecar["prompt"],
-                "seed": result.seed, "images": images, "rendered_by": result.worker}
+        delivered = {"generation_id": result.generation_id, "twin_id": spec["twin_id"], "sku": spec.get("sku"),
+                     "metadata": spec.get("metadata") or {}, "alt_text": alt, "prompt": sidecar["prompt"],
+                     "seed": result.seed, "rendered_by": result.worker}
+        try:
+            images = [deliverer.store(lease.job_id, lease.index, image.index, image, sidecar) for image in result.images]
+        except DeliveryFailed as exc:
+            if self.retrier is None:
+                raise
+            # staged, and retried by any gateway until the deadline: the item waits as `delivering`
+            return self.retrier.pending(lease.job_id, lease.index, delivered, sidecar, result.images, exc,
+                                        self.store.db.now())
+        return {**delivered, "images": images}
 
     def _submitter(self, lease: ItemLease) -> Callable[[], AbstractContextManager[Principal]]:
         """Admission (`Tenancy.admit`) as the key that submitted the job, as it is now (revoked

@@ -7,8 +7,10 @@ the version), the Alembic migrations (`migrations/`, run through `migrate.upgrad
 are the only code that reads or writes these tables: `Tenants` (`tenants`: tenants and API
 keys), `Twins` (`twins`: twins, likeness-level revocation, the watermark index; the likeness
 table's queries are `likeness`), `Consent` (`consent`), `IdempotencyKeys` (`idempotency`),
-`Jobs` (`jobs`), `Leases` (`leases`), `Deliveries` (`deliveries`) and `SessionStore`
-(`sessions`); `Registry` (`repository`) is one handle on the first four and `JobStore`
+`RateLimits` (`limits`: fleet-wide rate limits, one GCRA row per key),
+`Jobs` (`jobs`), `Leases` (`leases`), `Deliveries` (`deliveries`), `ItemDeliveries`
+(`item_deliveries`: S3 deliveries being retried) and `SessionStore`
+(`sessions`); `Registry` (`repository`) is one handle on the first five and `JobStore`
 (`job_store`) one on the three job repositories. Must never import bentoml, the gateway or
 renderer services, or any layer above it (tenancy, jobs, engine); callers get plain frozen
 dataclasses, never ORM rows.
@@ -20,6 +22,7 @@ from service.registry.deliveries import Deliveries
 from service.registry.idempotency import IdempotencyKeys, IdempotentResponse, check_idempotency_key, request_hash
 from service.registry.job_records import (
     Delivery,
+    DeliveryClaim,
     DeliveryNotFound,
     ItemFinish,
     ItemLease,
@@ -28,11 +31,14 @@ from service.registry.job_records import (
     JobItem,
     JobNotFound,
     NotAwaitingReview,
+    NotRedeliverable,
     TenantDelivery,
 )
+from service.registry.item_deliveries import ItemDeliveries
 from service.registry.job_store import JobStore
 from service.registry.jobs import Jobs
 from service.registry.leases import Leases
+from service.registry.limits import RateLimits
 from service.registry.migrate import downgrade, ensure_schema, upgrade
 from service.registry.repository import Registry
 from service.registry.tenants import ApiKeyInfo, KeyListing, TenantInfo, Tenants
@@ -63,7 +69,10 @@ __all__ = [
     "Database",
     "Deliveries",
     "Delivery",
+    "DeliveryClaim",
     "DeliveryNotFound",
+    "ItemDeliveries",
+    "NotRedeliverable",
     "ItemFinish",
     "ItemLease",
     "ItemNotFound",
@@ -74,6 +83,7 @@ __all__ = [
     "Jobs",
     "Leases",
     "NotAwaitingReview",
+    "RateLimits",
     "TenantDelivery",
     "SchemaBehind",
     "open_registry",

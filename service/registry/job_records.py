@@ -1,8 +1,8 @@
 """What the job queue's repositories hand out: plain frozen records, typed errors, shared predicates.
 
 Owns: the records of the queue (`Job`, `JobItem`, `ItemLease`, `ItemFinish`, `TenantDelivery`,
-`Delivery`), their typed errors (`job_not_found`, `item_not_found`, `delivery_not_found`,
-`not_awaiting_review`), the item and job states, turning ORM rows into records, and the SQL
+`Delivery`, `DeliveryClaim`), their typed errors (`job_not_found`, `item_not_found`,
+`delivery_not_found`, `not_awaiting_review`, `not_redeliverable`), the item and job states, turning ORM rows into records, and the SQL
 predicates that `jobs`, `leases` and `deliveries` share (an item nobody holds; a job still
 open). Must never open a session or hold a query of its own: the repositories do.
 """
@@ -20,9 +20,13 @@ from service.registry.models import JobItemRow, JobRow, WebhookDeliveryRow
 
 FINISHED = ("completed", "failed", "canceled")
 OPEN = ("queued", "running")
-ITEM_STATUSES = ("pending", "running", "awaiting_review", "done", "rejected", "failed", "canceled")
-UNDECIDED = ("pending", "running", "awaiting_review")  # a job with such an item is not finished
+ITEM_STATUSES = ("pending", "running", "awaiting_review", "delivering", "done", "rejected", "failed", "canceled")
+# A job with such an item is not finished (`delivering`: rendered, its S3 delivery being retried).
+UNDECIDED = ("pending", "running", "awaiting_review", "delivering")
 PAGE = 256
+# A result handed to `Leases.finish_items` under this key is a delivery to retry, not a result:
+# {"staged": the delivery waiting (JSON), "retry_at": datetime, "deadline": datetime, "error": str}.
+PENDING_DELIVERY = "pending_delivery"
 
 
 class JobNotFound(AtelierError):
@@ -45,6 +49,13 @@ class NotAwaitingReview(AtelierError):
     code = "not_awaiting_review"
 
 
+class NotRedeliverable(AtelierError):
+    """Only an item waiting to deliver, or failed with `delivery_failed` with its images kept, can be redelivered."""
+
+    status = 409
+    code = "not_redeliverable"
+
+
 @dataclass(frozen=True)
 class TenantDelivery:
     output_target: str = "inline"
@@ -62,6 +73,24 @@ class JobItem:
     error: dict | None
     lease_token: int = 0
     attempts: int = 0
+    # A delivery being retried (or given up): {attempts, next_attempt_at, deadline, last_error}.
+    delivery: dict | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """A due delivery retry that one gateway claimed: `attempt` fences it (only the claim that
+    set the item's current `deliver_attempts` may record its outcome)."""
+
+    job_id: str
+    index: int
+    tenant_id: str
+    output_target: str
+    webhook_per_item: bool
+    spec: dict
+    staged: dict
+    attempt: int
+    deadline: datetime
 
 
 @dataclass(frozen=True)
@@ -144,7 +173,13 @@ def job_of(row: JobRow, items: list[JobItemRow] | None = None) -> Job:
 
 
 def item_of(row: JobItemRow) -> JobItem:
-    return JobItem(row.idx, row.spec, row.status, row.result, row.error, row.lease_token or 0, row.attempts or 0)
+    iso = lambda t: t.isoformat() if t else None  # noqa: E731
+    delivery = None
+    if row.deliver_attempts:
+        delivery = {"attempts": row.deliver_attempts, "deadline": iso(row.deliver_by), "last_error": row.deliver_error,
+                    "next_attempt_at": iso(row.deliver_after) if row.status == "delivering" else None}
+    return JobItem(row.idx, row.spec, row.status, row.result, row.error, row.lease_token or 0, row.attempts or 0,
+                   delivery)
 
 
 def delivery_of(row: WebhookDeliveryRow) -> Delivery:

@@ -1,7 +1,7 @@
 """One handle on the job queue's three repositories, for callers that need more than one.
 
-Owns: composing `Jobs` (`.jobs`), `Leases` (`.leases`) and `Deliveries` (`.delivery`) over
-one `Database`, and naming each of their operations on the handle itself (`store.lease_items`
+Owns: composing `Jobs` (`.jobs`), `Leases` (`.leases`), `Deliveries` (`.delivery`) and
+`ItemDeliveries` (`.retries`) over one `Database`, and naming each of their operations on the handle itself (`store.lease_items`
 is `store.leases.lease_items`; `store.deliveries` is `store.delivery.log`), so one object can
 be passed where the whole queue is meant (tests, the catalogue's composition). Must never
 hold a query or a rule of its own: a caller that needs one repository holds that repository.
@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from service.registry.db import Database, Handle
 from service.registry.deliveries import Deliveries
+from service.registry.item_deliveries import ItemDeliveries
 from service.registry.jobs import Jobs
 from service.registry.leases import Leases
 
@@ -39,3 +40,4 @@ class JobStore(Handle):
         self.jobs = Jobs(self.db)
         self.leases = Leases(self.db)
         self.delivery = Deliveries(self.db)
+        self.retries = ItemDeliveries(self.db)  # S3 deliveries being retried

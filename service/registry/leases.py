@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, aliased
 from service.registry.db import Database
 from service.registry.deliveries import item_event, queue_event, queue_job_completed
 from service.registry.job_records import (
-    FINISHED, OPEN, PAGE, UNDECIDED, ItemFinish, ItemLease, Job, job_of, job_open, locking, runnable,
+    FINISHED, OPEN, PAGE, PENDING_DELIVERY, UNDECIDED, ItemFinish, ItemLease, Job, job_of, job_open, locking,
+    runnable,
 )
 from service.registry.models import JobItemRow, JobRow
 
@@ -221,7 +222,9 @@ class Leases:
     def finish_items(self, outcomes: Sequence[Outcome], now: datetime | None = None) -> list[ItemFinish]:
         """`finish_item` for several leased items in one transaction (the job's counters
         bumped and the job settled once per job). The job a call closed is named on the
-        last item recorded of that job."""
+        last item recorded of that job. A result holding `PENDING_DELIVERY` is an item whose
+        S3 delivery failed: it is recorded `delivering` (staged, its next try and deadline set;
+        not counted, nothing announced) and `service.registry.item_deliveries` settles it."""
         now = now or self.db.now()
         recorded: list[bool] = []
         counts: dict[str, list[int]] = {}  # job id -> [done, failed] recorded here
@@ -229,11 +232,18 @@ class Leases:
         with self.db.session() as s, s.begin():
             for lease, result, error in outcomes:
                 failed = error is not None
-                held = lease.review and not failed  # rendered, held until a reviewer decides
+                waiting = not failed and result is not None and PENDING_DELIVERY in result
+                # rendered, held until a reviewer decides; or rendered, its delivery to be retried
+                held = (lease.review and not failed) or waiting
+                values = dict(status="failed" if failed else "awaiting_review" if lease.review else "done",
+                              result=result, error=error, lease_until=None, updated_at=now)
+                if waiting:
+                    pending = result[PENDING_DELIVERY]
+                    values.update(status="delivering", result=None, staged=pending["staged"],
+                                  deliver_after=pending["retry_at"], deliver_by=pending["deadline"],
+                                  deliver_attempts=1, deliver_error=pending["error"][:500])
                 ok = s.execute(
-                    update(JobItemRow).where(_held(lease))
-                    .values(status="failed" if failed else "awaiting_review" if held else "done", result=result,
-                            error=error, lease_until=None, updated_at=now)
+                    update(JobItemRow).where(_held(lease)).values(**values)
                     .execution_options(synchronize_session=False)
                 ).rowcount == 1
                 recorded.append(ok)

@@ -214,6 +214,13 @@ class JobItemRow(Base):
     lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Delivery retries (0009): an item whose S3 delivery failed is `delivering` until it is
+    # delivered or its deadline passes; `staged` is the delivery waiting to be made.
+    deliver_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    deliver_by: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deliver_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    deliver_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    staged: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class WebhookDeliveryRow(Base):
@@ -287,6 +294,16 @@ class RegistryStateRow(Base):
     version: Mapped[int] = mapped_column(BigInteger)
 
 
+class RateLimitRow(Base):
+    """One fleet-wide limit's GCRA state: `tat_us`, the theoretical arrival time of its next
+    conforming request (microseconds since the Unix epoch). Derived state (migration 0008)."""
+
+    __tablename__ = "rate_limits"
+
+    bucket: Mapped[str] = mapped_column(String(96), primary_key=True)  # e.g. "rpm:<key id>"
+    tat_us: Mapped[int] = mapped_column(BigInteger)
+
+
 __all__ = [
     "ApiKeyRow",
     "Base",
@@ -295,6 +312,7 @@ __all__ = [
     "IdempotencyRow",
     "JobItemRow",
     "JobRow",
+    "RateLimitRow",
     "RegistryStateRow",
     "ScenePresetRow",
     "StudioSessionRow",

@@ -1,7 +1,7 @@
 """One handle on the registry's tenant, twin, consent and idempotency repositories.
 
 Owns: composing `Tenants` (`.tenants`), `Twins` (`.twins`), `Consent` (`.consent`) and
-`IdempotencyKeys` (`.idempotency`) over one `Database` (`.db`, `.engine`), and naming each of
+`IdempotencyKeys` (`.idempotency`), `RateLimits` (`.limits`) over one `Database` (`.db`, `.engine`), and naming each of
 their operations on the handle itself (`registry.get_twin` is `registry.twins.get_twin`;
 `registry.idempotency_get` is `registry.idempotency.get`; `registry.registry_version` is
 `registry.db.version`), so the one object that services and tests hold reaches them all.
@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from service.registry.consent import Consent
 from service.registry.db import Database, Handle
 from service.registry.idempotency import IdempotencyKeys
+from service.registry.limits import RateLimits
 from service.registry.tenants import Tenants
 from service.registry.twins import Twins
 
@@ -32,6 +33,7 @@ _ROUTES: dict[str, tuple[str, str]] = {
     "idempotency_put": ("idempotency", "put"),
     "purge_expired_idempotency": ("idempotency", "purge_expired"),
     "registry_version": ("db", "version"),
+    "spend_rate_limit": ("limits", "spend"),
 }
 
 
@@ -45,3 +47,4 @@ class Registry(Handle):
         self.twins = Twins(self.db)
         self.consent = Consent(self.db)
         self.idempotency = IdempotencyKeys(self.db)
+        self.limits = RateLimits(self.db)  # fleet-wide rate limits (GCRA rows)

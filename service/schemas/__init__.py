@@ -95,6 +95,9 @@ from service.schemas.delivery import (
     WebhookDelivery,
     WebhookDeliveryList,
     WebhookDeliveryAnswer,
+    ItemDeliveryState,
+    ItemRedeliverAnswer,
+    ItemRedeliverBody,
 )
 from service.schemas.reports import (
     WatermarkReport,
@@ -120,6 +123,9 @@ __all__ = [
     "ConsentTerms",
     "DeliveryAnswer",
     "DeliveryIdBody",
+    "ItemDeliveryState",
+    "ItemRedeliverAnswer",
+    "ItemRedeliverBody",
     "DeliverySettings",
     "EditRequest",
     "EditSource",

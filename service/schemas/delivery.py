@@ -88,3 +88,26 @@ class WebhookDeliveryList(BaseModel):
 
 class WebhookDeliveryAnswer(BaseModel):
     delivery: WebhookDelivery
+
+
+class ItemDeliveryState(BaseModel):
+    """A catalogue item's S3 delivery being retried (or given up after its deadline)."""
+
+    attempts: int = Field(..., description="Tries so far.")
+    next_attempt_at: str | None = Field(None, description="When the next try is due; null once it is settled.")
+    deadline: str | None = Field(None, description="After this, the item is failed with delivery_failed.")
+    last_error: str | None = None
+
+
+class ItemRedeliverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_id: str = Field(..., pattern=r"^[0-9a-f]{32}$")
+    index: int = Field(..., ge=0, lt=2**31)
+
+
+class ItemRedeliverAnswer(BaseModel):
+    job_id: str
+    index: int
+    status: str = Field(..., description="delivering: the item is tried now, with a fresh deadline.")
+    delivery: ItemDeliveryState | None = None

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from service.schemas.common import MAX_PROMPT_CHARS, MAX_SEED, TWIN_ID_PATTERN, ErrorDetail, OutputFormat
 from service.schemas.generate import GarmentRef, PoseRef
+from service.schemas.delivery import ItemDeliveryState
 
 MAX_JOB_ITEMS = 500
 SizeName = Literal["square_2048", "portrait_4_5", "square_1024"]
@@ -149,8 +150,11 @@ class JobItemResult(BaseModel):
 
     index: int
     sku: str | None = None
-    status: str = Field(..., description="pending, running, awaiting_review, done, rejected, failed or canceled.")
+    status: str = Field(..., description="pending, running, awaiting_review, delivering (rendered; its S3 "
+                        "delivery is being retried), done, rejected, failed or canceled.")
     error: ErrorDetail | None = None
+    delivery: ItemDeliveryState | None = Field(None, description="Items whose S3 delivery failed at first: tries, "
+                                                "next try and deadline.")
     generation_id: str | None = None
     twin_id: str | None = None
     metadata: dict[str, str] | None = None

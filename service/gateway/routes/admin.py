@@ -34,6 +34,8 @@ from service.schemas import (
     ConsentBody,
     DeliveryIdBody,
     EvictResponse,
+    ItemRedeliverAnswer,
+    ItemRedeliverBody,
     KeyCreateBody,
     KeyIdBody,
     PrefetchBody,
@@ -302,3 +304,12 @@ def redeliver(body: DeliveryIdBody, core: Core, principal: AdminCaller, ip: Clie
         delivery = core.jobs.store.delivery.redeliver(body.delivery_id)
         core.jobs.dispatcher.wake()
         return {"delivery": shown(delivery)}
+
+
+@router.post("/jobs/redeliver", operation_id="redeliverJobItem", response_model=ItemRedeliverAnswer,
+             responses=answers("job_not_found", "item_not_found", "not_redeliverable"))
+def redeliver_item(body: ItemRedeliverBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
+    """Try a catalogue item's S3 delivery again now, with a fresh deadline: one waiting to
+    deliver, or one failed with delivery_failed whose images are kept."""
+    with _action(core, ip, principal, "job_item_redeliver", job_id=body.job_id, index=body.index):
+        return core.jobs.redeliver(body.job_id, body.index)
