@@ -168,6 +168,8 @@ class Settings:
     # The adapter slot every twin is copied into: its rank bounds a twin's rank, its targets
     # bound the layers a twin may touch (both checked when a twin is registered).
     lora_slot_rank: int = 32
+    # Lanes of the slot: how many distinct twins one pipeline batch may carry (eager, compile).
+    slot_lanes: int = 4
     lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
     # Tiered adapter cache budgets (bytes) and the disk tier's directory.
     cache_device_bytes: int = 2 * 1024**3
@@ -189,6 +191,9 @@ class Settings:
     job_lease_s: int = 30
     job_poll_ms: int = 500
     webhook_schedule_s: tuple[float, ...] = (0, 30, 120, 480, 1200)
+    # An item whose S3 delivery fails is retried (backoff with jitter, from any gateway) until
+    # this long after its first failed try; only then is it failed with delivery_failed.
+    delivery_deadline_s: int = 86400
     # Development only: callback URLs may be http:// and point at loopback/private addresses.
     dev_callbacks: bool = False
     max_job_body_bytes: int = 1024**2
@@ -326,6 +331,7 @@ class Settings:
             s3_endpoint_url=env.get("ATELIER_S3_ENDPOINT_URL") or None,
             s3_region=env.get("ATELIER_S3_REGION") or None,
             lora_slot_rank=_int(env, "ATELIER_LORA_SLOT_RANK", 32, minimum=1),
+            slot_lanes=_int(env, "ATELIER_SLOT_LANES", 4, minimum=1),
             lora_targets=_list(env, "ATELIER_LORA_TARGETS", ("to_q", "to_k", "to_v", "to_out.0")),
             cache_device_bytes=_int(env, "ATELIER_CACHE_DEVICE_BYTES", 2 * 1024**3),
             cache_host_bytes=_int(env, "ATELIER_CACHE_HOST_BYTES", 8 * 1024**3),
@@ -339,6 +345,7 @@ class Settings:
             job_lease_s=_int(env, "ATELIER_JOB_LEASE_S", 30, minimum=2),
             job_poll_ms=_int(env, "ATELIER_JOB_POLL_MS", 500, minimum=10),
             webhook_schedule_s=_schedule(env),
+            delivery_deadline_s=_int(env, "ATELIER_DELIVERY_DEADLINE_S", 86400, minimum=0),
             dev_callbacks=_bool(env, "ATELIER_DEV_CALLBACKS", False),
             max_job_body_bytes=_int(env, "ATELIER_MAX_JOB_BODY_BYTES", 1024**2, minimum=1024),
             job_retention_days=_int(env, "ATELIER_JOB_RETENTION_DAYS", 30, minimum=1),

@@ -148,6 +148,8 @@ class Engine:
             if self.adapter_in_use() == sha256:
                 self.backend.use_adapter(self.twins.slot, None)
                 removed.append("slot")
+            elif self.twins.slot.drop(sha256):  # one of the slot's lanes held it (a mixed batch)
+                removed.append("slot")
         return removed
 
     def adapter_in_use(self) -> str | None:
@@ -162,7 +164,8 @@ class Engine:
             "sha256": record.sha256,
             "rank": record.rank,
             "tiers": self.twins.cache.tiers_of(record.sha256),
-            "in_slot": self.adapter_in_use() == record.sha256,
+            "in_slot": self.adapter_in_use() == record.sha256 or (not self.backend.handles_adapters
+                                                                  and record.sha256 in self.twins.slot.lane_owners),
         }
 
     def twin_states(self) -> list[dict]:
@@ -189,17 +192,32 @@ class Engine:
     def generate_batch(self, items: list[tuple[GenerateRequest, int, str]],
                        between_steps: Callable[[], None] | None = None, conditioning=None,
                        source: tuple[bytes, str, str] | None = None) -> list[GenerationResult]:
-        """Render requests that share a twin, a shape and their conditioning (`group_key`) as
-        one pipeline batch.
+        """Render requests that share a shape and their conditioning (`group_key` but the twin)
+        as one pipeline batch. The items may name up to ATELIER_SLOT_LANES distinct twins (and
+        the base model) on the eager and compile backends: each row reads its twin's lane of the
+        slot, and renders the image it renders alone. The TensorRT backend takes one twin per
+        batch; an edit's batch one twin too (the inpainting UNet's slot has one lane).
 
         `items` are (request, seed, generation_id). Row i of a request uses seed + i, so every
         row equals its single render. `conditioning` (a `service.conditioning.Conditioning`
         with decoded images) applies to every row; `source` is an edit's source image (bytes,
         format, title), named in each result's C2PA manifest. `between_steps` runs after
         every denoising step; an exception it raises stops the generation there and
-        propagates (how a revoked twin's in-flight generation is cancelled)."""
-        if len({group_key(request)[:5] for request, _, _ in items}) != 1:
-            raise ValueError("a batch must share one twin, size, step count and guidance scale")
+        propagates (how a revoked twin's in-flight generation is cancelled): it stops the whole
+        batch, every twin's rows."""
+        if not items or len({group_key(request)[1:5] for request, _, _ in items}) != 1:
+            raise ValueError("a batch must share one size, step count and guidance scale")
+        twin_ids = list(dict.fromkeys(request.twin_id for request, _, _ in items))
+        mixed = len(twin_ids) > 1
+        if mixed:
+            named = [t for t in twin_ids if t is not None]
+            if self.backend.handles_adapters:
+                raise ValueError(f"the {self.backend.name} backend renders one twin per batch: group items by twin")
+            if len(named) > self.twins.slot.lanes or not self.twins.slot.mixed:
+                raise ValueError(f"a batch may name at most {self.twins.slot.lanes if self.twins.slot.mixed else 1} "
+                                 f"distinct twins (ATELIER_SLOT_LANES), got {len(named)}")
+            if conditioning is not None and conditioning.edit is not None:
+                raise ValueError("an edit's batch renders one twin (the inpainting UNet's slot has one lane)")
         # Refused before any GPU work: a shape or size the backend cannot serve (a 422 naming the range).
         for request, _, _ in items:
             self.backend.check_request(request)
@@ -216,21 +234,30 @@ class Engine:
         timer = StageTimer(self.device)
         first = items[0][0]
 
-        # 1. The twin's adapter onto the device, through the cache tiers (outside the lock:
+        # 1. The twins' adapters onto the device, through the cache tiers (outside the lock:
         #    a cold load from the store never stalls generations of other twins).
-        adapter, tier = None, None
+        acquired: dict[str | None, tuple] = {None: (None, None)}
         with timer.stage("adapter"):
-            if first.twin_id is not None:
-                adapter, tier = self.twins.cache.acquire(self.twins.catalog.get(first.twin_id))
+            for twin_id in twin_ids:
+                if twin_id is not None:
+                    acquired[twin_id] = self.twins.cache.acquire(self.twins.catalog.get(twin_id))
+        adapter, tier = acquired[first.twin_id]
 
         with timer.stage("queue"):
             self._lock.acquire()
         try:
             # 2. Switch to this twin: in the slot (an in-place copy; nothing when it is already
             #    there), or, under TensorRT, fused and refit into the engine's touched weights.
+            #    A mixed batch: each twin in a lane, each UNet row pointed at its item's lane.
             with timer.stage("adapter"):
-                self.backend.use_adapter(self.twins.slot, adapter)
-            pil_images, components = self._denoise_and_decode(items, timer, between_steps, conditioning, adapter)
+                if mixed:
+                    do_cfg = first.guidance_scale > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+                    self.backend.use_adapters(self.twins.slot, [acquired[r.twin_id][0] for r, _, _ in items
+                                                                for _ in range(r.num_images)], do_cfg)
+                else:
+                    self.backend.use_adapter(self.twins.slot, adapter)
+            pil_images, components = self._denoise_and_decode(items, timer, between_steps, conditioning,
+                                                              None if mixed else adapter)
         finally:
             self._lock.release()
 
@@ -257,8 +284,9 @@ class Engine:
             timings = {k: round(ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
             if "mark" in ms:
                 timings["mark"] = round(ms["mark"], 3)
-            results.append(GenerationResult(generation_id, request.twin_id, seed, images, timings, tier,
-                                            adapter.sha256 if adapter else None, components=components))
+            item_adapter, item_tier = acquired[request.twin_id]
+            results.append(GenerationResult(generation_id, request.twin_id, seed, images, timings, item_tier,
+                                            item_adapter.sha256 if item_adapter else None, components=components))
         return results
 
     def _denoise_and_decode(self, items: list[tuple[GenerateRequest, int, str]], timer: StageTimer,

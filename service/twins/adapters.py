@@ -30,7 +30,8 @@ class TwinAdapters:
     @classmethod
     def build(cls, settings: Settings, registry: Registry, unet, device: torch.device, events: CacheEvents | None = None,
               slot: AdapterSlot | None = None, store: AdapterStore | None = None) -> "TwinAdapters":
-        slot = slot or AdapterSlot(unet, settings.lora_slot_rank, settings.lora_targets)
+        slot = slot or AdapterSlot(unet, settings.lora_slot_rank, settings.lora_targets,
+                                    lanes=settings.slot_lanes)
         store = store or open_adapter_store(settings)
 
         def prepare(data: bytes, record: TwinRecord) -> PreparedAdapter:

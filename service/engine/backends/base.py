@@ -95,8 +95,23 @@ class Backend(ABC):
         elif adapter is None:
             if slot.owner is not None:
                 slot.clear()
+            else:  # after a mixed batch the rows may still read twins' lanes: point them at none
+                slot.route_base()
         elif slot.owner != adapter.sha256:
             slot.load(adapter)
+
+    def use_adapters(self, slot: AdapterSlot, adapters: list[PreparedAdapter | None], cfg: bool) -> list[int]:
+        """Make the pipeline render `adapters[i]` on image row i (a mixed-twin batch): each
+        distinct twin in a lane of `slot`, each UNet row reading its lane (`AdapterSlot.route`;
+        `cfg`: the UNet batch is the rows twice). A backend that `handles_adapters` renders one
+        twin per batch (a TensorRT refit is per engine): more than one is refused (ValueError).
+        Callers hold the pipeline lock. Returns each image row's lane."""
+        if self.handles_adapters:
+            if len({a.sha256 if a is not None else None for a in adapters}) > 1:
+                raise ValueError(f"the {self.name} backend renders one twin per batch: group items by twin")
+            self.switch_adapter(adapters[0] if adapters else None)
+            return [0] * len(adapters)
+        return slot.route(adapters, cfg)
 
     def adapter_in_use(self, slot: AdapterSlot) -> str | None:
         """The sha256 of the adapter the pipeline renders with now (the backend's or the slot's)."""

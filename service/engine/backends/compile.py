@@ -36,7 +36,10 @@ is never swallowed.
 Twin swaps never recompile: the adapter slot (`service.twins.slot`) is created before
 compilation and a swap copies tensors into it in place (the same contract as diffusers'
 `enable_lora_hotswap`), so the compiled graphs see the same parameters with new values.
-`tests/test_compile_backend.py` checks this with `error_on_recompile`. Must never change
+`tests/test_compile_backend.py` checks this with `error_on_recompile`. Mixed-twin batches do
+not recompile either: each slot layer reads its rows' lanes from a tensor (`AdapterSlot.route`
+writes it in place), so which twin a row renders is data the graph takes, never a guard
+(`tests/test_mixed_lanes.py`, under `error_on_recompile`). Must never change
 numerics beyond the compiler's own reordering (tests compare against eager).
 """
 
