@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe, median  # noqa: E402
-from builds.demo import build_demo, build_twin_adapter, sha256_file  # noqa: E402
+from bench.homes import home_with_twins  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.registry import open_registry  # noqa: E402
 
@@ -34,16 +34,7 @@ N_TWINS = 8
 
 
 def make_home(root: Path) -> Path:
-    """A demo home with 8 bench twins."""
-    home = root / "home"
-    build_demo(home)
-    registry = open_registry(Settings.from_env({"ATELIER_HOME": str(home)}).db_url)
-    for i in range(N_TWINS):
-        adapter = home / "adapters" / f"bench-{i}.safetensors"
-        build_twin_adapter(home / "demo" / "pipeline", 100 + i, adapter)
-        registry.put_twin(f"bench-{i}", display_name=f"Bench {i}", adapter_key=adapter.name,
-                          adapter_sha256=sha256_file(adapter), rank=4)
-    return home
+    return home_with_twins(root, "bench", N_TWINS, 100)
 
 
 def timed(fn) -> float:
