@@ -8,9 +8,10 @@ accuracy: its scores are noise)."""
 
 from __future__ import annotations
 
+import functools
+
 import io
 import logging
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -20,6 +21,7 @@ from service.errors import Forbidden
 from service.tenancy.consent import ConsentGate, GarmentReviewRequired, Grant, classified_category
 from tests.conftest import SMALL
 from tests.test_tenancy import new_twin
+from tests.polling import wait_for as poll
 
 PRINCIPAL = SimpleNamespace(tenant_id="demo")
 
@@ -151,14 +153,7 @@ def test_without_the_setting_no_classifier_runs_and_a_notice_is_logged(caplog):
 # -- review through the API ----------------------------------------------------------------
 
 
-def wait_for(check, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+wait_for = functools.partial(poll, timeout=180.0)
 
 
 @pytest.fixture(scope="module")

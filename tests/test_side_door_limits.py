@@ -14,6 +14,8 @@ Studio behind TLS: the smaller side doors of issue 25, replayed against real com
 
 from __future__ import annotations
 
+import functools
+
 import re
 import socket
 import threading
@@ -28,19 +30,13 @@ from starlette.testclient import TestClient
 
 from tests.trickle_server import TrickleServer
 from tests.trust_support import audit_bytes, audit_records, build_world
+from tests.polling import wait_for as poll
 
 PROXY = "10.0.0.7"  # inside ATELIER_TRUSTED_PROXIES below
 STRANGER = "203.0.113.9"
 
 
-def wait_for(check, timeout: float = 60.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
+wait_for = functools.partial(poll, timeout=60.0, every=0.05)
 
 
 def error(response) -> tuple[int, str]:

@@ -8,24 +8,15 @@ run wherever Python does, so Studio's guarantees are checked even where Chromium
 from __future__ import annotations
 
 import re
-import time
 from contextlib import nullcontext
 
 import pytest
 
 from tests.conftest import SMALL
+from tests.polling import wait_for
 
 ITEM = {"twin_id": "demo-ava", **SMALL}
 
-
-def wait_for(check, timeout: float = 120.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture()
