@@ -29,7 +29,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from tests.trickle_server import TrickleServer
-from tests.trust_support import audit_bytes, audit_records, build_world
+from tests.trust_support import audit_bytes, audit_records, build_world, freeze_minute
 from tests.polling import wait_for as poll
 
 PROXY = "10.0.0.7"  # inside ATELIER_TRUSTED_PROXIES below
@@ -158,10 +158,7 @@ def world(demo_home, tmp_path_factory):
 
 @pytest.fixture()
 def frozen_minute(world, monkeypatch):
-    """One minute for the source guard and the refusal ledger, whatever the wall clock does."""
-    now, wall = time.monotonic(), time.time()
-    monkeypatch.setattr(world.core.trust.sources, "_clock", lambda: now - now % 60 + 30)
-    monkeypatch.setattr(world.core.trust.refusals, "_clock", lambda: wall - wall % 60 + 30)
+    freeze_minute(world, monkeypatch)
 
 
 def spend_budget(world, source: str) -> None:

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 from safetensors.numpy import save
 
-from tests.trust_support import audit_bytes, audit_records, build_world
+from tests.trust_support import audit_bytes, audit_records, build_world, freeze_minute
 
 GEN = {"twin_id": "demo-ava", "prompt": "studio photo, linen dress", "width": 256, "height": 256, "steps": 2}
 ATTACKER = "198.51.100.7"
@@ -69,12 +69,7 @@ def verify(world, data: bytes, key: str = "demo", content_type: str = "image/png
 
 @pytest.fixture()
 def frozen_minute(world, monkeypatch):
-    """One minute for the source guard and the refusal ledger, whatever the wall clock does."""
-    import time
-
-    now, wall = time.monotonic(), time.time()
-    monkeypatch.setattr(world.core.trust.sources, "_clock", lambda: now - now % 60 + 30)
-    monkeypatch.setattr(world.core.trust.refusals, "_clock", lambda: wall - wall % 60 + 30)
+    freeze_minute(world, monkeypatch)
 
 
 def test_a_keyless_flood_costs_a_few_compact_records_and_keyed_traffic_goes_on(world, frozen_minute):

@@ -110,3 +110,18 @@ def audit_records(world: World, **match) -> list[dict]:
 
 def audit_bytes(world: World) -> int:
     return sum(p.stat().st_size for p in (world.settings.audit_dir / "segments").glob("*.jsonl"))
+
+
+def freeze_minute(world: World, monkeypatch) -> None:
+    """One minute for the source guard and the refusal ledger, whatever the wall clock does.
+
+    The ledger starts empty: an earlier test's minute (frozen to another wall minute) would
+    otherwise be rolled over, and its summary written, by this test's first refusal (a CI run
+    that crossed a minute between two tests measured that summary as this test's growth).
+    """
+    import time
+
+    world.core.trust.refusals.flush(everything=True)
+    now, wall = time.monotonic(), time.time()
+    monkeypatch.setattr(world.core.trust.sources, "_clock", lambda: now - now % 60 + 30)
+    monkeypatch.setattr(world.core.trust.refusals, "_clock", lambda: wall - wall % 60 + 30)
