@@ -1,13 +1,14 @@
 """Load: N clients for M seconds against a served Atelier; status counts, p50/p95, and the audit check.
 
 Each client loops small generations (`POST /v1/generate`), and every `--verify-every`-th call
-verifies the last image it got (`POST /v1/verify`). At the end the audit log is read (a
-reader beside the running writer): the `generation` records with outcome `ok` must be exactly
+verifies the last image it got (`POST /v1/verify`). At the end the fleet's audit record is
+read from the registry database (beside the running writers): the `generation` records with outcome `ok` must be exactly
 the 200 generations the clients got, one each. The report is JSON: statuses, latency p50/p95
 per route (all answers, and 200s only), requests per second, the audit check, and the machine.
 
     python bench/load.py --clients 4 --seconds 60                  # serves the demo itself
-    python bench/load.py --url http://127.0.0.1:3000 --token $ATELIER_DEMO_KEY --audit-dir var/audit
+    python bench/load.py --url http://127.0.0.1:3000 --token $ATELIER_DEMO_KEY --audit-db sqlite:///var/registry.db
+    python bench/load.py --url http://a:3000 --url http://b:3000 --token ... --audit-db postgresql://...  # a fleet
 
 Requests are sent only to the given loopback URL, bounded by count of clients and seconds.
 """
@@ -40,9 +41,11 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 1)
 
 
-def run_load(url: str, token: str, clients: int, seconds: float, *, verify_every: int = 4,
-             audit_dir: Path | None = None, timeout_s: float = 120.0) -> dict:
-    """Drive the service and return the report (see the module docstring)."""
+def run_load(url: str | list[str], token: str, clients: int, seconds: float, *, verify_every: int = 4,
+             audit_db: str | None = None, timeout_s: float = 120.0) -> dict:
+    """Drive the service and return the report (see the module docstring). With several URLs
+    (gateways of one fleet), client i talks to URL i mod len(urls)."""
+    urls = [url] if isinstance(url, str) else list(url)
     deadline = time.monotonic() + seconds
     lock = threading.Lock()
     statuses: Counter = Counter()
@@ -54,7 +57,7 @@ def run_load(url: str, token: str, clients: int, seconds: float, *, verify_every
     def client(index: int) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         last_image = None
-        with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as http:
+        with httpx.Client(base_url=urls[index % len(urls)], headers=headers, timeout=timeout_s) as http:
             n = 0
             while time.monotonic() < deadline:
                 n += 1
@@ -93,7 +96,7 @@ def run_load(url: str, token: str, clients: int, seconds: float, *, verify_every
     elapsed = time.monotonic() - started
     total = sum(statuses.values())
     report = {
-        "clients": clients, "seconds": seconds, "elapsed_s": round(elapsed, 1), "requests": total,
+        "clients": clients, "gateways": len(urls), "seconds": seconds, "elapsed_s": round(elapsed, 1), "requests": total,
         "requests_per_s": round(total / elapsed, 2) if elapsed else None,
         "statuses": dict(sorted(statuses.items())), "transport_errors": dict(errors),
         "server_errors": sum(n for key, n in statuses.items() if key.rsplit(" ", 1)[1].startswith("5")),
@@ -103,19 +106,21 @@ def run_load(url: str, token: str, clients: int, seconds: float, *, verify_every
                           for route, v in sorted(ok_latencies.items())},
         "generations_ok": len(generated),
     }
-    if audit_dir is not None:
-        report["audit"] = audit_check(audit_dir, generated)
+    if audit_db is not None:
+        report["audit"] = audit_check(audit_db, generated)
     return report
 
 
-def audit_check(audit_dir: Path, generated: list[str]) -> dict:
-    """Every 200 generation has exactly one `ok` generation record, and no other `ok` record exists
-    for this run's generations (the records are read beside the running writer)."""
-    from service.audit.log import AuditLog
+def audit_check(db_url: str, generated: list[str]) -> dict:
+    """Every 200 generation has exactly one `ok` generation record in the fleet's audit record
+    (the registry database at `db_url`, read beside the running writers), and no other `ok`
+    record exists for this run's generations."""
+    from service.registry import Database
+    from service.registry.audit import AuditRecords
 
     wanted = set(generated)
-    ok = Counter(r.get("generation_id") for r in AuditLog.read_only(audit_dir).iter_records()
-                 if r.get("event") == "generation" and r.get("outcome") == "ok" and r.get("generation_id") in wanted)
+    ok = Counter(r.get("generation_id") for r in AuditRecords(Database(db_url)).find("event", "generation")
+                 if r.get("outcome") == "ok" and r.get("generation_id") in wanted)
     return {"generations_200": len(generated), "distinct": len(wanted), "ok_records": sum(ok.values()),
             "missing": sorted(wanted - set(ok))[:5], "duplicated": sorted(g for g, n in ok.items() if n > 1)[:5],
             "matches": len(generated) == len(wanted) == sum(ok.values()) and all(n == 1 for n in ok.values())}
@@ -123,9 +128,10 @@ def audit_check(audit_dir: Path, generated: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a served Atelier (default: serve the demo here)")
+    parser.add_argument("--url", action="append", help="a served Atelier's gateway, repeatable for a fleet "
+                        "(default: serve the demo here)")
     parser.add_argument("--token", help="an API key with the generate and verify scopes")
-    parser.add_argument("--audit-dir", type=Path, help="its audit directory, for the audit check")
+    parser.add_argument("--audit-db", help="its registry database URL (ATELIER_DB_URL), for the audit check")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--verify-every", type=int, default=4)
@@ -142,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         home = work / "home"
         build_demo(home)
         args.token = read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"]
-        args.audit_dir = home / "audit"
+        args.audit_db = f"sqlite:///{home / 'registry.db'}"
         served = serve(home, work, env={"ATELIER_WARMUP": "1", "ATELIER_MAX_IMAGE_SIDE": "256", "ATELIER_MAX_STEPS": "2"})
         args.url = served.url
     try:
         report = run_load(args.url, args.token, args.clients, args.seconds, verify_every=args.verify_every,
-                          audit_dir=args.audit_dir)
+                          audit_db=args.audit_db)
     finally:
         if served is not None:
             served.stop()

@@ -20,8 +20,8 @@ The registry commands talk to the registry database directly (ATELIER_DB_URL, de
 their input with the HTTP API's body models, and print one JSON object on stdout.
 Timestamps are ISO 8601 with a timezone (`Z` accepted); a bare YYYY-MM-DD is midnight UTC.
 Exit 1: the registry refuses (`error: <code>: <message>` on stderr). Exit 2: bad arguments or
-settings, missing S3 support. Defaults: `--dir` = `$ATELIER_HOME/audit`
-(ATELIER_AUDIT_DIR), `--key` = `$ATELIER_HOME/keys/audit_ed25519.pub.pem`.
+settings, missing S3 support. Defaults: the registry database's chains (ATELIER_DB_URL; `--dir`
+reads one chain's files instead), `--key` = `$ATELIER_HOME/keys/audit_ed25519.pub.pem`.
 Must never: write to the audit log (every command is read-only; the registry commands write
 the registry only, and are not audited), print key material or secrets (an API key's token
 is printed once, by `keys create`; its hash never).
@@ -63,12 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     log_source = argparse.ArgumentParser(add_help=False)
-    log_source.add_argument("--dir", type=Path, default=None, help="audit log directory (default: $ATELIER_HOME/audit)")
+    log_source.add_argument("--dir", type=Path, default=None, help="one audit chain's directory (default: every chain in the registry database)")
     log_source.add_argument(
         "--from-s3", action="store_true", help="download the shipped log from S3 into a temp dir and use that"
     )
-    log_source.add_argument("--log-id", default=None, help="with --from-s3: which replica's log (each ships under "
-                            "<ATELIER_AUDIT_S3>/<log id>; default: the local log's id)")
+    log_source.add_argument("--log-id", default=None, help="with --from-s3: which chain (each gateway process writes "
+                            "one, shipped under <ATELIER_AUDIT_S3>/<log id>; default: the --dir chain's id)")
 
     audit = commands.add_parser("audit", help="verify and inspect the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")

@@ -34,6 +34,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {raw!r}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -243,6 +256,8 @@ class Settings:
     audit_prompts: str = "verbatim"
     audit_s3: str | None = None
     audit_retention_days: int = 2555
+    audit_heartbeat_s: float = 10.0
+    audit_orphan_after_s: float = 60.0
     device: str = "auto"
     dtype: str = "auto"
     backend: str = "eager"
@@ -381,6 +396,8 @@ class Settings:
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),
+            audit_heartbeat_s=_float(env, "ATELIER_AUDIT_HEARTBEAT_S", 10.0, minimum=0.05),
+            audit_orphan_after_s=_float(env, "ATELIER_AUDIT_ORPHAN_AFTER_S", 60.0, minimum=0.1),
             compile_mode=_choice(env, "ATELIER_COMPILE_MODE", "regional", ("regional", "full")),
             compile_dynamic=_bool(env, "ATELIER_COMPILE_DYNAMIC", True),
             compile_compiler=_choice(env, "ATELIER_COMPILE_COMPILER", "inductor", ("inductor", "aot_eager", "eager")),

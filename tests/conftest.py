@@ -141,11 +141,11 @@ def local_renderer():
 
 @pytest.fixture()
 def records(demo_home):
-    """Read the service's audit log from disk (as another process would): records where field == value."""
-    from service.audit.log import AuditLog
+    """Read the service's audit record from the registry (as another process would): records where field == value."""
+    from tests.audit_reading import find
 
     def read(field: str, value: str) -> list[dict]:
-        return AuditLog.read_only(demo_home / "audit").find(field, value)
+        return find(demo_home, field, value)
 
     return read
 

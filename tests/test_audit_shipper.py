@@ -404,13 +404,19 @@ def test_download_log_refuses_bytes_that_do_not_match_their_sha256(s3_server, lo
         download_log(tmp_path / "copy", bucket=locked_bucket, prefix="x", client=s3_server.client())
 
 
-def test_each_audit_log_ships_under_its_own_id(s3_env, locked_bucket, tmp_path, monkeypatch):
-    """Two replicas' logs both start at segment 1: under one prefix their names would collide."""
-    from service.audit.recorder import Recorder, log_id
+def test_each_gateway_chain_ships_under_its_own_id(s3_env, locked_bucket, tmp_path, monkeypatch):
+    """Two gateways on one registry each write a chain numbered from 1: under one prefix their
+    segment names would collide, so each ships under `<prefix>/<log id>`."""
+    from service.audit.recorder import Recorder
     from service.config import Settings
+    from service.registry import open_registry
     from builds.audit_key import build_audit_key
 
-    private, _ = build_audit_key(tmp_path / "keys")
+    from service.audit.checkpoint import load_public_key
+    from service.audit.verify import verify_log
+
+    private, public = build_audit_key(tmp_path / "keys")
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
     ids = []
     for replica in ("a", "b"):
         settings = Settings.from_env({
@@ -419,16 +425,19 @@ def test_each_audit_log_ships_under_its_own_id(s3_env, locked_bucket, tmp_path, 
             "ATELIER_S3_ENDPOINT_URL": s3_env.endpoint_url, "ATELIER_S3_REGION": s3_env.region,
             "ATELIER_AUDIT_SEGMENT_RECORDS": "2",
         })
-        recorder = Recorder.from_settings(settings)
+        recorder = Recorder.from_settings(settings, registry.db)
         for i in range(3):
             recorder.record({"event": "test", "replica": replica, "i": i})
-        recorder.close()
-        ids.append(log_id(settings.audit_dir))
-        assert log_id(settings.audit_dir) == ids[-1]  # stable once made
+        recorder.close()  # ends the chain: its last, short segment is sealed and shipped too
+        ids.append(recorder.log.log_id)
     assert ids[0] != ids[1]
     for replica, ident in zip(("a", "b"), ids):
         copy = download_log(tmp_path / f"copy-{replica}", bucket=locked_bucket, prefix="fleet", log_id=ident,
                             client=s3_env.client())
         shipped = sorted(p.name for p in (copy / "segments").iterdir())
-        assert shipped and shipped == sorted(p.name for p in (tmp_path / f"audit-{replica}" / "segments").iterdir()
-                                             if not p.name.startswith("open-"))
+        assert shipped == ["000000000001-000000000002.jsonl", "000000000003-000000000003.jsonl"]
+        local = tmp_path / f"audit-{replica}" / "chains" / ident / "segments"
+        assert shipped == sorted(p.name for p in local.iterdir())
+        records = [json.loads(line) for name in shipped for line in (copy / "segments" / name).read_text().splitlines()]
+        assert [(r["replica"], r["i"]) for r in records] == [(replica, 0), (replica, 1), (replica, 2)]
+        assert verify_log(copy, [load_public_key(public)]).ok

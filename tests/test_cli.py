@@ -1,4 +1,5 @@
-"""`atelier` admin CLI: audit verify / show, usage; exit codes and output."""
+"""`atelier` admin CLI: audit verify / show, usage (over the registry's chains, or one chain's files);
+exit codes and output."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 
 from builds.audit_key import build_audit_key
 from service.audit.checkpoint import CheckpointSigner
-from service.audit.log import AuditLog
+from service.audit.archive import ChainArchive
+from service.audit.chain import ChainLog
+from service.registry import open_registry
+from service.registry.audit import AuditRecords
 from service.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,33 +25,48 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture()
 def home(tmp_path, monkeypatch) -> Path:
-    """An ATELIER_HOME with a dev audit key and a small log at the default places."""
+    """An ATELIER_HOME with a dev audit key and one small chain in its registry, archived in
+    segments of 5 under `audit/chains/<log id>`."""
     home = tmp_path / "home"
     private, _ = build_audit_key(home / "keys")
     monkeypatch.setenv("ATELIER_HOME", str(home))
-    monkeypatch.delenv("ATELIER_AUDIT_DIR", raising=False)
-    with AuditLog(home / "audit", CheckpointSigner.from_pem(private), checkpoint_every=4, segment_records=5,
-                  checkpoint_seconds=0) as log:
+    for name in ("ATELIER_AUDIT_DIR", "ATELIER_DB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    store = AuditRecords(open_registry(f"sqlite:///{home / 'registry.db'}").db)
+    signer = CheckpointSigner.from_pem(private)
+    archive = ChainArchive(store, home / "audit", segment_records=5, signer=signer)
+    with ChainLog(store, signer, checkpoint_every=4, checkpoint_seconds=0, archive=archive) as log:
         for i, (twin, images) in enumerate([("t1", 2), ("t2", 1), ("t1", 3), ("t1", 1), ("t2", 4)]):
             log.append({"tenant": "acme", "twin_id": twin, "generation_id": f"gen-{i}", "outcome": "ok",
                         "num_images": images})
         log.append({"tenant": "acme", "twin_id": "t1", "generation_id": "gen-5", "outcome": "error"})
+    (home / "chain").symlink_to(archive.chain_dir(log.log_id))
     return home
 
 
-def test_verify_ok_uses_the_default_dir_and_key(home, capsys):
+def test_verify_ok_uses_the_registry_and_the_default_key(home, capsys):
     assert main(["audit", "verify"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("OK: 6 records, 2 checkpoints")
+    assert out.startswith("OK: 6 records, 2 checkpoints verified in 1 chain(s) of the registry database")
+    assert main(["audit", "verify", "--dir", str(home / "chain")]) == 0  # the archived copy of that chain
+    assert capsys.readouterr().out.startswith("OK: 6 records, 2 checkpoints")
 
 
 def test_verify_reports_the_first_problem_and_exits_1(home, capsys):
-    segment = home / "audit" / "segments" / "000000000001-000000000005.jsonl"
-    segment.write_bytes(segment.read_bytes().replace(b'"gen-2"', b'"gen-7"'))
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{home / 'registry.db'}")
+    with engine.begin() as c:  # a record changed in the database after it was committed
+        c.execute(sa.text("UPDATE audit_records SET line = replace(line, '\"gen-2\"', '\"gen-7\"') WHERE seq = 3"))
     assert main(["audit", "verify"]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("FAIL: hash_mismatch (seq 3 000000000001-000000000005.jsonl)")
-    assert "problem(s); 6 records, 2 checkpoints" in out
+    assert out.splitlines()[0].startswith("FAIL: hash_mismatch (seq 3 000000000001-000000000006.jsonl)"), out
+    assert "problem(s); 6 records, 2 checkpoints in chain" in out
+    assert out.splitlines()[-1] == "FAIL: 1 of 1 chain(s) of the registry database did not verify"
+    segment = home / "chain" / "segments" / "000000000001-000000000005.jsonl"  # the archived copy, damaged
+    segment.write_bytes(segment.read_bytes().replace(b'"gen-2"', b'"gen-7"'))
+    assert main(["audit", "verify", "--dir", str(home / "chain")]) == 1
+    assert capsys.readouterr().out.startswith("FAIL: hash_mismatch (seq 3 000000000001-000000000005.jsonl)")
 
 
 def test_verify_with_another_key_fails_and_without_a_key_is_a_usage_error(home, tmp_path, capsys):
@@ -89,19 +108,23 @@ def test_bad_arguments_exit_2(home, capsys):
 
 def test_from_s3_without_shipper_exits_2(home, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "service.audit.shipper", None)  # import now fails
-    assert main(["audit", "verify", "--from-s3"]) == 2
+    assert main(["audit", "verify", "--from-s3", "--log-id", "0123456789abcdef"]) == 2
     assert "--from-s3 needs service.audit.shipper" in capsys.readouterr().err
+    monkeypatch.delitem(sys.modules, "service.audit.shipper")
+    assert main(["audit", "verify", "--from-s3"]) == 2  # which chain?
+    assert "--from-s3 needs --log-id" in capsys.readouterr().err
 
 
 def test_from_s3_verifies_the_downloaded_copy(home, monkeypatch, capsys):
     downloaded: list[Path] = []
 
-    def download_log(dest: Path) -> None:
+    def download_log(dest: Path, log_id: str) -> None:
         downloaded.append(dest)
-        shutil.copytree(home / "audit", dest, dirs_exist_ok=True)
+        assert log_id == (home / "chain" / "log_id").read_text().strip()
+        shutil.copytree(home / "chain", dest, dirs_exist_ok=True)
 
     monkeypatch.setitem(sys.modules, "service.audit.shipper", types.SimpleNamespace(download_log=download_log))
-    assert main(["audit", "verify", "--from-s3"]) == 0
+    assert main(["audit", "verify", "--from-s3", "--dir", str(home / "chain")]) == 0
     assert str(downloaded[0]) in capsys.readouterr().out
     assert not downloaded[0].exists()  # the temporary copy is removed afterwards
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from builds.serving import GATEWAY, RENDERER, free_port, serve, serve_one
-from service.audit.log import AuditLog
+from tests.audit_reading import find
 
 RENDERER_READY = '"logger": "atelier.renderer", "event": "ready"'
 ITEM = {"twin_id": "demo-ava", "prompt": "linen dress, studio", "width": 256, "height": 256, "steps": 2}
@@ -95,7 +95,7 @@ def all_items(url: str, token: str, job_id: str) -> list[dict]:
     return items
 
 
-def assert_delivered_once(s3_server, audit_dir: Path, prefix: str, job_id: str, items: list[dict]) -> None:
+def assert_delivered_once(s3_server, home: Path, prefix: str, job_id: str, items: list[dict]) -> None:
     """One ok audit record per item; one image object per image, holding the recorded bytes."""
     s3 = s3_server.client()
     listed = s3.list_objects_v2(Bucket=s3_server.bucket, Prefix=f"{prefix}/{job_id}/").get("Contents", [])
@@ -105,7 +105,7 @@ def assert_delivered_once(s3_server, audit_dir: Path, prefix: str, job_id: str, 
         [image] = item["images"]
         data = s3.get_object(Bucket=s3_server.bucket, Key=image["key"])["Body"].read()
         assert hashlib.sha256(data).hexdigest() == image["sha256"]
-    generations = [r for r in AuditLog.read_only(audit_dir).find("event", "generation")
+    generations = [r for r in find(home, "event", "generation")
                    if (r.get("job") or {}).get("job_id") == job_id]
     ok = sorted(r["job"]["item"] for r in generations if r["outcome"] == "ok")
     assert ok == list(range(len(items)))  # each item rendered, recorded and delivered exactly once
@@ -145,7 +145,7 @@ def test_a_job_fans_out_over_two_renderer_workers_while_reads_stay_fast(copied_h
     workers = [item["rendered_by"] for item in items]
     shares = sorted(workers.count(w) for w in set(workers))
     assert len(shares) == 2 and shares[0] >= 40 // 3, shares  # both workers rendered, each at least a third
-    assert_delivered_once(s3_server, tmp_path / "audit", "fanout", job_id, items)
+    assert_delivered_once(s3_server, copied_home, "fanout", job_id, items)
 
 
 def test_a_job_resumes_after_its_renderer_is_killed_and_gone_with_no_client_request(
@@ -182,4 +182,4 @@ def test_a_job_resumes_after_its_renderer_is_killed_and_gone_with_no_client_requ
         gateway.stop()
         renderer.stop()
     assert [item["status"] for item in done] == ["done"] * 10
-    assert_delivered_once(s3_server, tmp_path / "audit", "resume", job_id, done)
+    assert_delivered_once(s3_server, copied_home, "resume", job_id, done)

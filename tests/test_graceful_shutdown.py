@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from builds.serving import serve
-from service.audit.log import AuditLog
+from tests.audit_reading import audit_store, find
 
 
 @pytest.mark.slow
@@ -51,8 +51,13 @@ def test_sigterm_lets_the_running_generation_finish_and_flushes_the_audit_log(co
     finally:
         server.stop()
     assert answer.get("status") == 200, answer
-    [record] = AuditLog.read_only(audit_dir).find("generation_id", answer["body"]["generation_id"])
+    [record] = find(copied_home, "generation_id", answer["body"]["generation_id"])
     assert record["outcome"] == "ok" and record["images"]
-    # the shutdown hook ran: it signed a final checkpoint over the record (none is due before 60 s)
-    checkpoints = sorted((audit_dir / "checkpoints").glob("*.json"))
-    assert checkpoints and json.loads(checkpoints[-1].read_text())["tree_size"] >= 1
+    # the shutdown hook ran: it signed a final checkpoint over the chain, ended it and sealed
+    # its records into the archive directory (no checkpoint is due before 60 s)
+    store = audit_store(copied_home)
+    [chain] = [c for c in store.chains() if any(json.loads(line).get("generation_id") == record["generation_id"]
+                                                 for line in store.lines(c.log_id))]
+    assert chain.ended_at is not None and chain.archived == chain.size
+    checkpoints = sorted((audit_dir / "chains" / chain.log_id / "checkpoints").glob("*.json"))
+    assert checkpoints and json.loads(checkpoints[-1].read_text())["tree_size"] == chain.size

@@ -240,7 +240,7 @@ def private_jobs(copied_home, engine, s3_server, tmp_path, monkeypatch):
         "ATELIER_DEV_CALLBACKS": "1", "ATELIER_WEBHOOK_SCHEDULE_S": "0,0.2,0.2,0.2,0.2",
     })
     registry = open_registry(settings.db_url)
-    audit = Recorder.from_settings(settings)
+    audit = Recorder.from_settings(settings, registry.db)
     tenancy = Tenancy.build(registry, on_revoked=lambda twin: None)
     watcher = RevocationWatcher(registry, on_revoked=lambda twin: None)
     renderer = LocalRenderClient(RendererRuntime(settings, registry, engine, watcher))  # the session's pipeline

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from builds.serving import serve
-from service.audit.log import AuditLog
+from tests.audit_reading import chain_ids, records_of_chains_since
 from service.config import Settings
 from service.registry import JobStore
 from service.registry import open_registry
@@ -62,6 +62,7 @@ def test_a_job_survives_a_killed_bento(copied_home, demo_keys, tmp_path):
     assert 2 <= len(done_before) < 12 and running_before, [(i.index, i.status) for i in before]
 
     (tmp_path / "second").mkdir()
+    first_chains = chain_ids(copied_home)  # the first bento's audit chain; the second writes its own
     with serve(copied_home, tmp_path / "second", env={**env, "ATELIER_AUDIT_DIR": str(tmp_path / "audit-2")}) as second:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -80,6 +81,7 @@ def test_a_job_survives_a_killed_bento(copied_home, demo_keys, tmp_path):
         assert after[index].result == before[index].result
 
     # every unfinished item was rendered exactly once by the new bento; finished ones never again
-    rendered = [r["job"]["item"] for r in AuditLog.read_only(tmp_path / "audit-2").find("event", "generation")
-                if (r.get("job") or {}).get("job_id") == job_id and r["outcome"] == "ok"]
+    rendered = [r["job"]["item"] for r in records_of_chains_since(copied_home, first_chains)
+                if r.get("event") == "generation" and (r.get("job") or {}).get("job_id") == job_id
+                and r["outcome"] == "ok"]
     assert sorted(rendered) == sorted(set(range(12)) - done_before)

@@ -331,6 +331,10 @@ def test_every_operation_answers_as_documented(walk, served_demo):
     assert csv.headers["content-type"].startswith("text/csv")
     walk.keys["talent"] = talent["token"]
     walk.call("GET", "/v1/usage/talent", key="talent", expect=200)
+    walk.call("GET", "/v1/usage/talent/statement", key="talent", params={"from": "2020-01-01", "to": "2099-12-31"},
+              expect=200)
+    walk.call("GET", "/v1/usage/talent/statement", key="talent", params={"from": "2020-02-01", "to": "2020-01-01"},
+              expect=422)
     walk.call("GET", "/v1/admin/webhooks/deliveries", expect=200)
     walk.call("POST", "/v1/admin/webhooks/redeliver", json={"delivery_id": "msg_" + "0" * 32}, expect=404)
     # an approved item was delivered: nothing to redeliver (409); a job that is not there: 404

@@ -330,6 +330,8 @@ def test_talent_sees_only_its_twins_usage_and_operators_see_usage_and_audit(brow
         assert rows.count() >= 1
         assert {r.get_attribute("data-twin") for r in rows.all()} == {"demo-ben"}  # never another person's likeness
         assert "demo-ava" not in talent.page.content()
+        counted = talent.page.locator("#usage-counted").inner_text()  # says what its numbers are
+        assert "any of Atelier's servers" in counted and "never counted" in counted
         talent.shot(shots, "usage-talent")
         csv = talent.page.request.get(talent.base + "/usage.csv")
         assert csv.ok and "demo-ben" in csv.text() and "demo-ava" not in csv.text()

@@ -77,7 +77,7 @@ def test_a_talent_key_reads_only_its_own_twins_usage(client, admin_headers, demo
     assert mint(scopes=["generate"], twin_ids=["demo-cleo"]).status_code == 422  # only talent keys take twins
     assert mint(scopes=["talent", "generate"], twin_ids=["demo-cleo"]).status_code == 422  # read-only
     assert mint(scopes=["talent"], twin_ids=["nobody"]).status_code == 404
-    created = mint(scopes=["talent", "verify"], twin_ids=["demo-cleo"], name="Cleo")
+    created = mint(scopes=["talent", "verify"], twin_ids=["demo-cleo"], name="Cleo", requests_per_minute=600)
     assert created.status_code == 201 and created.json()["key"]["twin_ids"] == ["demo-cleo"]
     talent = {"Authorization": f"Bearer {created.json()['token']}"}
     assert any(r.get("twin_ids") == ["demo-cleo"] for r in records("event", "admin.key_create"))
@@ -94,6 +94,17 @@ def test_a_talent_key_reads_only_its_own_twins_usage(client, admin_headers, demo
     assert client.get("/v1/usage", headers=talent).json()["error"]["code"] == "insufficient_scope"
     assert client.post("/v1/generate", headers=talent, json={"twin_id": "demo-cleo", "prompt": "x", **SMALL}).status_code == 403
     assert client.get("/v1/usage/talent").json()["error"]["code"] == "insufficient_scope"  # a brand's key
+    # the statement: images per twin, brand, use and consent version; the same numbers when asked again
+    period = {"from": "2020-01-01", "to": "2099-12-31"}
+    statement = client.get("/v1/usage/talent/statement", headers=talent, params=period).json()
+    assert {r["twin_id"] for r in statement["rows"]} == {"demo-cleo"} and statement["from"] == "2020-01-01"
+    assert statement["images"] == sum(r["images"] for r in rows) == sum(r["images"] for r in statement["rows"])
+    assert all(r["brand"] == "demo" and r["use"] and isinstance(r["consent_version"], int) for r in statement["rows"])
+    assert client.get("/v1/usage/talent/statement", headers=talent, params=period).json()["rows"] == statement["rows"]
+    lines = client.get("/v1/usage/talent/statement", headers=talent, params={**period, "format": "csv"}).text.splitlines()
+    assert lines[0] == "twin_id,brand,use,consent_version,generations,images" and len(lines) == len(statement["rows"]) + 1
+    refused = client.get("/v1/usage/talent/statement", headers=talent, params={"from": "2020-01-01"})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "to"
     admin_rows = client.get("/v1/usage?period=month", headers=admin_headers).json()["rows"]
     assert {"demo-ava", "demo-cleo"} <= {r["twin_id"] for r in admin_rows}
 

@@ -1,7 +1,7 @@
 """An audit write failure heals by itself, says nothing of the machine, and takes readiness away
-while it lasts (finding 2). The disk is made to refuse writes for real: a child process sets
-its own file-size limit (RLIMIT_FSIZE) below the open segment, the way a full disk refuses
-them, then lifts it. The compact ledger of unauthenticated refusals is tested here too."""
+while it lasts (finding 2). The registry's disk is made to refuse writes for real: a child
+process sets its own file-size limit (RLIMIT_FSIZE) at the size of the SQLite write-ahead log,
+the way a full disk refuses them, then lifts it. The compact ledger of unauthenticated refusals is tested here too."""
 
 from __future__ import annotations
 
@@ -24,23 +24,27 @@ def test_a_failed_audit_write_is_a_clean_503_and_heals_when_the_disk_does(tmp_pa
     report = run_child(f"""
         import json, resource
         from pathlib import Path
+        from service.audit.archive import ChainArchive
         from service.audit.checkpoint import CheckpointSigner
-        from service.audit.log import AuditLog
+        from service.audit.chain import ChainLog
         from service.audit.recorder import Recorder
         from service.audit.verify import verify_log
         from service.errors import AtelierError
+        from service.registry import open_registry
+        from service.registry.audit import AuditRecords
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        directory = Path({str(tmp_path / "audit")!r})
+        db = Path({str(tmp_path / "registry.db")!r})
+        store = AuditRecords(open_registry(f"sqlite:///{{db}}").db)
         signer = CheckpointSigner(Ed25519PrivateKey.generate())
-        log = AuditLog(directory, signer=signer, checkpoint_every=4)
+        log = ChainLog(store, signer, checkpoint_every=4)
         recorder = Recorder(log, "verbatim")
         recorder.heal_interval_s = 0
         for i in range(6):
             recorder.record({{"event": "before", "i": i}})
-        segment = next(directory.glob("segments/open-*.jsonl"))
+        wal = db.with_name(db.name + "-wal")
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (segment.stat().st_size + 10, hard))  # the disk is full
+        resource.setrlimit(resource.RLIMIT_FSIZE, (wal.stat().st_size + 10, hard))  # the disk is full
         answers = []
         for i in range(3):
             try:
@@ -53,20 +57,26 @@ def test_a_failed_audit_write_is_a_clean_503_and_heals_when_the_disk_does(tmp_pa
         ready_after = recorder.available()
         recorder.record({{"event": "after"}})
         recorder.close()
-        records = [json.loads(line) for p in sorted(directory.glob("segments/*.jsonl")) for line in p.read_text().splitlines()]
-        result = verify_log(directory, [signer.public_key])
+        records = list(store.iter_records())
+        archive = ChainArchive(store, Path({str(tmp_path / "archive")!r}))
+        results = [verify_log(archive.export(c.log_id, Path({str(tmp_path)!r}, c.log_id)), [signer.public_key])
+                   for c in store.chains()]
         print(json.dumps({{"answers": answers, "ready_while_full": ready_while_full, "ready_after": ready_after,
                            "events": [r["event"] for r in records], "resumed": [r for r in records if r["event"] == "audit_resumed"],
-                           "verified": result.ok, "errors": [str(e) for e in result.problems]}}))
+                           "chains": [[c.size, c.ended_at is not None] for c in store.chains()],
+                           "verified": all(r.ok for r in results), "errors": [str(e) for r in results for e in r.problems]}}))
     """)
     assert report["ready_while_full"] is False and report["ready_after"] is True
     for status, code, message, headers in report["answers"]:
         assert (status, code) == (503, "audit_unavailable") and headers == {"Retry-After": "5"}
-        assert "EFBIG" not in message and "/" not in message and "Errno" not in message  # nothing of the machine
-    assert report["events"] == ["before"] * 6 + ["audit_resumed", "after"]  # nothing half-written kept
+        assert "SQLITE" not in message and "/" not in message and "Errno" not in message  # nothing of the machine
+    # nothing uncommitted kept: the broken chain ends after its 6 records; a new one goes on
+    assert report["events"] == ["before"] * 6 + ["audit_resumed", "after"]
+    assert report["chains"] == [[6, True], [2, True]]
     [resumed] = report["resumed"]
-    assert resumed["reason"] == "EFBIG" and resumed["refused_appends"] >= 3 and resumed["unavailable_since"]
-    assert report["verified"], report["errors"]  # the chain is whole
+    assert resumed["reason"].startswith("OperationalError:SQLITE_") and resumed["refused_appends"] >= 3
+    assert resumed["unavailable_since"]
+    assert report["verified"], report["errors"]  # both chains are whole, and checkpointed
 
 
 def test_the_gateway_answers_audit_unavailable_and_is_not_ready_until_it_heals(demo_home, tmp_path):
@@ -97,9 +107,9 @@ def test_the_gateway_answers_audit_unavailable_and_is_not_ready_until_it_heals(d
         api.state.core = core
         client = TestClient(api, headers={{"Authorization": "Bearer " + keys["ATELIER_ADMIN_KEY"]}})
         first = client.get("/admin/twins/list").status_code  # also writes the key's last_used_at
-        segment = next(Path({str(home)!r}, "audit", "segments").glob("open-*.jsonl"))
+        wal = Path({str(home)!r}, "registry.db-wal")  # the registry, where the audit record is committed
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (segment.stat().st_size + 10, hard))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (wal.stat().st_size + 10, hard))
         full = client.get("/admin/twins/list")
         ready_while_full = core.audit.available()
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
@@ -111,7 +121,7 @@ def test_the_gateway_answers_audit_unavailable_and_is_not_ready_until_it_heals(d
     """)
     status, body, retry = report["full"]
     assert (status, body["error"]["code"]) == (503, "audit_unavailable") and retry == "5"
-    assert "EFBIG" not in json.dumps(body) and str(home) not in json.dumps(body)
+    assert "SQLITE" not in json.dumps(body) and str(home) not in json.dumps(body)
     assert report["first"] == report["after"] == 200
     assert report["ready_while_full"] is False and report["ready_after"] is True
 

@@ -102,14 +102,16 @@ def build_world(demo_home: Path, tmp: Path, env: dict[str, str] | None = None, b
 
 
 def audit_records(world: World, **match) -> list[dict]:
-    from service.audit.log import AuditLog
+    from tests.audit_reading import every_record
 
-    records = list(AuditLog.read_only(world.settings.audit_dir).iter_records())
-    return [r for r in records if all(r.get(k) == v for k, v in match.items())]
+    return [r for r in every_record(world.settings.db_url) if all(r.get(k) == v for k, v in match.items())]
 
 
 def audit_bytes(world: World) -> int:
-    return sum(p.stat().st_size for p in (world.settings.audit_dir / "segments").glob("*.jsonl"))
+    """The size of every committed record (their canonical JSON lines)."""
+    from tests.audit_reading import audit_store
+
+    return audit_store(world.settings.db_url).total_bytes()
 
 
 def freeze_minute(world: World, monkeypatch) -> None:

@@ -1,10 +1,11 @@
 """The service's audit recorder: one place that turns requests into durable records.
 
-Owns: opening the audit log from the settings (with its checkpoint signing key), the WORM
-shipper when `ATELIER_AUDIT_S3` is set, appending each event (fsync'ed before the caller
-answers), healing after a write failure, and closing everything on shutdown.
+Owns: opening this process's audit chain in the registry database from the settings (with
+its checkpoint signing key, its archive under `ATELIER_AUDIT_DIR/chains` and the WORM shipper
+when `ATELIER_AUDIT_S3` is set), appending each event (committed before the caller answers),
+healing after a failed commit, and closing everything on shutdown.
 
-While the log cannot write (disk full, file-size limit, I/O error), every append raises one
+While the log cannot write (the database unreachable or refusing writes), every append raises one
 typed error, `503 audit_unavailable`, that names no file, path or OS error (those go to the
 operator's log); `available()` is what /readyz reports, and it retries the log (at most once
 per `heal_interval_s`), as does the next append: once a write succeeds again the log takes
@@ -15,8 +16,6 @@ the caller answers 503.
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import logging
 from typing import Any
 
 from service.audit.checkpoint import CheckpointSigner
-from service.audit.log import AuditLog
+from service.audit.chain import ChainLog
 from service.audit.record import AuditError, InvalidEvent, utc_timestamp
 from service.config import Settings
 from service.errors import AtelierError, ModelLoadError
@@ -33,25 +32,28 @@ from service.errors import AtelierError, ModelLoadError
 log = logging.getLogger("atelier.audit")
 
 
-LOG_ID_FILE = "log_id"
+def shipper_factory(settings: Settings):
+    """(chain directory, log_id) -> an `AuditShipper` to `ATELIER_AUDIT_S3/<log_id>/`, or None
+    when no archive bucket is configured. Each chain ships under its own id: every chain numbers
+    its records from 1, so a shared prefix would make segment names collide."""
+    if not settings.audit_s3:
+        return None
+    from service.audit.shipper import AuditShipper
 
+    bucket, _, prefix = settings.audit_s3[len("s3://"):].partition("/")
+    checked: list[bool] = []
 
-def log_id(audit_dir: Path) -> str:
-    """This audit log's id (16 hex characters, created with the log, kept with it)."""
-    path = Path(audit_dir) / LOG_ID_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        candidate = path.with_suffix(f".{secrets.token_hex(4)}")
-        candidate.write_text(secrets.token_hex(8) + "\n")
-        try:
-            os.link(candidate, path)  # first writer wins, atomically
-        except FileExistsError:
-            pass
-        finally:
-            candidate.unlink(missing_ok=True)
-        return path.read_text().strip()
+    def make(directory: Path, chain_id: str) -> AuditShipper:
+        shipper = AuditShipper(directory, bucket, f"{prefix.strip('/')}/{chain_id}".strip("/"),
+                               settings.audit_retention_days, endpoint_url=settings.s3_endpoint_url,
+                               region=settings.s3_region)
+        if not checked:  # once per process: the bucket's lock and retention settings
+            checked.append(True)
+            for problem in shipper.check_bucket():
+                log.warning("audit bucket problem", extra={"fields": {"problem": problem}})
+        return shipper
+
+    return make
 
 
 class AuditUnavailable(AuditError):
@@ -70,10 +72,9 @@ class AuditUnavailable(AuditError):
 class Recorder:
     heal_interval_s = 1.0
 
-    def __init__(self, audit_log: AuditLog, prompts: str, shipper=None, clock=time.monotonic):
+    def __init__(self, audit_log: ChainLog, prompts: str, clock=time.monotonic):
         self.log = audit_log
         self.prompts = prompts
-        self.shipper = shipper
         self._clock = clock
         self._heal_lock = threading.Lock()
         self._last_heal = float("-inf")
@@ -82,33 +83,28 @@ class Recorder:
         self._refused = 0  # appends refused during this outage
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Recorder":
+    def from_settings(cls, settings: Settings, db) -> "Recorder":
+        """The recorder of this gateway process: its own chain in the registry database `db`
+        (a `service.registry.Database`), archived under `ATELIER_AUDIT_DIR/chains` and shipped
+        to `ATELIER_AUDIT_S3` when it is set."""
         if not settings.audit_key.is_file():
             raise ModelLoadError(
                 f"the audit checkpoint key {str(settings.audit_key)!r} is missing: run `make demo` "
                 "(builds a development key) or set ATELIER_AUDIT_KEY"
             )
-        audit_log = AuditLog(
-            settings.audit_dir,
-            signer=CheckpointSigner.from_pem(settings.audit_key),
-            checkpoint_every=settings.audit_checkpoint_records,
-            checkpoint_seconds=settings.audit_checkpoint_seconds,
-            segment_records=settings.audit_segment_records,
-        )
-        shipper = None
-        if settings.audit_s3:
-            from service.audit.shipper import AuditShipper
+        from service.audit.archive import ChainArchive
+        from service.audit.chain import ChainLog, writer_name
+        from service.registry.audit import AuditRecords
 
-            bucket, _, prefix = settings.audit_s3[len("s3://") :].partition("/")
-            # Each log ships under its own id: replicas (and a replica's successor on a fresh
-            # disk) number segments from 1, so a shared prefix would make their names collide.
-            prefix = f"{prefix.strip('/')}/{log_id(settings.audit_dir)}".strip("/")
-            shipper = AuditShipper(settings.audit_dir, bucket, prefix, settings.audit_retention_days,
-                                   endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
-            for problem in shipper.check_bucket():
-                log.warning("audit bucket problem", extra={"fields": {"problem": problem}})
-            shipper.start()
-        return cls(audit_log, settings.audit_prompts, shipper)
+        store = AuditRecords(db)
+        signer = CheckpointSigner.from_pem(settings.audit_key)
+        archive = ChainArchive(store, settings.audit_dir, segment_records=settings.audit_segment_records,
+                               signer=signer, shipper_for=shipper_factory(settings), archiver=writer_name(),
+                               orphan_after_s=settings.audit_orphan_after_s)
+        chain = ChainLog(store, signer, checkpoint_every=settings.audit_checkpoint_records,
+                         checkpoint_seconds=settings.audit_checkpoint_seconds,
+                         heartbeat_s=settings.audit_heartbeat_s, archive=archive)
+        return cls(chain, settings.audit_prompts)
 
     def record(self, event: dict[str, Any]) -> dict[str, Any]:
         """Append and fsync; raises `AuditUnavailable` (503) if the record cannot be made durable."""
@@ -160,7 +156,5 @@ class Recorder:
             return True
 
     def close(self) -> None:
-        """Final checkpoint, seal the open segment, and ship what is sealed."""
+        """Final checkpoint, end the chain, seal and ship what it holds."""
         self.log.close()
-        if self.shipper is not None:
-            self.shipper.stop(flush=True)

@@ -85,5 +85,18 @@ def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
+STATEMENT_COLUMNS = ("twin_id", "brand", "use", "consent_version", "generations", "images")
+
+
+def statement_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A talent statement's rows as CSV with a header row."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=STATEMENT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in STATEMENT_COLUMNS})
+    return out.getvalue()
+
+
 def to_json(rows: Iterable[Mapping[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2) + "\n"

@@ -1,8 +1,11 @@
-"""`atelier audit verify|show` and `atelier usage`: the audit log, read locally or from S3.
+"""`atelier audit verify|show` and `atelier usage`: the fleet's audit record, or an archived chain.
 
-Owns: where a command finds the log (`--dir`, `$ATELIER_HOME/audit`, or a copy downloaded
-from S3 into a temporary directory that `service.cli` removes afterwards), the default public
-key, and what each command prints. Must never write to the audit log.
+Owns: where a command finds the record (by default the registry database, `ATELIER_DB_URL`:
+every chain of every gateway; `--dir` for one chain's files, e.g. a chain directory under
+`$ATELIER_HOME/audit/chains/`; or `--from-s3`, a chain downloaded from the archive into a
+temporary directory that `service.cli` removes afterwards), the default public key, and what
+each command prints. Must never write to the audit record (verifying the database exports each
+chain to a temporary directory and checks it exactly as an archived copy is checked).
 """
 
 from __future__ import annotations
@@ -17,9 +20,16 @@ from pathlib import Path
 from service.commands.common import UsageError, load_settings
 
 
-def _default_dir() -> Path:
-    settings = load_settings()
-    return getattr(settings, "audit_dir", settings.home / "audit")
+def _store():
+    """The fleet's records in the registry database (`ATELIER_DB_URL`)."""
+    from service.registry import Database
+    from service.registry.audit import AuditRecords
+
+    return AuditRecords(Database(load_settings().db_url))
+
+
+def _from_files(args: argparse.Namespace) -> bool:
+    return bool(args.dir or args.from_s3)
 
 
 def _default_key() -> Path:
@@ -49,12 +59,15 @@ def _download_from_s3(log_id: str | None) -> Path:
 def _log_dir(args: argparse.Namespace) -> Path:
     if args.from_s3:
         log_id = getattr(args, "log_id", None)
-        local = (args.dir or _default_dir()) / "log_id"
-        if log_id is None and local.is_file():
-            log_id = local.read_text().strip()  # this machine's log, by default
+        local = args.dir / "log_id" if args.dir else None
+        if log_id is None and local is not None and local.is_file():
+            log_id = local.read_text().strip()  # the chain of that directory
+        if log_id is None:
+            raise UsageError("--from-s3 needs --log-id: the chain to download (`atelier audit verify` lists the "
+                             "registry's chains with --all)")
         args.cleanup = _download_from_s3(log_id)
         return args.cleanup
-    return args.dir or _default_dir()
+    return args.dir
 
 
 # ---- commands ------------------------------------------------------------------------------------
@@ -69,18 +82,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         keys = [load_public_key(Path(p)) for p in paths]
     except KeyFileError as exc:
         raise UsageError(f"{exc} (pass --key, or build one with `python builds/audit_key.py`)") from None
+    if not _from_files(args):
+        return _verify_database(keys, args)
     directory = _log_dir(args)
-    result = verify_log(directory, keys)
+    return _report(verify_log(directory, keys), str(directory), args)
+
+
+def _report(result, where: str, args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
-        print(f"OK: {result.records} records, {result.checkpoints} checkpoints verified in {directory}")
+        print(f"OK: {result.records} records, {result.checkpoints} checkpoints verified in {where}")
     else:
         print(f"FAIL: {result.first}")
         for problem in result.problems if args.all else ():
             print(f"  {problem}")
         print(
-            f"{len(result.problems)} problem(s); {result.records} records, {result.checkpoints} checkpoints in {directory}"
+            f"{len(result.problems)} problem(s); {result.records} records, {result.checkpoints} checkpoints in {where}"
             + ("" if args.all else " (--all lists every problem)")
         )
     if result.unanchored:
@@ -88,10 +106,39 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _verify_database(keys, args: argparse.Namespace) -> int:
+    """Every chain of the fleet, each exported and verified as an archived copy would be."""
+    from service.audit.archive import ChainArchive
+    from service.audit.verify import verify_log
+
+    store = _store()
+    archive = ChainArchive(store, Path(tempfile.gettempdir()))
+    chains = store.chains()
+    failed = records = checkpoints = 0
+    for chain in chains:
+        with tempfile.TemporaryDirectory(prefix="atelier-chain-") as temp:
+            result = verify_log(archive.export(chain.log_id, Path(temp)), keys)
+        state = "ended" if chain.ended_at else "open"
+        if not result.ok or args.all:
+            _report(result, f"chain {chain.log_id} ({state}, written by {chain.writer})", args)
+        failed += 0 if result.ok else 1
+        records += result.records
+        checkpoints += result.checkpoints
+    where = f"{len(chains)} chain(s) of the registry database"
+    if failed:
+        print(f"FAIL: {failed} of {where} did not verify")
+        return 1
+    print(f"OK: {records} records, {checkpoints} checkpoints verified in {where}")
+    return 0
+
+
 def cmd_audit_show(args: argparse.Namespace) -> int:
     from service.audit.log import find_records
 
-    records = find_records(_log_dir(args), "generation_id", args.generation_id)
+    if _from_files(args):
+        records = find_records(_log_dir(args), "generation_id", args.generation_id)
+    else:
+        records = _store().find("generation_id", args.generation_id)
     for record in records:
         print(json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True))
     if not records:
@@ -106,6 +153,11 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
     if args.date_from and args.date_to and args.date_from > args.date_to:
         raise UsageError("--from is after --to")
-    rows = aggregate(iter_records(_log_dir(args)), twin=args.twin, date_from=args.date_from, date_to=args.date_to)
+    if _from_files(args):
+        rows = aggregate(iter_records(_log_dir(args)), twin=args.twin, date_from=args.date_from,
+                         date_to=args.date_to)
+    else:  # the whole fleet's record, counted in the database
+        rows = _store().usage(twin=args.twin, date_from=args.date_from and args.date_from.isoformat(),
+                              date_to=args.date_to and args.date_to.isoformat())
     sys.stdout.write(to_csv(rows) if args.format == "csv" else to_json(rows))
     return 0

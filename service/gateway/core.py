@@ -80,7 +80,7 @@ class GatewayCore:
     def build(cls, settings: Settings, renderer: RenderClient) -> "GatewayCore":
         started = time.perf_counter()
         registry = open_registry(settings.db_url, migrate=settings.db_migrate)
-        audit = Recorder.from_settings(settings)
+        audit = Recorder.from_settings(settings, registry.db)
         # The gateway holds no adapters: revocations need no eviction here (the renderers
         # watch for them), and every request checks consent against the database's registry version.
         tenancy = Tenancy.build(registry, on_revoked=lambda twin: None, poll_s=settings.registry_poll_ms / 1000)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -304,7 +305,65 @@ class RateLimitRow(Base):
     tat_us: Mapped[int] = mapped_column(BigInteger)
 
 
+class AuditChainRow(Base):
+    """One writer's hash chain of audit records (a gateway process from start to stop): the
+    fleet's audit log is the set of chains (migration 0010). `size` and `last_hash` follow the
+    last committed record; `heartbeat_at` says the writer is alive; `ended_at` is set by the
+    writer at close, or by the gateway that adopts a chain whose writer died. `archived` is how
+    many records sealed segments hold; `archiver`/`archiver_until` lease a dead writer's chain."""
+
+    __tablename__ = "audit_chains"
+
+    log_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    writer: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    archived: Mapped[int] = mapped_column(BigInteger, default=0)
+    archiver: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    archiver_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditRecordRow(Base):
+    """One audit record, committed before the gateway answers: `line` is its canonical JSON
+    (hashed, signed and shipped exactly as stored); the other columns are copies of its fields
+    that reports filter and count on (usage: `outcome`, `images`, `day`, `twin_id`, `tenant`,
+    `use`, `consent_version`). Never updated, never deleted."""
+
+    __tablename__ = "audit_records"
+
+    log_id: Mapped[str] = mapped_column(String(32), ForeignKey("audit_chains.log_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[str] = mapped_column(String(32))
+    day: Mapped[str] = mapped_column(String(10), index=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    twin_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    generation_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    images: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    use: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    line: Mapped[str] = mapped_column(Text)
+
+
+class AuditCheckpointRow(Base):
+    """A signed tree head of one chain (canonical JSON in `body`), as shipped beside its segments."""
+
+    __tablename__ = "audit_checkpoints"
+
+    log_id: Mapped[str] = mapped_column(String(32), ForeignKey("audit_chains.log_id"), primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
 __all__ = [
+    "AuditChainRow",
+    "AuditCheckpointRow",
+    "AuditRecordRow",
     "ApiKeyRow",
     "Base",
     "ConsentRow",

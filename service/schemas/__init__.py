@@ -106,6 +106,8 @@ from service.schemas.reports import (
     VerifyResponse,
     UsageRow,
     UsageReport,
+    StatementRow,
+    TalentStatement,
     AuditRecords,
 )
 
@@ -186,6 +188,8 @@ __all__ = [
     "TwinRevokeResponse",
     "TwinState",
     "UsageReport",
+    "StatementRow",
+    "TalentStatement",
     "UsageRow",
     "VerifyAudit",
     "VerifyResponse",

@@ -58,6 +58,29 @@ class UsageReport(BaseModel):
     rows: list[UsageRow]
 
 
+class StatementRow(BaseModel):
+    twin_id: str
+    brand: str = Field(..., description="The tenant that used the twin.")
+    use: str | None = Field(..., description="The licensed use the generations named (e.g. `ecommerce`).")
+    consent_version: int | None = Field(..., description="The version of the person's consent in force when "
+                                                         "each generation was admitted.")
+    generations: int
+    images: int
+
+
+class TalentStatement(BaseModel):
+    """A talent's statement for a period: images per twin, brand, use and consent version,
+    counted over every gateway's audit record; the same query later gives the same numbers."""
+
+    from_: str = Field(..., alias="from", description="First day (UTC), YYYY-MM-DD.")
+    to: str = Field(..., description="Last day (UTC), inclusive.")
+    rows: list[StatementRow]
+    images: int = Field(..., description="Images in the period, all rows.")
+    counted: str = Field(..., description="What the numbers count.")
+
+    model_config = {"populate_by_name": True}
+
+
 class AuditRecords(BaseModel):
     """A generation's audit records in sequence order (each a JSON object with its chain hash)."""
 

@@ -1,0 +1,140 @@
+"""The fleet's audit record in the registry: chains committed before an answer, on SQLite and
+PostgreSQL (`db_url` runs each test on both when ATELIER_TEST_PG_URL is set).
+
+- Appends from many threads share transactions (group commit) and every acknowledged record
+  is in the database, in one unbroken, checkpointed chain.
+- Two writers (two gateway processes) write chains of their own on one database; usage,
+  statements and finds count both, and only `ok` records with images.
+- A chain can never be forked or extended after it ended.
+- A chain whose writer died is adopted by one gateway: ended, signed over every stored record,
+  sealed and verifiable; a live chain is never adopted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from service.audit.archive import ChainArchive
+from service.audit.chain import AuditWriteFailed, ChainLog
+from service.audit.checkpoint import CheckpointSigner
+from service.audit.verify import verify_log
+from service.registry import open_registry
+from service.registry.audit import AuditRecords, ChainConflict
+
+SIGNER = CheckpointSigner(Ed25519PrivateKey.generate())
+
+
+@pytest.fixture()
+def store(db_url):
+    registry = open_registry(db_url)
+    yield AuditRecords(registry.db)
+    registry.engine.dispose()
+
+
+def generation(i: int, *, twin="demo-ava", tenant="acme", outcome="ok", images=1, use="ecommerce", version=2):
+    event = {"event": "generation", "tenant": tenant, "twin_id": twin, "generation_id": f"g-{twin}-{i}",
+             "outcome": outcome, "params": {"use": use}, "consent": {"consent_id": 7, "version": version}}
+    if outcome == "ok":
+        event["images"] = [{"index": n} for n in range(images)]
+    return event
+
+
+def verified(store: AuditRecords, log_id: str, tmp_path) -> tuple[int, int]:
+    result = verify_log(ChainArchive(store, tmp_path).export(log_id, tmp_path / f"export-{log_id}"), [SIGNER.public_key])
+    assert result.ok, [str(p) for p in result.problems]
+    return result.records, result.checkpoints
+
+
+def test_concurrent_appends_are_all_committed_in_one_chain(store, tmp_path):
+    log = ChainLog(store, SIGNER, checkpoint_every=25, checkpoint_seconds=0)
+    acknowledged: list[int] = []
+
+    def work(k: int) -> None:
+        for i in range(25):
+            acknowledged.append(log.append(generation(k * 100 + i))["seq"])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    log.close()
+    assert sorted(acknowledged) == list(range(1, 101))
+    chain = store.chain(log.log_id)
+    assert (chain.size, chain.ended_at is not None) == (100, True)
+    assert log.commits <= 100  # shared where threads met; never more than one per record
+    records, checkpoints = verified(store, log.log_id, tmp_path)
+    assert records == 100 and checkpoints >= 1
+
+
+def test_two_writers_one_record_usage_and_statement_count_both(store, tmp_path):
+    a, b = ChainLog(store, SIGNER, checkpoint_seconds=0), ChainLog(store, SIGNER, checkpoint_seconds=0)
+    assert a.log_id != b.log_id
+    for i in range(3):
+        a.append(generation(i, images=2))
+        b.append(generation(10 + i, twin="demo-ben", tenant="rival", use="advertising"))
+    a.append(generation(99, outcome="failed"))
+    b.append(generation(98, outcome="refused"))
+    b.append({"event": "generation", "tenant": "acme", "twin_id": "demo-ava", "outcome": "ok", "params": {"use": "ecommerce"}})
+    a.append(generation(50, version=3))  # after the person's consent moved to version 3
+    usage = store.usage()
+    assert [(r["tenant"], r["twin_id"], r["generations"], r["images"]) for r in usage] == [
+        ("acme", "demo-ava", 4, 7), ("rival", "demo-ben", 3, 3)]
+    statement = store.statement(twins=frozenset({"demo-ava"}), date_from="2000-01-01", date_to="2999-12-31")
+    assert statement == [
+        {"twin_id": "demo-ava", "brand": "acme", "use": "ecommerce", "consent_version": 2, "generations": 3, "images": 6},
+        {"twin_id": "demo-ava", "brand": "acme", "use": "ecommerce", "consent_version": 3, "generations": 1, "images": 1}]
+    assert store.statement(twins=frozenset(), date_from="2000-01-01", date_to="2999-12-31") == []
+    assert store.usage(date_from="2999-01-01") == []
+    [found] = store.find("generation_id", "g-demo-ben-11")  # from either writer
+    assert found["tenant"] == "rival"
+    assert [r["reason"] if "reason" in r else r["outcome"] for r in store.find("outcome", "refused")] == ["refused"]
+    a.close(), b.close()
+    assert verified(store, a.log_id, tmp_path)[0] == 5 and verified(store, b.log_id, tmp_path)[0] == 5
+
+
+def test_a_chain_cannot_be_forked_or_extended_after_it_ended(store):
+    log = ChainLog(store, SIGNER, checkpoint_seconds=0)
+    log.append({"event": "one"})
+    from service.audit.chain import stored
+    from service.audit.record import build_record
+
+    record, line = build_record({"event": "fork"}, 1, "0" * 64)
+    with pytest.raises(ChainConflict):  # seq 1 again: another writer cannot fork the chain
+        store.commit(log.log_id, [stored(record, line, log.log_id)])
+    log.close()
+    record, line = build_record({"event": "late"}, 2, log.last_hash)
+    with pytest.raises(ChainConflict):  # ended: nothing is appended after the end
+        store.commit(log.log_id, [stored(record, line, log.log_id)])
+    assert store.chain(log.log_id).size == 1
+
+
+def test_a_dead_writers_chain_is_adopted_once_and_a_live_one_never(store, tmp_path):
+    dead = ChainLog(store, SIGNER, checkpoint_every=1000, checkpoint_seconds=0, heartbeat_s=3600)
+    for i in range(7):
+        dead.append(generation(i))
+    live = ChainLog(store, SIGNER, checkpoint_every=1000, checkpoint_seconds=0, heartbeat_s=0.05)
+    live.append(generation(100))
+    time.sleep(0.6)  # the dead writer's heartbeat is 0.6 s old; the live one beats every 50 ms
+    first = ChainArchive(store, tmp_path / "a", segment_records=3, signer=SIGNER, archiver="gateway-a",
+                         orphan_after_s=0.5)
+    second = ChainArchive(store, tmp_path / "b", segment_records=3, signer=SIGNER, archiver="gateway-b",
+                          orphan_after_s=0.5)
+    assert first.adopt_orphans() == [dead.log_id]
+    assert second.adopt_orphans() == []  # sealed already, and leased to the first
+    chain = store.chain(dead.log_id)
+    assert chain.ended_at is not None and chain.archived == chain.size == 7
+    sealed = sorted(p.name for p in (first.chain_dir(dead.log_id) / "segments").iterdir())
+    assert sealed == ["000000000001-000000000003.jsonl", "000000000004-000000000006.jsonl",
+                      "000000000007-000000000007.jsonl"]
+    result = verify_log(first.chain_dir(dead.log_id), [SIGNER.public_key])
+    assert result.ok and (result.records, result.checkpoints, result.unanchored) == (7, 1, 0)
+    with pytest.raises(AuditWriteFailed):  # the dead process, were it alive, could not write on
+        dead.append({"event": "zombie"})
+    live.close()
+    assert store.claim_orphan(live.log_id, "x", timedelta(seconds=60), timedelta(seconds=60))  # ended by its writer
