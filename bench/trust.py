@@ -47,15 +47,27 @@ def chunk_bomb_png(chunks: int = 1_700_000) -> bytes:
     return data[:33] + text * chunks + data[33:]
 
 
-def audit_bytes(audit_dir: Path) -> int:
-    return sum(p.stat().st_size for p in (audit_dir / "segments").glob("*.jsonl"))
+def audit_store(home: Path):
+    """The served instance's audit record: the registry database under `home`."""
+    from service.config import Settings
+    from service.registry import Database
+    from service.registry.audit import AuditRecords
+
+    return AuditRecords(Database(Settings.from_env({"ATELIER_HOME": str(home)}).db_url))
 
 
-def source_bytes(audit_dir: Path, client_ip: str) -> tuple[int, int]:
-    """(bytes, records) of the audit lines recording requests from `client_ip`."""
-    needle = f'"client_ip":"{client_ip}"'.encode()
-    lines = [line for p in (audit_dir / "segments").glob("*.jsonl") for line in p.read_bytes().splitlines() if needle in line]
-    return sum(len(line) + 1 for line in lines), len(lines)
+def audit_bytes(home: Path) -> int:
+    """Bytes of every committed record (a line each in the archive, newline included)."""
+    store = audit_store(home)
+    return store.total_bytes() + store.count()
+
+
+def source_bytes(home: Path, client_ip: str) -> tuple[int, int]:
+    """(bytes, records) of the audit records of requests from `client_ip`."""
+    records = audit_store(home).find("client_ip", client_ip)
+    from service.audit.record import canonical_json
+
+    return sum(len(canonical_json(r)) + 1 for r in records), len(records)
 
 
 def median_ms(values: list[float]) -> float:
@@ -63,8 +75,8 @@ def median_ms(values: list[float]) -> float:
     return round(ordered[len(ordered) // 2], 2)
 
 
-def flood(url: str, token: str, audit_dir: Path, count: int) -> dict:
-    before = audit_bytes(audit_dir)
+def flood(url: str, token: str, home: Path, count: int) -> dict:
+    before = audit_bytes(home)
     keyed: list[tuple[int, float]] = []
     done = threading.Event()
 
@@ -99,12 +111,12 @@ def flood(url: str, token: str, audit_dir: Path, count: int) -> dict:
     flood_s = time.perf_counter() - started
     done.set()
     thread.join(180)
-    immediate = audit_bytes(audit_dir) - before
-    attacker_now = source_bytes(audit_dir, "127.0.0.3")
+    immediate = audit_bytes(home) - before
+    attacker_now = source_bytes(home, "127.0.0.3")
     wait = 60 - time.time() % 60 + 12  # the minute's summary is written by the next flush after it ends
     time.sleep(wait)
-    after = audit_bytes(audit_dir) - before
-    attacker_bytes, attacker_records = source_bytes(audit_dir, "127.0.0.3")
+    after = audit_bytes(home) - before
+    attacker_bytes, attacker_records = source_bytes(home, "127.0.0.3")
     return {"keyless_requests": count, "seconds": round(flood_s, 1), "statuses": statuses,
             "flood_audit_bytes_at_once": attacker_now[0], "flood_audit_bytes": attacker_bytes,
             "flood_audit_records": attacker_records,
@@ -186,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = {}
         if args.only in (None, "flood"):
-            report["flood"] = flood(served.url, keys["ATELIER_DEMO_KEY"], home / "audit", args.flood)
+            report["flood"] = flood(served.url, keys["ATELIER_DEMO_KEY"], home, args.flood)
         if args.only in (None, "verify"):
             report["verify_chunk_bomb"] = verify_bomb(served.url, keys["ATELIER_DEMO_KEY"], 16 * 1024**2)
         if args.only in (None, "timing"):

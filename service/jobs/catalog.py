@@ -31,7 +31,7 @@ from service.jobs.delivery import DeliveryRetrier, Staging, deliverer_for
 from service.jobs.dispatcher import RenderDispatcher
 from service.jobs.presets import BUILTIN_SCENES, SIZES
 from service.jobs.webhook_sender import WebhookDispatcher
-from service.registry import ItemNotFound, Job, JobItem, JobStore, Registry, TenantDelivery
+from service.registry import ItemNotFound, Job, JobItem, JobStore, Registry, TenantDelivery, TooManyOpenJobs
 from service.registry.idempotency import Idempotency
 from service.rendering import GeneratedImage
 from service.schemas import JobItemSpec, JobSubmitBody
@@ -135,10 +135,11 @@ class CatalogJobs:
         job_id = uuid.uuid4().hex
         if not reserve(job_id):
             return job_id
-        self.store.jobs.create_job(
+        self.store.jobs.create_job(  # counts the key's open jobs again, atomically (gateways race)
             principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
             priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
             webhook_per_item=body.webhook_per_item, job_id=job_id, review=review,
+            max_open=principal.max_concurrent_jobs,
         )
         self.renders.wake()
         return job_id
@@ -265,7 +266,12 @@ class CatalogJobs:
                 claimed["response"] = response if once.key is None else once.store(response, 202).response
                 return claimed["response"]["job_id"] == job_id
 
-            self.submit(principal, body, reserve)
+            try:
+                self.submit(principal, body, reserve)
+            except TooManyOpenJobs:  # another gateway took the key's last slot after our first count
+                if claimed.get("response", {}).get("job_id") is not None:
+                    once.release()
+                raise
             details.update(job_id=claimed["response"]["job_id"], items=len(body.items), priority=body.priority)
             return Accepted(claimed["response"], 202)
 

@@ -33,6 +33,7 @@ from service.registry.job_records import (
     NotAwaitingReview,
     NotRedeliverable,
     TenantDelivery,
+    TooManyOpenJobs,
 )
 from service.registry.item_deliveries import ItemDeliveries
 from service.registry.job_store import JobStore
@@ -85,6 +86,7 @@ __all__ = [
     "NotAwaitingReview",
     "RateLimits",
     "TenantDelivery",
+    "TooManyOpenJobs",
     "SchemaBehind",
     "open_registry",
     "ApiKeyInfo",

@@ -112,6 +112,12 @@ class IdempotencyKeys:
                 row = existing
             return IdempotentResponse(row.status_code, row.response, row.created_at, row.expires_at)
 
+    def release(self, tenant_id: str, key: str, req_hash: str) -> None:
+        """Forget a claim whose work was then refused (the key may be used again)."""
+        with self.db.session() as s, s.begin():
+            s.execute(delete(IdempotencyRow).where(IdempotencyRow.tenant_id == tenant_id, IdempotencyRow.key == key,
+                                                   IdempotencyRow.request_hash == req_hash))
+
     def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every expired entry; returns how many."""
         with self.db.session() as s, s.begin():
@@ -150,3 +156,8 @@ class Idempotency:
         """Store `response` unless another request with this key stored one first; returns
         what is stored now (compare it with yours to know which request won)."""
         return self.keys.put(self.tenant_id, self.key, self.digest, response, status)
+
+    def release(self) -> None:
+        """Forget this request's claim: what it claimed for was refused after all."""
+        if self.key is not None:
+            self.keys.release(self.tenant_id, self.key, self.digest)

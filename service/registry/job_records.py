@@ -34,6 +34,20 @@ class JobNotFound(AtelierError):
     code = "job_not_found"
 
 
+class TooManyOpenJobs(AtelierError):
+    """The key already has `open_jobs` queued or running jobs: its `max_concurrent_jobs`."""
+
+    status = 429
+    code = "too_many_concurrent"
+
+    def __init__(self, open_jobs: int, limit: int):
+        super().__init__(f"this API key already has {open_jobs} jobs queued or running (limit {limit})")
+        self.open_jobs, self.limit = open_jobs, limit
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "30"}
+
+
 class ItemNotFound(AtelierError):
     status = 404
     code = "item_not_found"

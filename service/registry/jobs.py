@@ -23,11 +23,12 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidRequest
 from service.registry.db import Database
 from service.registry.job_records import (
-    FINISHED, OPEN, ItemNotFound, Job, JobItem, JobNotFound, NotAwaitingReview, is_int, item_of, job_of,
+    FINISHED, OPEN, ItemNotFound, Job, JobItem, JobNotFound, NotAwaitingReview, TooManyOpenJobs, is_int, item_of,
+    job_of,
 )
 from service.registry.deliveries import queue_event
 from service.registry.leases import settle
-from service.registry.models import JobItemRow, JobRow, WebhookDeliveryRow
+from service.registry.models import ApiKeyRow, JobItemRow, JobRow, WebhookDeliveryRow
 
 
 def _tenant_job(s: Session, tenant_id: str, job_id: str, **options) -> JobRow:
@@ -42,10 +43,21 @@ class Jobs:
         self.db = db
 
     def create_job(self, tenant_id: str, key_id: str, items: list[dict], *, priority: int, output_target: str,
-                   url_expiry_s: int, webhook_per_item: bool, job_id: str | None = None, review: bool = False) -> Job:
+                   url_expiry_s: int, webhook_per_item: bool, job_id: str | None = None, review: bool = False,
+                   max_open: int | None = None) -> Job:
+        """Queue a job. With `max_open`, the key's open jobs are counted and the job written in
+        one transaction holding the key's row lock (PostgreSQL; SQLite's write lock): two
+        gateways submitting for one key at once cannot both take its last slot
+        (`TooManyOpenJobs`, 429)."""
         now = self.db.now()
         job_id = job_id or uuid.uuid4().hex
         with self.db.session() as s, s.begin():
+            if max_open is not None:
+                s.execute(select(ApiKeyRow.id).where(ApiKeyRow.id == key_id).with_for_update())
+                open_now = s.scalar(select(func.count()).select_from(JobRow)
+                                    .where(JobRow.key_id == key_id, JobRow.status.in_(OPEN)))
+                if open_now >= max_open:
+                    raise TooManyOpenJobs(open_now, max_open)
             row = JobRow(
                 id=job_id, tenant_id=tenant_id, key_id=key_id, status="queued", priority=priority,
                 items_total=len(items), items_done=0, items_failed=0, output_target=output_target,
