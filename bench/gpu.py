@@ -18,6 +18,14 @@ swap recompiled (`error_on_recompile`, plus dynamo's frame counter). FLOPs are c
 included, on the meta device at the benchmark's shape: the same shapes give the same
 count, with no memory or device time spent.
 
+Then, on CUDA only (`--no-mixed` skips it; on a CPU it is skipped with its reason), issue 29's
+measures on the eager backend with 8 more rank-32 twins (`run_mixed`): one batch of 4 items
+of 4 twins against 4 of one twin (`mixed_vs_same`) and, at the pipeline call, against PEFT's
+per-row `adapter_names` on a second copy of the pipeline (`mixed_vs_peft`); a drop of 16
+items over 8 twins in engine calls of 4 across twins, against calls of one twin, and 16
+items of one twin (`drop_speedup`, `drop_ceiling`; no gateway on the GPU machine); and the
+first image of a twin on disk only against one on the device (`cold_vs_warm`).
+
 TensorRT engines are tied to the pipeline they were built from (builds/compile.py records its
 fingerprint), and each run builds a new random pipeline: to time tensorrt, run once with
 `--workdir DIR --keep`, build engines for DIR/pipeline with builds/compile.py where the
@@ -602,6 +610,150 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
+# ------------------------------------------------------------------- many twins, one pass
+
+MIXED_TWINS = tuple(f"bench-m{i}" for i in range(8))  # the drop's twins (2 items each); the first 4 batch together
+MIXED_IMAGES = 4 * 4 * 2 + 3 * 16 + 2 * 3  # about what run_mixed renders with --runs 2, for the budget
+
+
+def register_mixed_twins(settings, layers: dict[str, tuple[int, int]], dtype, device: str) -> list[str]:
+    """MIXED_TWINS' adapters (random, the slot's rank), registered once per work directory."""
+    from service.registry import open_registry
+
+    registry = open_registry(settings.db_url)
+    for index, twin_id in enumerate(MIXED_TWINS):
+        if registry.twins.get_twin(twin_id) is not None:
+            continue
+        key = f"{twin_id}.safetensors"
+        sha = write_twin_adapter(layers, settings.lora_slot_rank, 3000 + index, dtype, settings.adapters_dir / key, device)
+        registry.put_twin(twin_id, display_name=f"{twin_id} (benchmark twin)", adapter_key=key, adapter_sha256=sha,
+                          rank=settings.lora_slot_rank)
+    registry.engine.dispose()
+    return list(MIXED_TWINS)
+
+
+def run_mixed(base_env: dict[str, str], layers: dict[str, tuple[int, int]], dtype, args, budget: Budget,
+              estimates: dict) -> dict:
+    """Issue 29's measures at this size on the eager backend (CUDA only), as bench/mixed.py takes
+    them on the demo pipeline: one batch of 4 items of 4 twins against 4 of one twin
+    (`mixed_vs_same`) and, at the pipeline call, against PEFT's per-row `adapter_names` on a
+    second copy of the pipeline (`mixed_vs_peft`); a drop of 16 items over 8 twins in calls of
+    4 across twins against calls of one twin (2 items), and 16 items of one twin in calls of 4
+    (`drop_speedup`, `drop_ceiling`: engine calls in a row; no gateway here, bentoml is not on
+    the GPU machine, so the render hop's cost is not in them); the first image of a twin whose
+    adapter is on disk only against one on the device (`cold_vs_warm`)."""
+    if args.device != "cuda":
+        return {"status": "skipped", "reason": "no CUDA device: the mixed-twin measures are for SDXL at 1024 px on a "
+                                               "GPU (bench/mixed.py takes them on the demo pipeline)"}
+    need = estimates.get("load_s", 60.0) * 2 + (estimates.get("image_s") or 3.0) * MIXED_IMAGES
+    if not budget.fits(need):
+        return {"status": "skipped", "reason": budget.reason("the mixed-twin measures", need)}
+    import torch
+
+    from bench.mixed import disk_only, peft_pipeline, pipe_call
+    from service.engine import Engine
+    from service.registry import open_registry
+    from service.schemas import GenerateRequest
+
+    settings = engine_settings(base_env, "eager")
+    twins = register_mixed_twins(settings, layers, dtype, args.device)
+    four = twins[:4]
+    engine = Engine.from_settings(settings, open_registry(settings.db_url))
+    out: dict = {"status": "ok", "backend": "eager", "twins": len(twins), "rank": settings.lora_slot_rank}
+
+    def request(twin_id: str, seed: int):
+        return GenerateRequest(twin_id=twin_id, prompt=PROMPT, width=args.size, height=args.size, steps=args.steps,
+                               guidance_scale=GUIDANCE, seed=seed)
+
+    def calls(groups: list[list[str]]) -> float:
+        """Seconds for these engine calls in a row (each group one call, seeds SEED + item)."""
+        start, n = time.perf_counter(), 0
+        for group in groups:
+            engine.generate_batch([(request(t, SEED + n + i), SEED + n + i, f"{n + i:032x}") for i, t in enumerate(group)])
+            n += len(group)
+        sync(engine.device)
+        return time.perf_counter() - start
+
+    # 1. one batch: 4 twins against one twin, interleaved
+    engine.prefetch(twins)
+    calls([[four[0]] * 4, four])  # first calls
+    batch_s: dict[str, list[float]] = {"same": [], "mixed": []}
+    for _ in range(args.runs):
+        if not budget.fits(max(batch_s["same"] or [10.0]) * 2.5):
+            out["batch_skipped"] = "time budget"
+            break
+        batch_s["same"].append(calls([[four[0]] * 4]))
+        batch_s["mixed"].append(calls([four]))
+    if batch_s["same"]:
+        out["batch_s"] = {k: round(median(v), 3) for k, v in batch_s.items()}
+        out["mixed_vs_same"] = round(median(batch_s["same"]) / median(batch_s["mixed"]), 3)
+    # ... and against PEFT's mixed-adapter batching, at the pipeline call
+    adapters = [engine.twins.cache.acquire(engine.twins.catalog.get(t))[0] for t in four]
+    peft_pipe, per_row = peft_pipeline(settings, four, args.device, dtype)
+    names = [f"t{i}" for i in range(len(four))]
+
+    def lanes_call() -> float:
+        with engine._lock:
+            engine.backend.use_adapters(engine.twins.slot, adapters, True)
+            return pipe_call(engine.pipe, args.size, args.steps, len(four), PROMPT)[0]
+
+    def peft_call() -> float:
+        with per_row(names + names):
+            return pipe_call(peft_pipe, args.size, args.steps, len(four), PROMPT)[0]
+
+    lanes_call(), peft_call()  # first calls
+    pipe_s: dict[str, list[float]] = {"lanes": [], "peft": []}
+    for _ in range(args.runs):
+        if not budget.fits(max(pipe_s["peft"] or [10.0]) * 2.5):
+            out["peft_skipped"] = "time budget"
+            break
+        pipe_s["lanes"].append(lanes_call())
+        pipe_s["peft"].append(peft_call())
+    del peft_pipe
+    release_memory()
+    if pipe_s["lanes"]:
+        out["pipe_s"] = {k: round(median(v), 3) for k, v in pipe_s.items()}
+        out["mixed_vs_peft"] = round(median(pipe_s["peft"]) / median(pipe_s["lanes"]), 3)
+
+    # 2. the drop: 16 items over 8 twins (interleaved), in three groupings
+    interleaved = [twins[i % len(twins)] for i in range(2 * len(twins))]
+    groupings = {"by_twin": [[t, t] for t in twins],
+                 "mixed": [interleaved[i:i + 4] for i in range(0, len(interleaved), 4)],
+                 "one_twin": [[twins[0]] * 4 for _ in range(len(interleaved) // 4)]}
+    drop_s: dict[str, float] = {}
+    for name, groups in groupings.items():
+        estimate = (median(batch_s["same"]) / 4 if batch_s["same"] else 3.0) * len(interleaved) * 1.5
+        if not budget.fits(estimate):
+            out["drop_skipped"] = budget.reason(f"the {name} drop", estimate)
+            break
+        drop_s[name] = round(calls(groups), 3)
+    out["drop_s"] = drop_s
+    if len(drop_s) == 3:
+        out["drop_speedup"] = round(drop_s["by_twin"] / drop_s["mixed"], 3)
+        out["drop_ceiling"] = round(drop_s["by_twin"] / drop_s["one_twin"], 3)
+
+    # 3. a cold twin: its adapter on disk only, then on the device
+    cold, warm, waits = [], [], []
+    for twin_id in twins[4:4 + max(1, args.runs)]:
+        if not budget.fits((median(warm) if warm else 5.0) * 3):
+            out["cold_skipped"] = "time budget"
+            break
+        disk_only(engine, twin_id)
+        start = time.perf_counter()
+        result = engine.generate(request(twin_id, SEED))
+        cold.append(time.perf_counter() - start)
+        waits.append(result.timings_ms.get("adapter_wait"))
+        start = time.perf_counter()
+        engine.generate(request(twin_id, SEED))
+        warm.append(time.perf_counter() - start)
+    if cold:
+        out.update(cold_s=round(median(cold), 3), warm_s=round(median(warm), 3), cold_adapter_wait_ms=waits,
+                   cold_vs_warm=round(median(cold) / median(warm), 3))
+    del engine
+    release_memory()
+    return out
+
+
 # ---------------------------------------------------------------------------------- report
 
 
@@ -637,6 +789,13 @@ def table(report: dict) -> list[str]:
         lines.append(f"hotswap ({swap['backend']}): slot copy {num(swap.get('slot_copy_ms'), '.2f')} ms, "
                      f"adapter stage {num(swap.get('generate_adapter_stage_ms'), '.2f')} ms, "
                      f"recompiled: {swap.get('recompiled')}")
+    mixed = report.get("mixed")
+    if mixed:
+        if mixed.get("status") == "ok":
+            lines.append("mixed twins (eager): " + ", ".join(f"{k} {num(mixed.get(k), '.3f')}" for k in (
+                "mixed_vs_same", "mixed_vs_peft", "drop_speedup", "drop_ceiling", "cold_vs_warm")))
+        else:
+            lines.append(f"mixed twins: {mixed.get('status')}: {mixed.get('reason')}")
     lines.append(f"total {report['total_s']:.1f} s of a {report['budget_s']:.0f} s budget")
     return lines
 
@@ -688,6 +847,8 @@ def parse(argv: list[str] | None):
                         help="where the pipeline, twins and registry go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-hotswap", dest="hotswap", action="store_false", help="skip the hot-swap measurements")
+    parser.add_argument("--no-mixed", dest="mixed", action="store_false",
+                        help="skip the mixed-twin measures (CUDA only: batch, drop, cold twin)")
     return parser.parse_args(argv)
 
 
@@ -791,6 +952,12 @@ def main(argv: list[str] | None = None) -> dict:
                 report["hotswap"] = {"backend": name, **{k: swap.get(k) for k in (
                     "slot_copy_ms", "generate_adapter_stage_ms", "recompiled", "frames_compiled_during_swaps")}}
                 break
+        # 5. Many twins, one pass (issue 29), on the eager backend.
+        if args.mixed:
+            try:
+                report["mixed"] = run_mixed(base_env, layers, dtype, args, budget, estimates)
+            except Exception as exc:  # keep the backends' figures
+                report["mixed"] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
         peaks = [row["peak_memory_bytes"] for row in report["backends"].values() if row.get("peak_memory_bytes")]
         report["peak_memory_bytes"] = max(peaks) if peaks else None
     finally:

@@ -229,6 +229,11 @@ class Settings:
     verify_budget_ms: int = 5000
     verify_concurrency_per_key: int = 2
     verify_concurrency: int = 4
+    # The public check (POST /v1/detect, Studio's Detect page; no key): per source address,
+    # checks per minute (over it: 429 before the body is read), and checks a gateway runs at
+    # once (one per source; over it: 503 detect_busy). Same decoding bounds as verify.
+    detect_requests_per_minute: int = 30
+    detect_concurrency: int = 2
     # Before authentication, per source address: requests per minute (0: off) and refusals of
     # unauthenticated requests per minute before the source is refused outright (429) for the
     # rest of the minute (0: off). X-Forwarded-For counts only from trusted proxies (CIDRs).
@@ -299,6 +304,9 @@ class Settings:
     dispatch_window: int = 0
     dispatch_batch: int = 4
     render_wait_s: int = 120
+    # Synchronous generations that arrive within this many ms (for any twins, same shape) share
+    # one render call (service.jobs.coalescer); 0 sends each alone.
+    coalesce_ms: int = 5
     # Input images (garments, poses, masks, source photos): where they live ("local" under
     # home/assets, or an s3:// URL; default: beside the adapter store), and their bounds.
     asset_store: str = "local"
@@ -377,6 +385,8 @@ class Settings:
             verify_budget_ms=_int(env, "ATELIER_VERIFY_BUDGET_MS", 5000, minimum=100),
             verify_concurrency_per_key=_int(env, "ATELIER_VERIFY_CONCURRENCY_PER_KEY", 2, minimum=1),
             verify_concurrency=_int(env, "ATELIER_VERIFY_CONCURRENCY", 4, minimum=1),
+            detect_requests_per_minute=_int(env, "ATELIER_DETECT_REQUESTS_PER_MINUTE", 30, minimum=1),
+            detect_concurrency=_int(env, "ATELIER_DETECT_CONCURRENCY", 2, minimum=1),
             source_requests_per_minute=_int(env, "ATELIER_SOURCE_REQUESTS_PER_MINUTE", 6000),
             source_failures_per_minute=_int(env, "ATELIER_SOURCE_FAILURES_PER_MINUTE", 30),
             trusted_proxies=_networks(env, "ATELIER_TRUSTED_PROXIES"),
@@ -393,11 +403,11 @@ class Settings:
             audit_prompts=_choice(env, "ATELIER_AUDIT_PROMPTS", "verbatim", ("verbatim", "sha256")),
             audit_s3=_s3_url(env, "ATELIER_AUDIT_S3"),
             audit_retention_days=_int(env, "ATELIER_AUDIT_RETENTION_DAYS", 2555, minimum=1),
+            audit_heartbeat_s=_float(env, "ATELIER_AUDIT_HEARTBEAT_S", 10.0, minimum=0.05),
+            audit_orphan_after_s=_float(env, "ATELIER_AUDIT_ORPHAN_AFTER_S", 60.0, minimum=0.1),
             device=_choice(env, "ATELIER_DEVICE", "auto", DEVICES),
             dtype=_choice(env, "ATELIER_DTYPE", "auto", DTYPES),
             backend=_choice(env, "ATELIER_BACKEND", "eager", BACKENDS),
-            audit_heartbeat_s=_float(env, "ATELIER_AUDIT_HEARTBEAT_S", 10.0, minimum=0.05),
-            audit_orphan_after_s=_float(env, "ATELIER_AUDIT_ORPHAN_AFTER_S", 60.0, minimum=0.1),
             compile_mode=_choice(env, "ATELIER_COMPILE_MODE", "regional", ("regional", "full")),
             compile_dynamic=_bool(env, "ATELIER_COMPILE_DYNAMIC", True),
             compile_compiler=_choice(env, "ATELIER_COMPILE_COMPILER", "inductor", ("inductor", "aot_eager", "eager")),
@@ -416,6 +426,7 @@ class Settings:
             dispatch_window=_int(env, "ATELIER_DISPATCH_WINDOW", 0, minimum=0),
             dispatch_batch=_int(env, "ATELIER_DISPATCH_BATCH", 4, minimum=1),
             render_wait_s=_int(env, "ATELIER_RENDER_WAIT_S", 120, minimum=1),
+            coalesce_ms=_int(env, "ATELIER_COALESCE_MS", 5, minimum=0),
             asset_store=_asset_store(env),
             max_asset_bytes=_int(env, "ATELIER_MAX_ASSET_BYTES", 20 * 1024**2, minimum=1024),
             max_asset_pixels=_int(env, "ATELIER_MAX_ASSET_PIXELS", 4096 * 4096, minimum=1024),
@@ -434,6 +445,12 @@ class Settings:
             garment_classifier_path=_model_path(env, "ATELIER_GARMENT_CLASSIFIER_PATH", None),
             garment_classifier_threshold=_fraction(env, "ATELIER_GARMENT_CLASSIFIER_THRESHOLD", 0.3),
         )
+
+    @property
+    def dispatch_lanes(self) -> int:
+        """Distinct twins one render call may carry: the slot's lanes, or 1 under TensorRT (an
+        engine is refit for one twin at a time, so its batches group by twin)."""
+        return 1 if self.backend == "tensorrt" else self.slot_lanes
 
     @property
     def window(self) -> int:

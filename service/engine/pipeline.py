@@ -1,7 +1,9 @@
 """The generation engine: one loaded diffusion pipeline, `generate(request) -> result`.
 
-Owns: the staged run of one request (prompt encoding, denoising, VAE decoding, encoding to
-image files), seeds, the pipeline lock, and per-stage timings. Reads top to bottom like a
+Owns: the staged run of one batch (its adapters loading while it waits for the pipeline and
+encodes its prompts, then denoising, VAE decoding, encoding to image files), seeds, the
+pipeline lock, per-stage timings, and stopping one twin's rows of a mixed batch while the
+others finish (`service.engine.stops`). Reads top to bottom like a
 diffusers pipeline. Must never speak HTTP or import bentoml.
 """
 
@@ -13,15 +15,17 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 import torch
 
 from service.config import Settings
+from service.engine.adapter_loads import AdapterLoads
 from service.engine.backends import Backend, create_backend
 from service.engine.backends.eager import EagerBackend
 from service.engine.output_check import check_pixels
 from service.engine.loading import fingerprint_pipeline, load_pipeline, pick_device, pick_dtype
+from service.engine.stops import PartialBatch, StopTwins
 from service.errors import AtelierError
 from service.registry import Registry
 from service.imaging import ImageMarker, MarkContext, PlainEncoder
@@ -31,6 +35,9 @@ from service.twins.adapters import TwinAdapters
 from service.twins.records import TwinRecord
 from service.twins.cache import CacheEvents
 
+# Each result's timings (ms): `adapter_wait` is the part of `adapter` spent waiting for a load
+# that had not finished when the batch was ready to denoise (service.engine.adapter_loads).
+TIMINGS = ("queue", "adapter", "adapter_wait", "encode", "denoise", "decode", "postprocess", "total")
 WARMUP_REQUEST = GenerateRequest(twin_id=None, prompt="warm-up", width=256, height=256, steps=2, seed=0)
 
 
@@ -69,6 +76,7 @@ class Engine:
         self.device = device
         self.backend = backend if backend is not None else EagerBackend()  # None: the modules as loaded
         self.twins = twins
+        self.loads = AdapterLoads(twins)  # a call's cold adapters load while it waits and encodes
         self.marker = marker or PlainEncoder()
         self.base_model_id: str | None = None  # set from the pipeline directory when loaded from settings
         self.ready = False
@@ -203,8 +211,11 @@ class Engine:
         with decoded images) applies to every row; `source` is an edit's source image (bytes,
         format, title), named in each result's C2PA manifest. `between_steps` runs after
         every denoising step; an exception it raises stops the generation there and
-        propagates (how a revoked twin's in-flight generation is cancelled): it stops the whole
-        batch, every twin's rows."""
+        propagates (how a revoked twin's in-flight generation is cancelled), except
+        `StopTwins` naming some of a mixed batch's twins: those twins' rows stop (the base
+        model's lane from then on, images discarded) and the other rows finish. When some
+        items finished and others stopped (that, or a twin whose adapter failed to load),
+        `PartialBatch` carries both (`service.engine.stops`)."""
         if not items or len({group_key(request)[1:5] for request, _, _ in items}) != 1:
             raise ValueError("a batch must share one size, step count and guidance scale")
         twin_ids = list(dict.fromkeys(request.twin_id for request, _, _ in items))
@@ -232,40 +243,34 @@ class Engine:
                                           "with their models configured", field="garments")
         started = time.perf_counter()
         timer = StageTimer(self.device)
-        first = items[0][0]
 
-        # 1. The twins' adapters onto the device, through the cache tiers (outside the lock:
-        #    a cold load from the store never stalls generations of other twins).
-        acquired: dict[str | None, tuple] = {None: (None, None)}
-        with timer.stage("adapter"):
-            for twin_id in twin_ids:
-                if twin_id is not None:
-                    acquired[twin_id] = self.twins.cache.acquire(self.twins.catalog.get(twin_id))
-        adapter, tier = acquired[first.twin_id]
+        # 1. The twins' adapters start towards the device through the cache tiers, outside the
+        #    lock: a cold one loads while this call waits for the pipeline and encodes its
+        #    prompts (service.engine.adapter_loads), and never stalls other twins' generations.
+        loads = self.loads.start([t for t in twin_ids if t is not None])
 
         with timer.stage("queue"):
             self._lock.acquire()
         try:
-            # 2. Switch to this twin: in the slot (an in-place copy; nothing when it is already
-            #    there), or, under TensorRT, fused and refit into the engine's touched weights.
-            #    A mixed batch: each twin in a lane, each UNet row pointed at its item's lane.
-            with timer.stage("adapter"):
-                if mixed:
-                    do_cfg = first.guidance_scale > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
-                    self.backend.use_adapters(self.twins.slot, [acquired[r.twin_id][0] for r, _, _ in items
-                                                                for _ in range(r.num_images)], do_cfg)
-                else:
-                    self.backend.use_adapter(self.twins.slot, adapter)
-            pil_images, components = self._denoise_and_decode(items, timer, between_steps, conditioning,
-                                                              None if mixed else adapter)
+            rendered = self._render_locked(items, timer, loads, between_steps, conditioning, mixed)
         finally:
             self._lock.release()
+        pil_images, components, loaded, stopped = rendered
 
-        # 5. Mark (watermark, metadata, signature) and encode to files, outside the lock: the
-        #    pipeline is free for the next request. A marker failure fails the whole batch.
-        results, row = [], 0
+        # 6. Mark (watermark, metadata, signature) and encode to files, outside the lock: the
+        #    pipeline is free for the next request. A marker failure fails the whole batch. The
+        #    rows of a stopped twin are never marked: their items get its error instead.
+        results: list[GenerationResult | None] = []
+        errors: dict[str, BaseException] = {}
+        row = 0
         shared = {k: v / len(items) for k, v in timer.ms.items()}  # the batch's stages, shared out
+        shared["adapter_wait"] = loaded.waited_ms / len(items)
         for request, seed, generation_id in items:
+            if request.twin_id in stopped:
+                errors[generation_id] = stopped[request.twin_id]
+                results.append(None)
+                row += request.num_images
+                continue
             ms = dict(shared)
             images = []
             for index in range(request.num_images):
@@ -281,16 +286,79 @@ class Engine:
                     manifest_sha256=marked.manifest_sha256,
                 ))
             ms["total"] = (time.perf_counter() - started) * 1000.0
-            timings = {k: round(ms.get(k, 0.0), 3) for k in ("queue", "adapter", "encode", "denoise", "decode", "postprocess", "total")}
+            timings = {k: round(ms.get(k, 0.0), 3) for k in TIMINGS}
             if "mark" in ms:
                 timings["mark"] = round(ms["mark"], 3)
-            item_adapter, item_tier = acquired[request.twin_id]
+            item_adapter, item_tier = loaded.adapters.get(request.twin_id, (None, None))
             results.append(GenerationResult(generation_id, request.twin_id, seed, images, timings, item_tier,
                                             item_adapter.sha256 if item_adapter else None, components=components))
-        return results
+        if errors:
+            raise PartialBatch(results, errors)
+        return results  # type: ignore[return-value]
 
-    def _denoise_and_decode(self, items: list[tuple[GenerateRequest, int, str]], timer: StageTimer,
-                            between_steps: Callable[[], None] | None = None, conditioning=None,
+    def _render_locked(self, items: list[tuple[GenerateRequest, int, str]], timer: StageTimer, loads,
+                       between_steps: Callable[[], None] | None, conditioning, mixed: bool):
+        """Steps 2-5 under the pipeline lock: (PIL images, conditioning fingerprints, the
+        adapters `Loaded`, twin id -> error of each twin stopped)."""
+        pipe = self.pipe
+        first = items[0][0]
+        do_cfg = first.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
+        # 2. Text encoders, once per request; the rows of the batch are stacked (a twin's LoRA
+        #    is on the UNet only, so this runs while a cold adapter is still loading).
+        with timer.stage("encode"), torch.no_grad():
+            per_request = [encode_prompts(pipe, request, self.device, do_cfg) for request, _, _ in items]
+            embeds = {name: (torch.cat([e[name] for e in per_request]) if per_request[0][name] is not None else None)
+                      for name in per_request[0]}
+        # 3. The adapters, waiting for any load still running (`adapter_wait`). A twin whose
+        #    load failed stops like a revoked one: its items fail, the others render.
+        with timer.stage("adapter"):
+            loaded = loads.collect()
+        stopped: dict[str, BaseException] = dict(loaded.errors)
+        named = {request.twin_id for request, _, _ in items if request.twin_id is not None}
+
+        def all_stopped() -> bool:
+            return all(request.twin_id in stopped for request, _, _ in items)
+
+        def halt() -> NoReturn:
+            errors = {stopped[r.twin_id] for r, _, _ in items}
+            if len(errors) == 1:
+                raise next(iter(errors))
+            raise PartialBatch([None] * len(items), {g: stopped[r.twin_id] for r, _, g in items})
+
+        if stopped and all_stopped():
+            halt()
+
+        def adapter_of(twin_id: str | None):
+            return None if twin_id is None or twin_id in stopped else loaded.adapters[twin_id][0]
+
+        # 4. Switch to the twins: in the slot (an in-place copy; nothing when it is already
+        #    there), or, under TensorRT, fused and refit into the engine's touched weights. A
+        #    mixed batch: each twin in a lane, each UNet row pointed at its item's lane.
+        with timer.stage("adapter"):
+            if mixed:
+                self.backend.use_adapters(self.twins.slot, [adapter_of(r.twin_id) for r, _, _ in items
+                                                            for _ in range(r.num_images)], do_cfg)
+            else:
+                self.backend.use_adapter(self.twins.slot, adapter_of(first.twin_id))
+
+        def check() -> None:
+            try:
+                between_steps()
+            except StopTwins as stop:
+                fresh = {t: e for t, e in stop.errors.items() if t in named and t not in stopped}
+                stopped.update(fresh)
+                if all_stopped():
+                    halt()
+                if fresh:  # only in a mixed batch: the stopped twins' rows read the zero lane from now on
+                    self.twins.slot.silence({loaded.adapters[t][0].sha256 for t in fresh if t in loaded.adapters})
+
+        pil_images, components = self._denoise_and_decode(items, timer, embeds, do_cfg,
+                                                          check if between_steps is not None else None,
+                                                          conditioning, None if mixed else adapter_of(first.twin_id))
+        return pil_images, components, loaded, stopped
+
+    def _denoise_and_decode(self, items: list[tuple[GenerateRequest, int, str]], timer: StageTimer, embeds: dict,
+                            do_cfg: bool, between_steps: Callable[[], None] | None = None, conditioning=None,
                             adapter=None) -> tuple[list, dict[str, str]]:
         """The batch's images, and the fingerprints of the conditioning models that made them."""
         pipe = self.pipe
@@ -300,24 +368,19 @@ class Engine:
             def step_hook(_pipe, _step, _timestep, tensors):
                 between_steps()
                 return tensors
-        do_cfg = first.guidance_scale > 1.0 and pipe.unet.config.time_cond_proj_dim is None
         rows = sum(request.num_images for request, _, _ in items)
         # One CPU generator per image: image i is reproducible alone from seed + i, on any device.
         generators = [torch.Generator(device="cpu").manual_seed(seed + i)
                       for request, seed, _ in items for i in range(request.num_images)]
         with torch.no_grad():
-            # 3. Text encoders, once per request; the rows of the batch are stacked. Then the
-            #    call's plan: which pipeline (text, pose, edit) and its garment image embeddings.
-            with timer.stage("encode"):
-                per_request = [encode_prompts(pipe, request, self.device, do_cfg) for request, _, _ in items]
-                embeds = {name: (torch.cat([e[name] for e in per_request]) if per_request[0][name] is not None else None)
-                          for name in per_request[0]}
-                plan = None
-                if self.conditioning is not None:
+            # 5. The call's plan: which pipeline (text, pose, edit) and its garment image
+            #    embeddings; then the denoising loop (the UNet), stopping at latents.
+            plan = None
+            if self.conditioning is not None:
+                with timer.stage("encode"):
                     plan = self.conditioning.plan(conditioning, width=first.width, height=first.height, num_images=rows,
                                                   do_cfg=do_cfg, twin=adapter)
             run, extra = (plan.pipe, plan.kwargs) if plan is not None else (pipe, {})
-            # 4. Denoising loop (the UNet), stopping at latents.
             with timer.stage("denoise"):
                 latents = run(
                     **embeds,
@@ -331,7 +394,7 @@ class Engine:
                     output_type="latent",
                     callback_on_step_end=step_hook,
                 ).images
-            # 4b. VAE decode to pixels (every pipeline shares the base VAE), then the plan's
+            # 5b. VAE decode to pixels (every pipeline shares the base VAE), then the plan's
             #     finish (an edit pastes the pixels outside its mask back from the source).
             with timer.stage("decode"):
                 pixels = decode_latents(pipe, latents)

@@ -23,6 +23,8 @@ from service.config import Settings
 from service.gateway.trust import GatewayTrust
 from service.gateway.generation import GuardedGeneration
 from service.jobs.catalog import CatalogJobs
+from service.jobs.coalescer import RenderCoalescer
+from service.jobs.prefetch import PrefetchHints
 from service.provenance.verifier import Verifier
 from service.registry import Registry, open_registry
 from service.rendering import RenderClient
@@ -93,6 +95,10 @@ class GatewayCore:
                                     sources=edit_sources(settings, registry, assets))
         generation = GuardedGeneration(renderer, tenancy, audit, wait_s=settings.render_wait_s, prepare=inputs.prepare,
                                        keep=inputs.keep, credential=InternalCredential.from_settings(settings))
+        # Synchronous requests arriving together share a render call; twins admitted while a call
+        # runs are hinted to the renderer for prefetch (service.jobs.coalescer, .prefetch).
+        generation.coalescer = RenderCoalescer.from_settings(settings, renderer)
+        generation.hints = PrefetchHints(renderer)
         # Images of deliveries being retried wait in the shared object store when the assets
         # live in S3; a local asset directory is a pod's disk, so they wait in the registry then.
         jobs = CatalogJobs.build(settings, registry, generation,
@@ -118,6 +124,8 @@ class GatewayCore:
     def close(self) -> None:
         """Stop dispatching (leases go back to the queue) and sending; seal the audit log."""
         self.generation.stopping.set()  # generations waiting for a renderer answer 503 now, not in 120 s
+        if self.generation.hints is not None:
+            self.generation.hints.close()
         self.jobs.stop()
         if self.trust is not None:
             self.trust.close()

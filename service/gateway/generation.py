@@ -5,8 +5,11 @@ to the renderer, each item sealed with its admission (tenant, twin, the whole re
 renderer renders nothing else), which cancels between denoising steps if the twin is revoked
 meanwhile -> consent re-check before delivery, and the one audit record of each outcome,
 written before the caller answers. Several admitted requests may share one render call (a job's items of
-one twin and shape). Must never parse HTTP or talk to a client: callers pass in how to admit
-the caller and get a result or a typed error per request. Never imports torch.
+one shape, across up to ATELIER_SLOT_LANES twins; and synchronous requests that arrive within
+ATELIER_COALESCE_MS, through `coalescer`), each keeping its own checks, record and outcome; an
+admitted request's twin is hinted to a renderer for prefetch (`hints`). Must never parse HTTP
+or talk to a client: callers pass in how to admit the caller and get a result or a typed
+error per request. Never imports torch.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from service.admission_seal import InternalCredential
 from service.audit.actions import audited
@@ -29,6 +33,9 @@ from service.rendering import (RENDER_CALL_TIMEOUT_S, GenerationResult, RenderBa
                                RenderItem, result_of)
 from service.schemas import MAX_SEED, GenerateRequest
 from service.tenancy import Principal, Tenancy
+
+if TYPE_CHECKING:
+    from service.jobs.prefetch import PrefetchHints
 
 log = logging.getLogger("atelier.generation")
 Admit = Callable[[], AbstractContextManager[Principal]]
@@ -62,6 +69,10 @@ class GuardedGeneration:
     # (longest side, steps, images) a deployment allows, below the API's own bounds (config:
     # ATELIER_MAX_IMAGE_SIDE, _STEPS, _IMAGES); checked at admission, before any GPU work.
     bounds: tuple[int, int, int] | None = None
+    # Synchronous requests' render calls go through it (service.jobs.coalescer), merged with
+    # others arriving within ATELIER_COALESCE_MS; None: each call alone.
+    coalescer: RenderClient | None = None
+    hints: "PrefetchHints | None" = None  # prefetch hints to a renderer (service.jobs.prefetch)
 
     def __init__(self, renderer: RenderClient, tenancy: Tenancy, audit: Recorder, wait_s: float = 120.0,
                  prepare: Prepare | None = None, keep: Keep | None = None, credential: InternalCredential | None = None):
@@ -79,17 +90,21 @@ class GuardedGeneration:
             job: dict | None = None, edit: RenderEdit | None = None, progress: Progress | None = None) -> GenerationResult:
         """Render `request` for the caller `admit` yields; audited whatever the outcome. With
         `progress`, the renderer streams its denoising steps to it while it renders."""
-        [outcome] = self.run_batch([Pending(request, admit, route, client_ip, job, edit=edit)], progress=progress)
+        [outcome] = self.run_batch([Pending(request, admit, route, client_ip, job, edit=edit)], progress=progress,
+                                   coalesce=True)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
     def run_batch(self, pending: list[Pending], *, wait_s: float | None = None, stop: threading.Event | None = None,
-                  retry_later: bool = False, progress: Progress | None = None) -> list[GenerationResult | BaseException]:
+                  retry_later: bool = False, progress: Progress | None = None,
+                  coalesce: bool = False) -> list[GenerationResult | BaseException]:
         """Admit each request, render the admitted ones in one call, re-check and audit each.
 
         With `retry_later` (the job dispatcher), a renderer that stays unavailable raises
-        RendererUnavailable for the whole batch, unrecorded: the items go back to the queue."""
+        RendererUnavailable for the whole batch, unrecorded: the items go back to the queue.
+        With `coalesce` (a synchronous request), the call may be merged with others arriving
+        at the same time (`coalescer`)."""
         if not self.audit.available():  # nothing could be recorded: no GPU work, 503 (items stay queued)
             raise self.audit.refused()
         outcomes: list[GenerationResult | BaseException | None] = [None] * len(pending)
@@ -120,14 +135,17 @@ class GuardedGeneration:
                     outcomes[i] = audited(exc)
             admitted = sorted(principals)
             if admitted:
+                self.prefetch_hint([pending[i].request.twin_id for i in admitted])
                 waited = self.wait_s if wait_s is None else wait_s
                 batch = RenderBatch(items=[self._sealed(RenderItem(
                     generation_id=pending[i].generation_id, seed=pending[i].seed, request=pending[i].request,
                     edit=pending[i].edit, tenant_id=principals[i].tenant_id), waited) for i in admitted])
+                client = self.coalescer if coalesce and self.coalescer is not None else self.renderer
                 try:
                     stop = stop or self.stopping
-                    rendered = (self.renderer.render(batch, wait_s=waited, stop=stop) if progress is None else
-                                self.renderer.render_streaming(batch, wait_s=waited, stop=stop, on_progress=progress))
+                    with self.hints.calling() if self.hints is not None else nullcontext():
+                        rendered = (client.render(batch, wait_s=waited, stop=stop) if progress is None else
+                                    client.render_streaming(batch, wait_s=waited, stop=stop, on_progress=progress))
                 except RendererUnavailable:
                     if retry_later:
                         raise
@@ -146,6 +164,14 @@ class GuardedGeneration:
                             who[i]["components"] = outcome.components
                         outcomes[i] = self._deliverable(pending[i], principals[i], outcome, events[i], who[i], rendered.worker)
         return outcomes  # type: ignore[return-value]
+
+    def prefetch_hint(self, twin_ids: list[str | None]) -> None:
+        """Hint these twins' adapters to a renderer while earlier work runs (never blocks or fails)."""
+        if self.hints is not None:
+            try:
+                self.hints.hint(twin_ids)
+            except Exception:  # an optimisation: never fail a request for it
+                log.exception("prefetch hint failed")
 
     def _deliverable(self, p: Pending, principal: Principal, outcome, event, who: dict, worker: str):
         """The result if it may go out (consent still holds), audited either way."""

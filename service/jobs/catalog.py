@@ -110,7 +110,8 @@ class CatalogJobs:
                                   dispatcher.wake, poll_s=max(1.0, settings.job_poll_ms / 1000))
         renders = RenderDispatcher(store, registry, generation, deliverer, notify, dispatcher.wake,
                                    window=settings.window, batch=settings.dispatch_batch, lease_s=settings.job_lease_s,
-                                   poll_s=settings.job_poll_ms / 1000, retrier=retrier)
+                                   poll_s=settings.job_poll_ms / 1000, retrier=retrier,
+                                   lanes=settings.dispatch_lanes, prefetch=generation.prefetch_hint)
         jobs = cls(store, renders, dispatcher, deliverer,
                    revoked_twins=lambda: frozenset(t.id for t in registry.twins.revoked_twins()),
                    screen=generation.tenancy.gate.screen_job_item)

@@ -2,8 +2,12 @@
 
 Owns: a window of render calls in flight (`ATELIER_DISPATCH_WINDOW`: the load the platform's
 autoscaler sees), the choice of the next tenant by deficit round robin (priority only orders
-items within a tenant), grouping items of one twin and shape into one render call, renewing
-the items' leases while their call runs, retrying busy or absent renderers with backoff
+items within a tenant), grouping a job's items of one shape into one render call across up
+to `lanes` distinct twins (ATELIER_SLOT_LANES: the renderer runs them as one pipeline batch,
+each row reading its twin's lane; 1 under TensorRT, whose batches group by twin; fairness
+charges items, whatever their twins), a prefetch hint for the group's twins as it is leased
+(`prefetch`: `GuardedGeneration.prefetch_hint`, which asks a renderer to load the adapters
+while earlier work runs), renewing the items' leases while their call runs, retrying busy or absent renderers with backoff
 (leases go back to the queue meanwhile, so a renderer scaled to zero resumes the job when it
 returns), and recording each item only while its lease, with its fencing token, is still
 held: a dispatcher that lost an item's lease discards its images and never delivers them.
@@ -51,10 +55,42 @@ def error_of(exc: BaseException) -> dict:
     return {"code": "internal_error", "message": "an unexpected error occurred; it has been logged", "field": None}
 
 
-def item_group(spec: dict) -> tuple:
-    """Items with equal groups can share one render call (one twin, one shape, one outfit and pose)."""
-    return (spec.get("twin_id"), spec.get("size"), spec.get("width"), spec.get("height"), spec.get("steps", 30),
+def item_shape(spec: dict) -> tuple:
+    """Items of equal shapes can share one pipeline batch whatever their twins (one size, step
+    count and guidance, one outfit and pose)."""
+    return (spec.get("size"), spec.get("width"), spec.get("height"), spec.get("steps", 30),
             spec.get("guidance_scale", 5.0), json.dumps([spec.get("garments") or [], spec.get("pose")], sort_keys=True))
+
+
+def item_group(spec: dict) -> tuple:
+    """Items with equal groups can share one render call with one twin (one twin and one shape)."""
+    return (spec.get("twin_id"),) + item_shape(spec)
+
+
+class LaneGroup:
+    """`group_of` for one lease (`Leases.lease_items`): items of the first item's shape, while
+    they name at most `lanes` distinct twins. The lease reads the first item's group, then the
+    job's further runnable items in index order, and takes those of equal group: so an item of
+    a twin past the limit gets a group of its own and waits for a later call. Stateful: one
+    instance per lease. (The dispatcher checks the twins of what it leased all the same.)"""
+
+    def __init__(self, lanes: int):
+        self.lanes = max(1, lanes)
+        self.shape: tuple | None = None
+        self.twins: list[str] = []
+
+    def __call__(self, spec: dict) -> tuple:
+        shape = item_shape(spec)
+        if self.shape is None:
+            self.shape = shape
+        if shape != self.shape:
+            return ("shape",) + shape
+        twin = spec.get("twin_id")
+        if twin is not None and twin not in self.twins:  # the base model takes no lane
+            if len(self.twins) >= self.lanes:
+                return ("lanes", twin)
+            self.twins.append(twin)
+        return shape
 
 
 @dataclass(frozen=True)
@@ -70,7 +106,8 @@ class RenderDispatcher:
                  deliverer_for: Callable[[str], Deliverer], notify: Callable[..., object],
                  on_job_closed: Callable[[], None] = lambda: None, *, window: int = 1, batch: int = 4,
                  lease_s: float = 30.0, poll_s: float = 0.5, call_wait_s: float = 10.0,
-                 retrier: DeliveryRetrier | None = None):
+                 retrier: DeliveryRetrier | None = None, lanes: int = 4,
+                 prefetch: Callable[[list[str]], object] | None = None):
         self.store = store
         self.registry = registry
         self.generation = generation
@@ -80,6 +117,8 @@ class RenderDispatcher:
         # S3 deliveries that fail are staged and retried (service.jobs.delivery); None: failed at once
         self.retrier = retrier if retrier is not None and retrier.enabled else None
         self.window, self.batch, self.lease_s, self.poll_s, self.call_wait_s = window, batch, lease_s, poll_s, call_wait_s
+        self.lanes = max(1, lanes)  # distinct twins per render call (1: a call carries one twin)
+        self.prefetch = prefetch  # (twin ids) -> None: a non-blocking hint to a renderer; None: no hints
         self.owner = f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.fair = DeficitRoundRobin()
         self._fair_lock = threading.Lock()
@@ -145,16 +184,41 @@ class RenderDispatcher:
     # -- one render call ------------------------------------------------------------------
 
     def lease(self) -> list[ItemLease]:
-        """The next group of items, from the tenant whose turn it is."""
+        """The next group of items, from the tenant whose turn it is: one job's items of one
+        shape, naming at most `lanes` twins. Their twins' adapters are hinted to a renderer."""
         with self._fair_lock:
             tenant = self.fair.pick(self.store.leases.runnable_tenants())  # canceled jobs reaped there
             if tenant is None:
                 return []
-            leases = self.store.leases.lease_items(self.owner, self.lease_s, tenant_id=tenant, limit=self.batch,
-                                                   group_of=item_group, reap=False)
+            group_of = LaneGroup(self.lanes) if self.lanes > 1 else item_group
+            leases = self._within_lanes(self.store.leases.lease_items(
+                self.owner, self.lease_s, tenant_id=tenant, limit=self.batch, group_of=group_of, reap=False))
             if leases:
                 self.fair.charge(tenant, len(leases))
+        if leases and self.prefetch is not None:
+            try:
+                self.prefetch(list(dict.fromkeys(lease.spec.get("twin_id") for lease in leases
+                                                 if lease.spec.get("twin_id"))))
+            except Exception:  # a hint is an optimisation: never lose a group for it
+                log.exception("prefetch hint failed")
         return leases
+
+    def _within_lanes(self, leases: list[ItemLease]) -> list[ItemLease]:
+        """`leases` whose items name at most `lanes` twins; any item past that goes back to the
+        queue (only if a lease ever read groups other than `LaneGroup` expects)."""
+        twins: list = []
+        kept, extra = [], []
+        for lease in leases:
+            twin = lease.spec.get("twin_id")
+            if twin is not None and twin not in twins:
+                if len(twins) >= self.lanes:
+                    extra.append(lease)
+                    continue
+                twins.append(twin)
+            kept.append(lease)
+        if extra:
+            self.store.leases.release_items(extra)
+        return kept
 
     def dispatch(self, leases: list[ItemLease]) -> None:
         """Render one group and record each item while its lease holds."""
@@ -162,7 +226,7 @@ class RenderDispatcher:
         # threads are the dispatcher's own, bounded by its window).
         with self._holding(leases), self._heartbeat(leases), patient_fetches():
             pending, failed = [], []
-            # One job per group: one tenant (its presets), one submitting key, and one twin.
+            # One job per group: one tenant (its presets) and one submitting key; up to `lanes` twins.
             scenes = BUILTIN_SCENES | self.store.delivery.presets(leases[0].tenant_id)
             submitter, twins = self._submitter(leases[0]), {}
             for lease in leases:

@@ -2,9 +2,11 @@
 
 Owns: loading the pipeline once (with the provenance marker, so no unmarked image ever
 leaves), the revocation watcher that evicts revoked twins' adapters and cancels their
-in-flight generations between denoising steps, and turning one `RenderBatch` of already
-admitted requests into results: items that share a twin, a shape and their conditioning
-run as one pipeline batch, and each item gets its images or the typed error that stopped it;
+in-flight generations between denoising steps (only the revoked twin's rows of a mixed
+batch: the others finish), and turning one `RenderBatch` of already admitted requests into
+results: items that share a shape and their conditioning run as one pipeline batch across up
+to ATELIER_SLOT_LANES twins (`service.renderer.batching`; one twin per batch under TensorRT),
+and each item gets its images or the typed error that stopped it;
 `render_stream` does the same while it reports each denoising step (a line per step, then
 the result). Before any of that, every item of a call must carry a gateway's valid
 admission seal (`service.admission_seal`), whichever way the call came in (HTTP or
@@ -24,7 +26,6 @@ import os
 import queue
 import socket
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 from PIL import Image
@@ -33,6 +34,7 @@ from service.admission_seal import InternalCredential
 from service.assets import AssetStore, open_asset_store
 from service.config import Settings
 from service.engine import Engine
+from service.engine.stops import PartialBatch, StopTwins
 from service.errors import AdmissionRefused, AtelierError
 from service.imaging import SourceImage
 from service.provenance.marking import ProvenanceMarker
@@ -43,11 +45,11 @@ from service.rendering import (
     RenderError,
     RenderItem,
     RenderOutcome,
-    group_key,
     outcome_of,
     progress_line,
     result_line,
 )
+from service.renderer.batching import plan_batches
 from service.tenancy.revocation import RevocationWatcher
 from service.twins.metrics import PrometheusCacheEvents
 
@@ -100,38 +102,76 @@ class RendererRuntime:
                                                                  "items": len(batch.items), "worker": self.worker}})
             raise
 
+    def plan(self, batch: RenderBatch) -> list[list[RenderItem]]:
+        """The call's pipeline batches (`service.renderer.batching`): items of one shape across
+        up to ATELIER_SLOT_LANES twins on the slot's backends, one twin each under TensorRT."""
+        backend, slot = self.engine.backend, self.engine.twins.slot
+        lanes = slot.lanes if slot.mixed and not backend.handles_adapters else 1
+        return plan_batches(batch.items, lanes=lanes,
+                            cap_of=lambda r: backend.max_images(r.width, r.height, r.guidance_scale))
+
     def _render(self, batch: RenderBatch, progress: Callable[[int, int], None] | None = None) -> RenderBatchResult:
-        groups: OrderedDict[tuple, list[RenderItem]] = OrderedDict()
-        for item in batch.items:
-            key = group_key(item.request, item.edit) + ((item.generation_id,) if item.edit else ())  # edits run alone
-            group = groups.setdefault(key, [])
-            cap = self.engine.backend.max_images(item.request.width, item.request.height, item.request.guidance_scale)
-            if group and cap is not None and sum(i.request.num_images for i in group) + item.request.num_images > cap:
-                groups[key + (len(groups),)] = groups.pop(key)  # that batch is full: the rest makes another
-                group = groups.setdefault(key, [])
-            group.append(item)
-        steps = StepCounter(progress, sum(items[0].request.steps for items in groups.values()))
+        batches = self.plan(batch)
+        steps = StepCounter(progress, sum(items[0].request.steps for items in batches))
         outcomes: dict[str, RenderOutcome] = {}
-        for items in groups.values():
-            twin_id = items[0].request.twin_id
+
+        def failed(item: RenderItem, exc: BaseException) -> RenderOutcome:
+            return RenderOutcome(generation_id=item.generation_id, twin_id=item.request.twin_id, seed=item.seed,
+                                 error=_render_error(exc))
+
+        for items in batches:
+            twins = list(dict.fromkeys(i.request.twin_id for i in items if i.request.twin_id is not None))
+            revoked = self._revoked(twins)  # since the gateway admitted them: those items fail, the others render
+            for item in items:
+                if item.request.twin_id in revoked:
+                    outcomes[item.generation_id] = failed(item, revoked[item.request.twin_id])
+            live = [i for i in items if i.request.twin_id not in revoked]
+            if not live:
+                continue
             try:
-                if twin_id is not None and twin_id in self.watcher.revoked:
-                    self.watcher.guard(twin_id)()  # raises: revoked since the gateway admitted it
-                conditioning, source = self.conditioning(items[0])
-                results = self.engine.generate_batch([(i.request, i.seed, i.generation_id) for i in items],
-                                                     between_steps=steps.after(self.watcher.guard(twin_id)),
+                conditioning, source = self.conditioning(live[0])
+                results = self.engine.generate_batch([(i.request, i.seed, i.generation_id) for i in live],
+                                                     between_steps=steps.after(self._guard(twins)),
                                                      conditioning=conditioning, source=source)
                 outcomes.update((r.generation_id, outcome_of(r)) for r in results)
+            except PartialBatch as partial:  # some twins stopped (revoked meanwhile, or a failed load)
+                for item in live:
+                    outcome = partial.outcome(item.generation_id)
+                    outcomes[item.generation_id] = (failed(item, outcome) if isinstance(outcome, BaseException)
+                                                    else outcome_of(outcome))
             except Exception as exc:
                 error = _render_error(exc)
                 if error.status >= 500:
-                    log.exception("render failed", extra={"fields": {"twin_id": twin_id, "items": len(items)}})
-                for item in items:
-                    outcomes[item.generation_id] = RenderOutcome(generation_id=item.generation_id, twin_id=twin_id,
-                                                                 seed=item.seed, error=error)
+                    log.exception("render failed", extra={"fields": {"twins": twins, "items": len(live)}})
+                for item in live:
+                    outcomes[item.generation_id] = failed(item, exc)
         return RenderBatchResult(outcomes=[outcomes[i.generation_id] for i in batch.items], worker=self.worker,
                                  base_model=self.engine.base_model_id,
-                                 batch_rows=max(sum(i.request.num_images for i in g) for g in groups.values()))
+                                 batch_rows=max(sum(i.request.num_images for i in b) for b in batches))
+
+    def _revoked(self, twin_ids: list[str]) -> dict[str, BaseException]:
+        """The twins of `twin_ids` revoked now, each with the error its items fail with."""
+        errors: dict[str, BaseException] = {}
+        for twin_id in twin_ids:
+            if twin_id in self.watcher.revoked:
+                try:
+                    self.watcher.guard(twin_id)()
+                except Exception as exc:  # noqa: BLE001 - the guard's typed refusal (403 revoked)
+                    errors[twin_id] = exc
+        return errors
+
+    def _guard(self, twin_ids: list[str]) -> Callable[[], None] | None:
+        """The between-steps check of a batch of these twins: `StopTwins` naming any revoked
+        since it started (the engine stops only their rows, or the batch if that is all of it)."""
+        if not twin_ids:
+            return None
+
+        def check() -> None:
+            revoked = self._revoked(twin_ids)
+            if revoked:
+                raise StopTwins(revoked)
+
+        return check
 
     def render_stream(self, batch: RenderBatch) -> Iterator[str]:
         """`render`, reporting as it goes: a progress line now and after every denoising step,
@@ -141,7 +181,7 @@ class RendererRuntime:
         self.admit(batch)
         lines: queue.Queue = queue.Queue()
         gone = threading.Event()
-        total = sum(steps for steps in {group_key(i.request): i.request.steps for i in batch.items}.values())
+        total = sum(items[0].request.steps for items in self.plan(batch))
 
         def report(step: int, steps: int) -> None:
             if gone.is_set():
@@ -244,11 +284,13 @@ class StepCounter:
             return guard
 
         def step() -> None:
-            if guard is not None:
-                guard()
-            self.done += 1
-            self.total = max(self.total, self.done)  # a scheduler may run a step more than asked
-            self.progress(self.done, self.total)
+            try:
+                if guard is not None:
+                    guard()
+            finally:  # a step that stopped some twins' rows (StopTwins) still ran, and is counted
+                self.done += 1
+                self.total = max(self.total, self.done)  # a scheduler may run a step more than asked
+                self.progress(self.done, self.total)
 
         return step
 

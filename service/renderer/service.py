@@ -88,7 +88,8 @@ class Renderer:
 
     @bentoml.api(route="/internal/prefetch")
     def prefetch(self, twin_ids: list[str]) -> dict[str, str]:
-        """Warm twins' adapters into this worker's device tier."""
+        """Warm twins' adapters into this worker's device tier (answered beside a running
+        render: it takes no render slot)."""
         return self.runtime.prefetch(twin_ids)
 
     @bentoml.on_shutdown
@@ -100,10 +101,20 @@ class Renderer:
 
 # The paths BentoML's concurrency limit skips: its probes, /metrics and the default livez path.
 PROBES = MaxConcurrencyMiddleware.BYPASS_PATHS | {"/health"}
+# Prefetch calls (a gateway's hint that a twin comes next, and the admin's warm-up) are answered
+# beside a running render and take no render slot: a cold twin's adapter loads through the
+# tiers while the call before it denoises (the cache is thread-safe; the pipeline lock is not
+# taken). They still need the internal credential. BentoML has no per-route setting for its
+# limit, so its skip list (a class attribute read when the middleware is built) gains the path;
+# the gateway, which imports this module, has no such route. Behind the accept gate (a CPU
+# renderer, or several workers) a busy worker does not accept any connection, so there a hint
+# waits in the backlog like any call.
+UNCOUNTED = frozenset({"/internal/prefetch"})
+MaxConcurrencyMiddleware.BYPASS_PATHS = MaxConcurrencyMiddleware.BYPASS_PATHS | UNCOUNTED
 # Only gateways get past this (the internal credential; on render calls, every item's admission
 # seal), and a refused call never takes a render slot: this middleware runs outside the next.
 Renderer.add_asgi_middleware(InternalAuth, credential=lambda: InternalCredential.from_settings(get_settings()),
                              open_paths=PROBES)
 # Each call holds its worker's accept-gate slot until answered (a pass-through without a gate);
-# the probes hold none.
-Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=PROBES)
+# the probes and prefetch calls hold none.
+Renderer.add_asgi_middleware(SlotMiddleware, skip_paths=PROBES | UNCOUNTED)

@@ -154,6 +154,8 @@ class Timings(BaseModel):
 
     queue: float
     adapter: float
+    # of `adapter`: waiting for a load that had not finished when the batch was ready to denoise
+    adapter_wait: float | None = None
     encode: float
     denoise: float
     decode: float

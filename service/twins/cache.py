@@ -38,6 +38,10 @@ class CacheEvents(Protocol):
 
     def resident(self, tier: str, nbytes: int) -> None: ...
 
+    def waited(self, seconds: float) -> None:
+        """A pipeline batch was ready to denoise and waited `seconds` for its adapters' loads
+        (0.0: every adapter was on the device in time; see `service.engine.adapter_loads`)."""
+
 
 class NoEvents:
     def served(self, source: str, seconds: float) -> None:
@@ -47,6 +51,9 @@ class NoEvents:
         pass
 
     def resident(self, tier: str, nbytes: int) -> None:
+        pass
+
+    def waited(self, seconds: float) -> None:
         pass
 
 
@@ -233,6 +240,11 @@ class TieredAdapterCache:
                     removed.append(tier.name)
             self._report_sizes()
         return removed
+
+    def in_device_tier(self, sha256: str) -> bool:
+        """Whether the device tier holds the adapter now (an `acquire` would return at once)."""
+        with self._lock:
+            return sha256 in self.device_tier
 
     def tiers_of(self, sha256: str) -> list[str]:
         with self._lock:

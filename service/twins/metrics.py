@@ -1,4 +1,4 @@
-"""Prometheus metrics of the adapter cache (served on BentoML's /metrics).
+"""Prometheus metrics of the adapter cache and of renders waiting for it (served on BentoML's /metrics).
 
 Owns: the metric names. Each metric is created once per process, lazily on first use, so
 BentoML's multiprocess Prometheus set-up (PROMETHEUS_MULTIPROC_DIR) is in place before any
@@ -23,6 +23,11 @@ def _metrics():
         ),
         "evictions": Counter("atelier_adapter_evictions", "Adapters evicted from a cache tier", ["tier"]),
         "bytes": Gauge("atelier_adapter_cache_bytes", "Bytes held by a cache tier", ["tier"], multiprocess_mode="livesum"),
+        # Per pipeline batch with twins: how long it waited, ready to denoise, for its adapters'
+        # loads (0 when they were on the device in time), and how many batches waited at all.
+        "wait": Histogram("atelier_adapter_wait_seconds", "Time a pipeline batch waited for its twins' adapter loads "
+                          "before its first denoising step (0: none to wait for)", buckets=(0.0,) + LOAD_BUCKETS),
+        "waits": Counter("atelier_adapter_waits", "Pipeline batches that waited for an adapter load before denoising"),
     }
 
 
@@ -36,3 +41,8 @@ class PrometheusCacheEvents:
 
     def resident(self, tier: str, nbytes: int) -> None:
         _metrics()["bytes"].labels(tier=tier).set(nbytes)
+
+    def waited(self, seconds: float) -> None:
+        _metrics()["wait"].observe(seconds)
+        if seconds > 0:
+            _metrics()["waits"].inc()

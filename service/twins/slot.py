@@ -251,6 +251,18 @@ class AdapterSlot:
             self.owner = None
         return found
 
+    @torch.no_grad()
+    def silence(self, sha256s: set[str]) -> int:
+        """From the next UNet call on, rows reading a lane that holds one of `sha256s` read the
+        zero lane (the base model): a twin stopped in the middle of a mixed batch (revoked, or
+        its load failed) adds nothing more to its rows, whose images are then discarded, while
+        every other row keeps its lane. The lanes keep their weights. Returns the lanes silenced."""
+        lanes = [lane for lane, owner in enumerate(self.lane_owners) if owner is not None and owner in sha256s]
+        if self.mixed:
+            for lane in lanes:
+                self._rows.masked_fill_(self._rows == lane, self.zero_lane)
+        return len(lanes)
+
     def route_base(self) -> None:
         """Every row of any batch reads the zero lane: the base model, whatever the lanes hold
         (the twins stay cached in their lanes for a later batch)."""
