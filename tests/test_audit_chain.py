@@ -138,3 +138,132 @@ def test_a_dead_writers_chain_is_adopted_once_and_a_live_one_never(store, tmp_pa
         dead.append({"event": "zombie"})
     live.close()
     assert store.claim_orphan(live.log_id, "x", timedelta(seconds=60), timedelta(seconds=60))  # ended by its writer
+
+
+# ---- what the local-file writer's tests guarded, asked of the chain ------------------------------
+
+
+def test_append_builds_a_hash_chain_stored_as_canonical_lines(store):
+    import re
+
+    from service.audit.record import GENESIS_HASH, canonical_json, record_hash
+
+    log = ChainLog(store, checkpoint_seconds=0, heartbeat_s=3600)
+    records = [log.append(generation(i)) for i in range(5)]
+    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5]
+    assert records[0]["prev_hash"] == GENESIS_HASH
+    for before, after in zip(records, records[1:]):
+        assert after["prev_hash"] == before["hash"]
+    for record in records:
+        assert record["hash"] == record_hash(record)
+        assert re.fullmatch(r"[0-9a-f]{32}", record["event_id"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["ts"])
+    assert [line.encode() for line in store.lines(log.log_id)] == [canonical_json(r) for r in records]
+    assert list(log.own_records()) == records
+    assert log.commits == 5  # one transaction per append when nothing runs concurrently
+    log.close()
+
+
+def test_append_refuses_reserved_fields_and_a_closed_chain(store):
+    from service.audit.chain import AuditLogClosed
+    from service.audit.record import InvalidEvent
+
+    log = ChainLog(store, checkpoint_seconds=0, heartbeat_s=3600)
+    with pytest.raises(InvalidEvent):
+        log.append({"seq": 7})
+    with pytest.raises(InvalidEvent):
+        log.append({"x": float("nan")})
+    assert log.size == 0 and store.chain(log.log_id).size == 0
+    log.close()
+    with pytest.raises(AuditLogClosed):
+        log.append(generation(1))
+    assert store.chain(log.log_id).size == 0
+
+
+def test_records_survive_a_process_killed_right_after_append(db_url, store, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import os, sys\n"
+        "from service.audit.chain import ChainLog\n"
+        "from service.registry import open_registry\n"
+        "from service.registry.audit import AuditRecords\n"
+        "log = ChainLog(AuditRecords(open_registry(sys.argv[1]).db), checkpoint_seconds=0, heartbeat_s=3600)\n"
+        "for i in range(3): log.append({'event': 'fault', 'i': i})\n"
+        "print(log.log_id, flush=True)\n"
+        "os._exit(0)\n"  # no close, no end of the chain, no atexit
+    )
+    repo = Path(__file__).resolve().parent.parent
+    child = subprocess.run([sys.executable, "-c", script, db_url], cwd=repo, check=True, capture_output=True,
+                           text=True, timeout=120)
+    log_id = child.stdout.strip()
+    chain = store.chain(log_id)
+    assert (chain.size, chain.ended_at) == (3, None)  # committed, and nobody ended it
+    assert [json.loads(line)["i"] for line in store.lines(log_id)] == [0, 1, 2]
+    assert verified(store, log_id, tmp_path) == (3, 0)  # the hash chain alone: no signer
+
+
+def test_checkpoints_by_count_are_signed_merkle_roots(store):
+    import json
+
+    from service.audit import merkle
+    from service.audit.checkpoint import CheckpointError, verify_checkpoint
+
+    log = ChainLog(store, SIGNER, checkpoint_every=5, checkpoint_seconds=0, heartbeat_s=3600)
+    records = [log.append(generation(i)) for i in range(12)]
+    assert [size for size, _ in store.checkpoints(log.log_id)] == [5, 10]
+    log.close()
+    checkpoints = dict(store.checkpoints(log.log_id))
+    assert sorted(checkpoints) == [5, 10, 12]  # and one at close
+    leaves = [bytes.fromhex(r["hash"]) for r in records]
+    for size in (5, 10, 12):
+        cp = json.loads(checkpoints[size])
+        assert set(cp) == {"tree_size", "root_hash", "last_hash", "ts", "key_id", "signature"}
+        assert cp["tree_size"] == size and cp["key_id"] == SIGNER.key_id
+        assert cp["root_hash"] == merkle.root(leaves[:size]).hex()
+        assert cp["last_hash"] == records[size - 1]["hash"]
+        verify_checkpoint(cp, [SIGNER.public_key])
+        with pytest.raises(CheckpointError) as info:
+            verify_checkpoint({**cp, "tree_size": size + 1}, [SIGNER.public_key])
+        assert info.value.kind == "checkpoint_signature"
+
+
+def test_checkpoints_by_time_come_from_the_maintenance_thread(store, tmp_path):
+    log = ChainLog(store, SIGNER, checkpoint_every=1000, checkpoint_seconds=0.05, heartbeat_s=0.05)
+    for i in range(3):
+        log.append(generation(i))
+    assert log.wait_for_checkpoint(3, timeout=60), "the maintenance thread stored no checkpoint"
+    sizes = [size for size, _ in store.checkpoints(log.log_id)]
+    assert sizes[-1] == 3  # by time (1000 by count is never reached)
+    thread = log._thread
+    log.close()
+    assert not thread.is_alive()
+    assert [size for size, _ in store.checkpoints(log.log_id)] == sizes  # close had nothing new to sign
+    assert verified(store, log.log_id, tmp_path) == (3, len(sizes))
+
+
+def test_a_live_chain_archives_full_segments_and_its_short_last_one_at_close(store, tmp_path):
+    from service.audit.segments import iter_records
+
+    archive = ChainArchive(store, tmp_path, segment_records=4)
+    log = ChainLog(store, checkpoint_seconds=0, heartbeat_s=3600, archive=archive)
+    for i in range(10):
+        log.append(generation(i))
+    directory = archive.chain_dir(log.log_id)
+
+    def sealed() -> list[str]:
+        return sorted(p.name for p in (directory / "segments").iterdir())
+
+    assert archive.seal_full(log.log_id, log.size) == 2  # what the maintenance thread does
+    assert sealed() == ["000000000001-000000000004.jsonl", "000000000005-000000000008.jsonl"]
+    log.seal()
+    assert sealed()[-1] == "000000000009-000000000010.jsonl"
+    log.append(generation(10))
+    log.close()
+    assert sealed()[-1] == "000000000011-000000000011.jsonl"
+    assert [r["seq"] for r in iter_records(directory)] == list(range(1, 12))
+    assert store.chain(log.log_id).archived == 11
+    assert verify_log(directory).ok

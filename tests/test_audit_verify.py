@@ -1,4 +1,5 @@
-"""`verify_log` on real logs written by AuditLog, then damaged the way an attacker or a disk would."""
+"""`verify_log` on a real chain committed to a registry by ChainLog and archived as files by
+ChainArchive, then damaged the way an attacker or a disk would."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.audit.archive import ChainArchive
+from service.audit.chain import ChainLog
 from service.audit.checkpoint import CheckpointSigner
-from service.audit.log import AuditLog
 from service.audit.record import canonical_json, record_hash
 from service.audit.verify import verify_log
+from service.registry import open_registry
+from service.registry.audit import AuditRecords
 
 SEG1, SEG2, SEG3, SEG4 = (
     "000000000001-000000000010.jsonl",
@@ -29,12 +33,21 @@ def signer() -> CheckpointSigner:
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory, signer) -> Path:
-    """35 records in segments of 10; checkpoints at 10, 20, 30 and 35 (on close)."""
-    directory = tmp_path_factory.mktemp("pristine")
-    with AuditLog(directory, signer, checkpoint_every=10, checkpoint_seconds=0, segment_records=10) as log:
-        for i in range(35):
-            log.append({"tenant": "acme", "twin_id": "t1", "generation_id": f"gen-{i + 1}", "outcome": "ok",
-                        "num_images": 1})
+    """35 records in segments of 10; checkpoints at 10, 20, 30 (by count) and 35 (on close)."""
+    work = tmp_path_factory.mktemp("pristine")
+    registry = open_registry(f"sqlite:///{work / 'registry.db'}")
+    try:
+        store = AuditRecords(registry.db)
+        with ChainLog(store, signer, checkpoint_every=10, checkpoint_seconds=0) as log:
+            for i in range(35):
+                log.append({"tenant": "acme", "twin_id": "t1", "generation_id": f"gen-{i + 1}", "outcome": "ok",
+                            "num_images": 1})
+        directory = ChainArchive(store, work, segment_records=10).export(log.log_id, work / "audit")
+    finally:
+        registry.engine.dispose()
+    assert sorted(p.name for p in (directory / "segments").iterdir()) == [SEG1, SEG2, SEG3, SEG4]
+    assert sorted(p.name for p in (directory / "checkpoints").iterdir()) == [
+        f"{size:012d}.json" for size in (10, 20, 30, 35)]
     return directory
 
 
@@ -167,3 +180,17 @@ def test_a_damaged_line_is_malformed_not_a_crash(log_dir, signer):
 def test_an_empty_directory_is_not_a_valid_log(tmp_path, signer):
     result = verify_log(tmp_path / "nowhere", [signer.public_key])
     assert not result.ok and result.first.kind == "no_log"
+
+
+def test_a_torn_last_line_is_a_warning_in_an_open_segment_and_a_problem_in_a_sealed_one(log_dir, signer):
+    """An open segment (a log on local disk before the registry kept the chains) may end in a
+    torn write; the archive's sealed segments are written whole, so there it is damage."""
+    torn = b'{"event_id":"abc","generat'
+    segment = log_dir / "segments" / SEG4
+    segment.write_bytes(segment.read_bytes() + torn)
+    result = check(log_dir, signer)
+    assert [(p.kind, p.file) for p in result.problems] == [("torn_line", SEG4)]
+    segment.rename(log_dir / "segments" / "open-000000000031.jsonl")
+    result = check(log_dir, signer)
+    assert result.ok and result.records == 35
+    assert [(w.kind, w.seq, w.file) for w in result.warnings] == [("torn_tail", 36, "open-000000000031.jsonl")]

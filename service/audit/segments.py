@@ -1,15 +1,18 @@
-"""The audit log's files: their layout on disk, and reading them without a writer.
+"""The audit archive's files: their layout on disk, and reading them.
 
-Owns the directory layout (the appender in `log.py`, the shipper and `verify` rely on it exactly):
+Owns the directory layout that `archive.py` writes from the registry (one directory per chain),
+the shipper copies to S3, `download_log` fetches back and `verify` checks, exactly:
 
-    <dir>/segments/open-<first_seq:012d>.jsonl              the segment being appended (at most one)
-    <dir>/segments/<first_seq:012d>-<last_seq:012d>.jsonl   sealed: fsynced, renamed atomically, immutable
+    <dir>/segments/<first_seq:012d>-<last_seq:012d>.jsonl   sealed: written whole, renamed atomically, immutable
     <dir>/checkpoints/<tree_size:012d>.json                 signed tree heads, written atomically, immutable
+    <dir>/segments/open-<first_seq:012d>.jsonl              never written by the archive (a log on local
+                                                            disk before the registry kept the chains may
+                                                            hold one: read and verified, never shipped)
 
 Each line is the canonical JSON of one record (`record.py`) and a newline. `find_records` and
-`iter_records` (also `LogReader`, what `AuditLog.read_only(dir)` returns) read the files without
-a writer, beside a running one or on a downloaded copy; `find_records` is a linear scan, newest
-segment first. Must never write, rename, lock or delete anything.
+`iter_records` read the files of one directory (a chain's archive, a downloaded copy);
+`find_records` is a linear scan, newest segment first. Must never write, rename, lock or delete
+anything (`fsync_dir` and `segment_name` are helpers for the writers).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ TEMP_PREFIX = ".tmp-"
 
 
 class LogCorrupt(AuditError):
-    """The files on disk do not form a log this appender can continue; run `atelier audit verify`."""
+    """A segment line is not a JSON object; `atelier audit verify` says where the files break."""
 
     code = "audit_log_corrupt"
 
@@ -111,19 +114,6 @@ def find_records(directory: Path, field: str, value: Any, limit: int | None = No
                     if limit is not None and len(matches) >= limit:
                         return sorted(matches, key=lambda r: r.get("seq", 0))
     return sorted(matches, key=lambda r: r.get("seq", 0))
-
-
-class LogReader:
-    """Read-only access to a log directory: never creates, truncates or locks anything."""
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-
-    def find(self, field: str, value: Any, limit: int | None = None) -> list[dict[str, Any]]:
-        return find_records(self.directory, field, value, limit)
-
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        return iter_records(self.directory)
 
 
 def parse_line(line: bytes, path: Path, number: int) -> dict[str, Any]:

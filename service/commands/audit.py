@@ -133,7 +133,7 @@ def _verify_database(keys, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_show(args: argparse.Namespace) -> int:
-    from service.audit.log import find_records
+    from service.audit.segments import find_records
 
     if _from_files(args):
         records = find_records(_log_dir(args), "generation_id", args.generation_id)
@@ -148,7 +148,7 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from service.audit.log import iter_records
+    from service.audit.segments import iter_records
     from service.audit.usage import aggregate, to_csv, to_json
 
     if args.date_from and args.date_to and args.date_from > args.date_to:

@@ -22,7 +22,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.audit.events import edge_refusal_event
-from service.audit.record import AuditError as AuditUnavailable
+from service.audit.record import AuditError
+from service.audit.recorder import AuditUnavailable
 from service.errors import AtelierError, InvalidRequest, MalformedRequest, PayloadTooLarge
 from service.registry.errors import RegistryUnavailable
 from service.gateway.http_edge import error_response, internal_error_response
@@ -122,7 +123,7 @@ def route_of(request: Request, exc: AtelierError) -> str:
 
 async def _answer(request: Request, exc: AtelierError):
     core = getattr(request.app.state, "core", None)
-    if core is not None and not getattr(exc, "audited", False) and not isinstance(exc, AuditUnavailable):
+    if core is not None and not getattr(exc, "audited", False) and not isinstance(exc, AuditError):
         client = request.client.host if request.client else None
         principal = getattr(request.state, "principal", None)  # set once a key was accepted
         route = route_of(request, exc)
