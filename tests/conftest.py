@@ -179,17 +179,17 @@ PG_ENV = "ATELIER_TEST_PG_URL"
 
 
 def reset_pg(url: str) -> None:
-    """Drop every registry table of the PostgreSQL test database (each test starts empty)."""
+    """Drop every table of the PostgreSQL test database, whatever revision made it (each test
+    starts empty): the public schema goes and comes back."""
     from sqlalchemy import text
 
     from service.registry.db import make_engine
-    from service.registry.models import Base
 
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
 

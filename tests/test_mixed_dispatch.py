@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+import time
 import uuid
 
 import numpy as np
@@ -163,20 +164,37 @@ def test_edits_run_alone_and_stored_images_are_batched_with_their_own_tenants_on
 
 
 class FakeClient:
-    """Answers each item with an outcome naming it; records each call's items."""
+    """Answers each item with an outcome naming it; records each call's items. A call of a
+    640 px item holds until `release` is set (a busy renderer)."""
 
     def __init__(self, error: BaseException | None = None):
         self.calls: list[list[str]] = []
         self.error = error
         self.lock = threading.Lock()
+        self.release = threading.Event()
 
     def render(self, batch, *, wait_s, stop=None):
         with self.lock:
             self.calls.append([i.generation_id for i in batch.items])
+        if batch.items[0].request.width == 640:
+            self.release.wait(30)
         if self.error is not None:
             raise self.error
         return RenderBatchResult(outcomes=[RenderOutcome(generation_id=i.generation_id, twin_id=i.request.twin_id,
                                                          seed=i.seed) for i in batch.items], worker="w")
+
+
+def busy(coalescer, client) -> threading.Thread:
+    """One call in flight (a 640 px item, held by the fake renderer): the coalescer gathers now.
+    While none is in flight it sends each call at once (a lone request pays no window)."""
+    holder = threading.Thread(target=coalescer.render, args=(RenderBatch(items=[item("z", 99, size=640)]),),
+                              kwargs={"wait_s": 5}, daemon=True)
+    holder.start()
+    deadline = time.monotonic() + 30
+    while coalescer.in_flight == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return holder
 
 
 def concurrently(coalescer, batches):
@@ -204,12 +222,18 @@ def test_synchronous_calls_arriving_together_share_one_render_call_and_each_gets
 
     client = FakeClient()
     coalescer = RenderCoalescer(client, 5.0, lanes=4, max_items=4)  # a long window: the calls meet in it
+    alone = coalescer.render(RenderBatch(items=[item("a", 50)]), wait_s=5)  # idle: sent at once, no window
+    assert [o.generation_id for o in alone.outcomes] == [f"{50:032x}"] and coalescer.calls == 1
+    holder = busy(coalescer, client)
     batches = [RenderBatch(items=[item(twin, n)]) for n, twin in enumerate(["a", "b", "c", "d"])]
     answers = concurrently(coalescer, batches)
+    client.release.set()
+    holder.join(30)
     assert [[o.generation_id for o in a.outcomes] for a in answers] == [[b.items[0].generation_id] for b in batches]
     assert [[o.twin_id for o in a.outcomes] for a in answers] == [["a"], ["b"], ["c"], ["d"]]
-    assert len(client.calls) == 1 and sorted(client.calls[0]) == sorted(b.items[0].generation_id for b in batches)
-    assert coalescer.merged == 1 and coalescer.calls == 1
+    gathered = [call for call in client.calls if len(call) > 1]
+    assert len(client.calls) == 3 and sorted(gathered[0]) == sorted(b.items[0].generation_id for b in batches)
+    assert coalescer.merged == 1 and coalescer.calls == 3
 
 
 def test_the_coalescer_keeps_shapes_and_the_lane_limit_apart_and_passes_edits_through():
@@ -217,11 +241,14 @@ def test_the_coalescer_keeps_shapes_and_the_lane_limit_apart_and_passes_edits_th
 
     client = FakeClient()
     coalescer = RenderCoalescer(client, 3.0, lanes=2, max_items=4)
+    holder = busy(coalescer, client)
     batches = [RenderBatch(items=[item("a", 0)]), RenderBatch(items=[item("b", 1)]), RenderBatch(items=[item("c", 2)]),
                RenderBatch(items=[item("a", 3, size=320)]), RenderBatch(items=[item("a", 4, edit=True)])]
     answers = concurrently(coalescer, batches)
+    client.release.set()
+    holder.join(30)
     assert all(isinstance(a, RenderBatchResult) for a in answers), answers
-    calls = sorted(sorted(int(g, 16) for g in call) for call in client.calls)
+    calls = sorted(sorted(int(g, 16) for g in call) for call in client.calls if call != [f"{99:032x}"])
     # three twins of one shape: at most two per call; the other size and the edit alone
     assert len(calls) == 4 and [3] in calls and [4] in calls
     assert sorted(len(call) for call in calls if call not in ([3], [4])) == [1, 2]
@@ -234,8 +261,11 @@ def test_an_error_of_a_merged_call_is_every_members_and_zero_ms_turns_coalescing
 
     client = FakeClient(RendererUnavailable("busy"))
     coalescer = RenderCoalescer(client, 5.0, lanes=4, max_items=2)  # full at two: sent at once
+    holder = busy(coalescer, client)
     answers = concurrently(coalescer, [RenderBatch(items=[item("a", 0)]), RenderBatch(items=[item("b", 1)])])
-    assert all(isinstance(a, RendererUnavailable) for a in answers) and len(client.calls) == 1
+    client.release.set()
+    holder.join(30)
+    assert all(isinstance(a, RendererUnavailable) for a in answers) and len(client.calls) == 2
     assert RenderCoalescer.from_settings(Settings.from_env({"ATELIER_COALESCE_MS": "0"}), client) is None
     tensorrt = RenderCoalescer.from_settings(Settings.from_env({"ATELIER_BACKEND": "tensorrt"}), client)
     assert tensorrt.lanes == 1 and tensorrt.window_s == 0.005  # TensorRT's calls carry one twin
@@ -328,6 +358,14 @@ def test_synchronous_generations_for_different_twins_arriving_together_share_one
     generation.coalescer = RenderCoalescer(recording, 5.0, lanes=4, max_items=2)  # full at two: sent at once
     responses: list = [None, None]
     start = threading.Barrier(2)
+    # the renderer busy with another request (idle, a call would go at once, alone)
+    first = threading.Thread(target=lambda: client.post("/v1/generate", json={
+        "twin_id": "demo-cleo", "prompt": "studio photo", "seed": 8, **{**SMALL, "steps": 3}}), daemon=True)
+    first.start()
+    deadline = time.monotonic() + 120
+    while generation.coalescer.in_flight == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
 
     def call(index: int, twin: str) -> None:
         start.wait()
@@ -340,11 +378,12 @@ def test_synchronous_generations_for_different_twins_arriving_together_share_one
             thread.start()
         for thread in threads:
             thread.join(180)
+        first.join(180)
     finally:
         generation.coalescer = saved
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     assert [r.json()["twin_id"] for r in responses] == ["demo-ava", "demo-ben"]
-    assert [sorted(call) for call in recording.calls] == [["demo-ava", "demo-ben"]]  # one call, both twins
+    assert [sorted(call) for call in recording.calls] == [["demo-cleo"], ["demo-ava", "demo-ben"]]  # one call, both
     for response in responses:  # each its own audited generation, and the picture it makes alone
         body = response.json()
         assert [r["outcome"] for r in records("generation_id", body["generation_id"])] == ["ok"]

@@ -5,8 +5,10 @@ within `window_s` (ATELIER_COALESCE_MS, a few ms; 0 turns it off) and share a sh
 twins and tenants, into one call of at most `max_items` items (ATELIER_DISPATCH_BATCH) naming
 at most `lanes` distinct twins (ATELIER_SLOT_LANES; 1 under TensorRT), so the renderer runs
 them as one pipeline batch, each row reading its twin's lane; and handing each caller its
-own items' outcomes. The first call of a shape waits the window (or until its call is full)
-and sends it; calls that join meanwhile wait for that one answer. Each caller has admitted
+own items' outcomes. While none of this gateway's render calls is in flight, a call goes at
+once (an idle renderer is never kept waiting: a lone request pays no window); while one is,
+the first call of a shape waits the window (or until its call is full) and sends it, and
+calls that join meanwhile wait for that one answer. Each caller has admitted
 and sealed its own items before, and re-checks consent, marks, indexes and audits them
 after (`service.gateway.generation`): the coalescer only carries sealed items, so every
 item keeps its own outcome, and an error of the call (a renderer that stays unavailable) is
@@ -87,6 +89,7 @@ class RenderCoalescer:
         self.clock = clock
         self.calls = 0  # render calls sent (for tests and the bench)
         self.merged = 0  # render calls that carried more than one caller's items
+        self.in_flight = 0  # render calls sent and not answered yet
         self._open: dict[tuple, list[Gathering]] = {}
         self._cond = threading.Condition()
 
@@ -130,8 +133,9 @@ class RenderCoalescer:
             return gathering, True
 
     def _lead(self, gathering: Gathering, stop: threading.Event | None) -> None:
-        """Wait the window (or until the call is full), then send it for everyone in it."""
-        deadline = self.clock() + self.window_s
+        """Wait the window (or until the call is full), then send it for everyone in it; with no
+        call of this gateway in flight, send it at once."""
+        deadline = self.clock() + (self.window_s if self.in_flight else 0.0)
         with self._cond:
             while not gathering.closed and (left := deadline - self.clock()) > 0:
                 self._cond.wait(left)
@@ -161,7 +165,12 @@ class RenderCoalescer:
         with self._cond:
             self.calls += 1
             self.merged += int(merged)
-        return self.client.render(batch, wait_s=wait_s, stop=stop)
+            self.in_flight += 1
+        try:
+            return self.client.render(batch, wait_s=wait_s, stop=stop)
+        finally:
+            with self._cond:
+                self.in_flight -= 1
 
     # -- passed through ----------------------------------------------------------------------
 
