@@ -9,10 +9,10 @@ Owns: the one secret that only gateways and renderers hold, and the two things m
   `Authorization: Bearer <token>`, compared in constant time (`accepts`).
 - The admission seal: for each item it admitted, the gateway computes HMAC-SHA256, under a key
   derived from the token, over a canonical encoding of the generation id, the tenant, the twin,
-  the sha256 of the canonical item (request, edit and seed: every asset id it names included)
-  and an expiry. The renderer checks every item of a call (`verify`) before any GPU work, so a
-  caller cannot change whose assets are read, which twin renders, or what is asked for, and an
-  item cannot be replayed once it expired.
+  the sha256 of the canonical item (request, edit, seed and licence: every asset id it names
+  included) and an expiry. The renderer checks every item of a call (`verify`) before any GPU
+  work, so a caller cannot change whose assets are read, which twin renders, what is asked for
+  or which licence the manifests name, and an item cannot be replayed once it expired.
 
 Must never log, print, return or put in an error message the token or any key derived from
 it, and never import anything but the standard library, `service.config` and
@@ -130,9 +130,12 @@ class InternalCredential:
 def request_digest(item: Any) -> str:
     """sha256 of the item's canonical JSON, without its seal: the request (prompt, twin, size,
     garments and pose with their asset ids, ...), the edit (source and mask asset ids, the
-    source generation) and the seed. Both sides dump the same pydantic models, so the gateway's
-    item and the renderer's parsed copy of it encode to the same bytes."""
-    body = item.model_dump(mode="json", include={"seed", "request", "edit"})
+    source generation), the seed and the licence its manifests will name (left out of the
+    encoding when there is none, the base model's case, so such an item digests as it did
+    before licences). Both sides dump the same pydantic models, so the gateway's item and the
+    renderer's parsed copy of it encode to the same bytes."""
+    fields = {"seed", "request", "edit"} | ({"licence"} if getattr(item, "licence", None) is not None else set())
+    body = item.model_dump(mode="json", include=fields)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 

@@ -1,9 +1,11 @@
 """`atelier`: the admin command line.
 
 Owns: argument parsing and exit codes; each command is in `service.commands` (`audit`,
-`registry`), which reads its defaults from `Settings` and prints its answer.
+`registry`, `licence`), which reads its defaults from `Settings` and prints its answer.
     atelier audit verify [--dir DIR] [--key PUBKEY_PEM ...] [--all] [--from-s3 [--log-id ID]]   0 ok, 1 problems
     atelier audit show GENERATION_ID [--dir DIR] [--from-s3]                      0 found, 1 none
+    atelier licence verify FILE                                                 0 ok, 1 problems
+    atelier licence sign FILE --key PEM [--decision accept|decline] [--role person|representative|guardian]
     atelier usage [--twin ID] [--from DAY] [--to DAY] [--format csv|json] [--dir DIR] [--from-s3]
     atelier db upgrade                                            migrate the registry to head
     atelier tenants create ID --name NAME | tenants list | tenants disable ID [--enable]
@@ -37,6 +39,7 @@ from pathlib import Path
 
 from service.audit.record import AuditError
 from service.commands.adapters import cmd_twins_check
+from service.commands import licence as licence_commands
 from service.commands.audit import cmd_audit_show, cmd_audit_verify, cmd_usage
 from service.commands.common import UsageError, parse_day, parse_instant, parse_names
 from service.commands.registry import (
@@ -134,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = twin_commands.add_parser("check", help="would this adapter file be accepted? (offline, read-only)")
     check.add_argument("file", metavar="FILE", help="a LoRA in safetensors format")
     check.set_defaults(handler=cmd_twins_check)
+
+    licence_commands.add_parsers(commands)
 
     consent = commands.add_parser("consent", help="record and show a twin's consent (registry)")
     consent_commands = consent.add_subparsers(dest="consent_command", required=True, metavar="SUBCOMMAND")

@@ -53,6 +53,9 @@ class MarkContext:
     # An edit's source image (a SourceImage, or bytes, format, title): the signed manifest names
     # it as an ingredient, and the image is then marked as a composite (C2PA and XMP alike).
     source: tuple[bytes, str, str] | None = None
+    # What licensed the generation (`service.rendering.RenderLicence.assertion()`): the signed
+    # manifest names it (`com.atelier.licence`); None for the base model.
+    licence: dict | None = None
 
 
 @dataclass(frozen=True)

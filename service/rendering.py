@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.errors import AtelierError
 from service.schemas import MAX_SEED, GenerateRequest
@@ -71,10 +71,49 @@ class RenderEdit(BaseModel):
     origin: Literal["generation", "upload"] = "upload"
 
 
+class RenderLicence(BaseModel):
+    """What licensed an admitted request, as its images' C2PA manifests name it (the
+    `com.atelier.licence` assertion, `service.provenance.c2pa`): a licence the person signed
+    (`signed`: its id and the sha256 of its accepted terms) or an operator's paper consent
+    record (`paper`: its id and version). Opaque ids only: never a name or any personal data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    basis: Literal["signed", "paper"]
+    licence_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    licence_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    consent_id: int | None = Field(None, ge=0)
+    consent_version: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "RenderLicence":
+        signed = (self.licence_id, self.licence_sha256)
+        paper = (self.consent_id, self.consent_version)
+        if self.basis == "signed" and (None in signed or paper != (None, None)):
+            raise ValueError("a signed licence names licence_id and licence_sha256, and nothing else")
+        if self.basis == "paper" and (None in paper or signed != (None, None)):
+            raise ValueError("a paper consent names consent_id and consent_version, and nothing else")
+        return self
+
+    @classmethod
+    def of_grant(cls, fields: dict | None) -> "RenderLicence | None":
+        """From a consent grant's audit fields (`Grant.audit_fields()`); None for the base model."""
+        if not fields:
+            return None
+        if fields.get("basis") == "signed":
+            return cls(basis="signed", licence_id=fields["licence_id"], licence_sha256=fields["licence_sha256"])
+        return cls(basis="paper", consent_id=fields["consent_id"], consent_version=fields["version"])
+
+    def assertion(self) -> dict:
+        """The manifest assertion's data: the basis and its two ids."""
+        return self.model_dump(exclude_none=True)
+
+
 class RenderItem(BaseModel):
     """One admitted request, with the generation id and seed the gateway chose for it. Its
     conditioning names assets by id only (URLs were fetched by the gateway); `tenant_id`
-    says whose assets they are. `seal` is the gateway's admission seal over all of it
+    says whose assets they are; `licence` what licensed it (None for the base model), named in
+    every image's manifest. `seal` is the gateway's admission seal over all of it
     (`service.admission_seal`): the renderer renders no item without a valid one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,6 +123,7 @@ class RenderItem(BaseModel):
     request: GenerateRequest
     tenant_id: str | None = None
     edit: RenderEdit | None = None
+    licence: RenderLicence | None = None
     seal: str | None = Field(None, max_length=64)
 
 

@@ -226,3 +226,16 @@ def served_demo(demo_home, demo_keys, tmp_path_factory):
                "demo": demo_keys["ATELIER_DEMO_KEY"], "admin": demo_keys["ATELIER_ADMIN_KEY"]}
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def queue(tmp_path):
+    """A job queue of its own: a fresh SQLite registry with tenants brand-a and brand-b, and its
+    `JobStore` (the dispatcher's tests lease from it without a gateway)."""
+    from service.registry import JobStore, open_registry
+
+    registry = open_registry(f"sqlite:///{tmp_path / 'queue.db'}")
+    for tenant in ("brand-a", "brand-b"):
+        registry.create_tenant(tenant, tenant)
+    yield registry, JobStore(registry.engine)
+    registry.engine.dispose()

@@ -87,8 +87,10 @@ def test_two_writers_one_record_usage_and_statement_count_both(store, tmp_path):
         ("acme", "demo-ava", 4, 7), ("rival", "demo-ben", 3, 3)]
     statement = store.statement(twins=frozenset({"demo-ava"}), date_from="2000-01-01", date_to="2999-12-31")
     assert statement == [
-        {"twin_id": "demo-ava", "brand": "acme", "use": "ecommerce", "consent_version": 2, "generations": 3, "images": 6},
-        {"twin_id": "demo-ava", "brand": "acme", "use": "ecommerce", "consent_version": 3, "generations": 1, "images": 1}]
+        {"twin_id": "demo-ava", "brand": "acme", "use": "ecommerce", "consent_version": 2, "licence_id": None,
+         "generations": 3, "images": 6},
+        {"twin_id": "demo-ava", "brand": "acme", "use": "ecommerce", "consent_version": 3, "licence_id": None,
+         "generations": 1, "images": 1}]
     assert store.statement(twins=frozenset(), date_from="2000-01-01", date_to="2999-12-31") == []
     assert store.usage(date_from="2999-01-01") == []
     [found] = store.find("generation_id", "g-demo-ben-11")  # from either writer

@@ -21,6 +21,7 @@ from builds.dev_ca import build_dev_ca
 from service.errors import ModelLoadError
 from service.provenance.c2pa import (
     GENERATION_ASSERTION,
+    LICENCE_ASSERTION,
     SIGN_SETTINGS,
     SOFT_BINDING_ASSERTION,
     WATERMARK_ALG,
@@ -39,7 +40,7 @@ from service.provenance.xmp import (
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 INFO = ManifestInfo(
     generation_id="gen-0123", watermark_id="9f86d081884c7d65", generator_name="Atelier",
-    generator_version="0.1.0", twin_id="demo-ava",
+    generator_version="0.1.0", licence={"basis": "signed", "licence_id": "lic_0123", "licence_sha256": "ab" * 32},
 )
 UNTRUSTED = "signingCredential.untrusted"
 
@@ -177,7 +178,8 @@ def test_manifest_declares_ai_creation_watermark_and_no_thumbnail(signer):
     assert actions[0]["action"] == "c2pa.created"
     assert actions[0]["digitalSourceType"] == TRAINED_ALGORITHMIC_MEDIA
     assert "c2pa.watermarked" in [action["action"] for action in actions]
-    assert assertions[GENERATION_ASSERTION] == {"generation_id": "gen-0123", "twin_id": "demo-ava"}
+    assert assertions[GENERATION_ASSERTION] == {"generation_id": "gen-0123"}  # no twin id: it names the person
+    assert assertions[LICENCE_ASSERTION] == INFO.licence
     assert assertions[SOFT_BINDING_ASSERTION]["alg"] == WATERMARK_ALG
     assert assertions[SOFT_BINDING_ASSERTION]["blocks"][0]["value"] == INFO.watermark_id
     assert manifest["claim_generator_info"][0]["name"] == "Atelier"
@@ -187,7 +189,7 @@ def test_manifest_declares_ai_creation_watermark_and_no_thumbnail(signer):
 
 
 def test_without_a_watermark_there_is_no_soft_binding(signer):
-    info = ManifestInfo("gen-nowm", None, "Atelier", "0.1.0", None)
+    info = ManifestInfo("gen-nowm", None, "Atelier", "0.1.0")
     labels = [a["label"] for a in manifest_definition(info)["assertions"]]
     assert SOFT_BINDING_ASSERTION not in labels
     _, signed, _ = marked(signer, "png", info)
@@ -305,7 +307,7 @@ def test_signing_from_several_threads(signer, root_pem):
     def work(worker: int):
         try:
             for n in range(3):
-                info = ManifestInfo(f"gen-{worker}-{n}", f"{worker:08x}{n:08x}", "Atelier", "0.1.0", None)
+                info = ManifestInfo(f"gen-{worker}-{n}", f"{worker:08x}{n:08x}", "Atelier", "0.1.0")
                 data = add_xmp(noise_image("png", size=64, seed=worker), "png", generation_id=info.generation_id, generator="Atelier")
                 signed, _ = signer.sign(data, "image/png", info)
                 reading = read_c2pa(signed, "image/png", root_pem)

@@ -15,7 +15,6 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from service.registry import JobStore
 from service.registry.db import utcnow
 from service.rendering import GeneratedImage, GenerationResult
 from tests.conftest import REPO_ROOT, same_picture
@@ -124,17 +123,6 @@ class CountingDelivery:
 
     def with_urls(self, entry, expiry_s):
         return entry
-
-
-@pytest.fixture()
-def queue(tmp_path):
-    from service.registry import open_registry
-
-    registry = open_registry(f"sqlite:///{tmp_path / 'queue.db'}")
-    for tenant in ("brand-a", "brand-b"):
-        registry.create_tenant(tenant, tenant)
-    yield registry, JobStore(registry.engine)
-    registry.engine.dispose()
 
 
 def dispatcher_for(registry, store, generation, delivery, **kwargs):

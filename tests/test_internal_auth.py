@@ -29,7 +29,7 @@ from builds.serving import RENDERER, serve_one
 from service.admission_seal import InternalCredential, generated_token, load_token
 from service.config import ConfigError, Settings
 from service.errors import AdmissionRefused
-from service.rendering import RenderBatch, RenderEdit, RenderItem, RenderBatchResult
+from service.rendering import RenderBatch, RenderEdit, RenderItem, RenderBatchResult, RenderLicence
 from service.schemas import GenerateRequest
 from tests.conftest import snapshot_registry
 
@@ -38,8 +38,9 @@ REQUEST = {"twin_id": "demo-ava", "prompt": "linen dress, studio", "width": 256,
 REFUSED_LINE = '"event": "internal call refused"'
 
 
-def item(tenant: str = "demo", edit: RenderEdit | None = None, **request) -> RenderItem:
-    return RenderItem(generation_id=uuid.uuid4().hex, seed=7, tenant_id=tenant, edit=edit,
+def item(tenant: str = "demo", edit: RenderEdit | None = None, licence: RenderLicence | None = None,
+         **request) -> RenderItem:
+    return RenderItem(generation_id=uuid.uuid4().hex, seed=7, tenant_id=tenant, edit=edit, licence=licence,
                       request=GenerateRequest.model_validate({**REQUEST, **request}))
 
 
@@ -229,6 +230,33 @@ def test_a_seal_survives_the_wire_for_every_kind_of_request(credential):
                       source_generation_id=uuid.uuid4().hex)
     credential.verify(wire(credential.sealed(item(edit=edit), ttl_s=TTL_S)))
     credential.verify(wire(credential.sealed(item(twin_id=None, tenant=None), ttl_s=TTL_S)))  # base model, admin
+    for licence in (RenderLicence(basis="signed", licence_id="lic_" + secrets.token_hex(12),
+                                  licence_sha256=secrets.token_hex(32)),
+                    RenderLicence(basis="paper", consent_id=12, consent_version=3)):
+        credential.verify(wire(credential.sealed(item(licence=licence), ttl_s=TTL_S)))
+
+
+def test_the_seal_binds_the_licence_the_manifests_will_name(credential):
+    """A caller holding the internal token cannot swap what licensed an item: its images'
+    manifests name the licence the gateway admitted it under, or the item is refused."""
+    signed = RenderLicence(basis="signed", licence_id="lic_" + secrets.token_hex(12), licence_sha256=secrets.token_hex(32))
+    good = credential.sealed(item(licence=signed), ttl_s=TTL_S)
+    credential.verify(good)
+    for licence in (None, signed.model_copy(update={"licence_id": "lic_" + secrets.token_hex(12)}),
+                    signed.model_copy(update={"licence_sha256": secrets.token_hex(32)}),
+                    RenderLicence(basis="paper", consent_id=1, consent_version=1)):
+        with pytest.raises(AdmissionRefused, match="does not match") as refused:
+            credential.verify(good.model_copy(update={"licence": licence}))
+        assert refused.value.code == "invalid_admission", licence
+    paper = credential.sealed(item(licence=RenderLicence(basis="paper", consent_id=4, consent_version=2)), ttl_s=TTL_S)
+    for licence in (None, signed, RenderLicence(basis="paper", consent_id=4, consent_version=3)):
+        with pytest.raises(AdmissionRefused, match="does not match"):
+            credential.verify(paper.model_copy(update={"licence": licence}))
+    bare = credential.sealed(item(), ttl_s=TTL_S)  # none named: one cannot be added either
+    with pytest.raises(AdmissionRefused, match="does not match"):
+        credential.verify(bare.model_copy(update={"licence": signed}))
+    with pytest.raises(ValueError):  # and the wire takes only one of the two forms
+        RenderLicence(basis="signed", licence_id="lic_1", licence_sha256=secrets.token_hex(32), consent_id=1)
 
 
 def test_the_seal_binds_every_part_of_the_item(credential):

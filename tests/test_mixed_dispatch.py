@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.registry import JobStore
 from service.rendering import (GeneratedImage, GenerationResult, RenderBatch, RenderBatchResult, RenderItem,
                                RenderOutcome)
 from service.schemas import GenerateRequest
@@ -48,17 +47,6 @@ class Stored:
 
     def with_urls(self, entry, expiry_s):
         return entry
-
-
-@pytest.fixture()
-def queue(tmp_path):
-    from service.registry import open_registry
-
-    registry = open_registry(f"sqlite:///{tmp_path / 'queue.db'}")
-    for tenant in ("brand-a", "brand-b"):
-        registry.create_tenant(tenant, tenant)
-    yield registry, JobStore(registry.engine)
-    registry.engine.dispose()
 
 
 def dispatcher(queue, generation, **kwargs):

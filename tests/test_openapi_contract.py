@@ -40,6 +40,7 @@ from service.gateway.errors import ERROR_CODES
 OPERATION_ID = re.compile(r"^[a-z][a-zA-Z0-9]+$")
 SMALL = {"width": 256, "height": 256, "steps": 2}
 BINARY = {"type": "string", "format": "binary"}
+PUBLIC = {"/v1/detect"}  # the free public check (EU AI Act Art. 50): no key
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +82,10 @@ def test_every_operation_has_an_id_a_typed_success_and_declared_security(documen
         ids.append(operation.get("operationId"))
         assert OPERATION_ID.match(operation.get("operationId") or ""), where
         assert "security" in operation, where
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and path not in PUBLIC:
             assert operation["security"] == [{"bearerAuth": []}], where
         else:
-            assert operation["security"] == [], where  # the health routes are public
+            assert operation["security"] == [], where  # the health routes and the public check take no key
         success = {status: r for status, r in operation["responses"].items() if status.startswith(("2", "3"))}
         assert success, where
         typed = []
@@ -99,7 +100,7 @@ def test_every_operation_has_an_id_a_typed_success_and_declared_security(documen
         assert typed or "307" in success, where
     assert len(ids) == len(set(ids)), "operationIds are unique"
     for expected in ("generate", "generateImage", "submitJob", "getJobStatus", "getJobResults", "getJobImage",
-                     "cancelJob", "listJobs", "approveJobItems", "verifyImage", "registerTwin"):
+                     "cancelJob", "listJobs", "approveJobItems", "verifyImage", "detectImage", "registerTwin"):
         assert expected in ids
 
 
@@ -271,7 +272,8 @@ def test_every_operation_answers_as_documented(walk, served_demo):
     walk.call("POST", "/v1/admin/tenants", json={"tenant_id": tenant, "name": "Contract"}, expect=201)
     walk.call("GET", "/v1/admin/tenants/list", expect=200)
     talent = walk.call("POST", "/v1/admin/keys", json={"tenant_id": tenant, "scopes": ["talent"],
-                                                        "twin_ids": ["demo-ava"]}, expect=201).json()
+                                                        "twin_ids": ["demo-ava"], "requests_per_minute": 6000},
+                       expect=201).json()
     walk.call("GET", "/v1/admin/keys/list", params={"tenant_id": tenant}, expect=200)
     walk.call("POST", "/v1/admin/tenants/delivery", json={"tenant_id": tenant, "url_expiry_s": 600}, expect=200)
     walk.call("POST", "/v1/admin/presets", json={"tenant_id": "demo", "name": f"contract_{tag}",
@@ -300,7 +302,12 @@ def test_every_operation_answers_as_documented(walk, served_demo):
     assert image.headers["content-type"] == "image/png"
     report = walk.call("POST", "/v1/verify", key="demo", content=image.content,
                        headers={"Content-Type": "image/png"}, expect=200).json()
-    assert report["made_by_this_service"] is True
+    assert report["made_by_this_service"] is True and report["training_mining"] == "notAllowed"
+    detected = walk.call("POST", "/v1/detect", key=None, content=image.content, headers={"Content-Type": "image/png"},
+                         expect=200).json()
+    assert report["licence"]["basis"] == "paper"  # the demo tenant's paper consent, named in the manifest
+    assert detected == {"ai_generated": True, "watermark": True, "c2pa_manifest": True, "training_mining": "notAllowed",
+                        "digital_source_type": report["digital_source_type"], "licence": report["licence"]}
     walk.call("GET", "/v1/admin/audit/records", params={"generation_id": generated["generation_id"]}, expect=200)
     mask = (served_demo["home"] / "demo" / "assets" / "mask-torso.png").read_bytes()
     asset = walk.call("POST", "/v1/assets", key="demo", files={"file": ("mask.png", mask, "image/png")},
@@ -335,6 +342,38 @@ def test_every_operation_answers_as_documented(walk, served_demo):
               expect=200)
     walk.call("GET", "/v1/usage/talent/statement", key="talent", params={"from": "2020-02-01", "to": "2020-01-01"},
               expect=422)
+
+    # licences: a brand asks, the person registers a key, signs, ends; operators record persons
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.licence_document import encode_public_key, sign
+
+    walk.keys["brand"] = walk.call("POST", "/v1/admin/keys", expect=201, json={
+        "tenant_id": tenant, "scopes": ["licensing"], "requests_per_minute": 6000}).json()["token"]
+    licence = walk.call("POST", "/v1/licences", key="brand", expect=201, json={
+        "twin_id": "demo-ava", "purpose": "Contract test lookbook pages", "uses": ["lookbook"],
+        "rate_per_image": "0.25", "currency": "EUR"}).json()
+    walk.call("GET", "/v1/licences", key="brand", expect=200)
+    walk.call("GET", "/v1/licences/document", key="brand", params={"licence_id": licence["licence_id"]}, expect=200)
+    walk.call("GET", "/v1/talent/me", key="talent", expect=200)
+    person_key = Ed25519PrivateKey.generate()
+    walk.call("POST", "/v1/talent/signing-key", key="talent", expect=200,
+              json={"public_key": encode_public_key(person_key.public_key())})
+    walk.call("GET", "/v1/talent/licences", key="talent", expect=200)
+    walk.call("GET", "/v1/talent/licences/document", key="talent", params={"licence_id": licence["licence_id"]},
+              expect=200)
+    decision = {"licence_id": licence["licence_id"], "decision": "accept",
+                "signature": sign(person_key, "accept", "person", licence["sha256"])}
+    walk.call("POST", "/v1/talent/licences/decide", key="talent", json=decision, expect=200)
+    walk.call("POST", "/v1/talent/licences/decide", key="talent", json=decision, expect=409)
+    walk.call("POST", "/v1/talent/licences/revoke", key="talent", json={"licence_id": licence["licence_id"]},
+              expect=200)
+    walk.call("POST", "/v1/talent/twins/end-licences", key="talent", json={"twin_id": "demo-ava"}, expect=200)
+    walk.call("POST", "/v1/admin/persons", json={"person_id": f"contract-person-{tag}", "display_name": "Contract"},
+              expect=201)
+    walk.call("GET", "/v1/admin/persons", params={"person_id": f"contract-person-{tag}"}, expect=200)
+    walk.call("POST", "/v1/admin/twins/person", json={"twin_id": twin, "person_id": f"contract-person-{tag}"}, expect=200)
+
     walk.call("GET", "/v1/admin/webhooks/deliveries", expect=200)
     walk.call("POST", "/v1/admin/webhooks/redeliver", json={"delivery_id": "msg_" + "0" * 32}, expect=404)
     # an approved item was delivered: nothing to redeliver (409); a job that is not there: 404

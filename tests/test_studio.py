@@ -324,7 +324,7 @@ def test_talent_sees_only_its_twins_usage_and_operators_see_usage_and_audit(brow
     talent = Visit(browser, studio)
     try:
         talent.sign_in(minted["token"])
-        assert [a.inner_text() for a in talent.page.locator("nav a").all()] == ["Twins", "Usage"]
+        assert [a.inner_text() for a in talent.page.locator("nav a").all()] == ["Twins", "Licences", "Usage", "Detect"]
         talent.page.goto(talent.base + "/usage")
         rows = talent.page.locator("table.usage tbody tr")
         assert rows.count() >= 1
@@ -367,7 +367,7 @@ def test_a_verify_only_key_has_no_generate_page_and_signing_out_ends_the_session
     page = visit.page
     try:
         visit.sign_in(minted["token"])
-        assert [a.inner_text() for a in page.locator("nav a").all()] == ["Verify"]
+        assert [a.inner_text() for a in page.locator("nav a").all()] == ["Verify", "Detect"]
         response = page.goto(visit.base + "/generate")
         assert response.status == 403
         alert = page.get_by_role("alert")

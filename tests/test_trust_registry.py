@@ -103,7 +103,7 @@ def test_the_consent_decision_runs_the_same_statements_whatever_the_answer(regis
                 event.remove(registry.engine, "before_cursor_execute", listener)
             selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
             seen[twin_id], reasons[twin_id] = len(selects), (decision.reason, decision.tenant_named)
-    assert set(counts.values()) == {5}, counts  # the registry version, then the four facts
+    assert set(counts.values()) == {6}, counts  # the registry version, then the five facts (licences: 0011)
     assert set(repeats.values()) == {1}, repeats  # the registry version alone
     assert reasons == {"ours": (None, True), "theirs": ("consent_missing", False), "gone": ("revoked", True),
                        "gone-theirs": ("revoked", False), "nobody": ("consent_missing", False)}

@@ -59,6 +59,8 @@ def test_verify_reads_back_both_marks_raw_and_multipart(client):
         assert report["c2pa"]["state"] == "Trusted"
         assert report["generation_id"] == generation_id
         assert report["digital_source_type"] == TRAINED
+        assert report["training_mining"] == "notAllowed"  # the manifest's cawg.training-mining assertion
+        assert report["licence"]["basis"] == "paper"  # the manifest's com.atelier.licence: the demo's paper consent
         assert (report["format"], report["width"], report["height"]) == ("png", 256, 256)
         assert report["audit"]["generation_id"] == generation_id and report["audit"]["outcome"] == "ok"
 
@@ -68,7 +70,8 @@ def test_watermark_survives_a_jpeg_reencode_that_strips_the_manifest(client):
     buffer = io.BytesIO()
     open_image(data).convert("RGB").save(buffer, format="JPEG", quality=75)
     report = verify_raw(client, buffer.getvalue(), "image/jpeg").json()
-    assert report["c2pa"]["state"] == "Absent"
+    assert report["c2pa"]["state"] == "Absent" and report["training_mining"] is None  # it went with the manifest
+    assert report["licence"] is None
     assert report["watermark"]["found"] is True and report["watermark"]["watermark_id"] == watermark_id
 
 
@@ -80,6 +83,7 @@ def test_a_tampered_file_reads_invalid(client):
     iend = data.rindex(b"IEND") - 4
     report = verify_raw(client, data[:iend] + extra + data[iend:]).json()
     assert report["c2pa"]["state"] == "Invalid" and report["c2pa"]["reasons"]
+    assert report["licence"] is None  # an edited manifest's claims are not repeated
     assert report["watermark"]["watermark_id"] == watermark_id  # the pixels were not touched
 
 

@@ -64,6 +64,7 @@ def stored(record: dict[str, Any], line: bytes, log_id: str) -> StoredRecord:
     consent = record.get("consent")
     params = record.get("params")
     version = consent.get("version") if isinstance(consent, dict) else None
+    licence = consent.get("licence_id") if isinstance(consent, dict) else None
     use = params.get("use") if isinstance(params, dict) else None
     return StoredRecord(
         log_id=log_id, seq=record["seq"], hash=record["hash"], ts=record["ts"], event=str(record.get("event"))[:64],
@@ -71,6 +72,7 @@ def stored(record: dict[str, Any], line: bytes, log_id: str) -> StoredRecord:
         generation_id=_short(record.get("generation_id"), 64), outcome=_short(record.get("outcome"), 16),
         images=images_in(record), use=_short(use, 64),
         consent_version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+        licence_id=_short(licence, 40),
         line=line.decode("utf-8").rstrip("\n"))
 
 

@@ -177,3 +177,10 @@ def asset_event(*, action: str, client_ip: str | None, error: BaseException | No
     """An input image added (uploaded or fetched from a URL) or read: its sha256, never its bytes."""
     return {"event": f"asset.{action}", "service_version": __version__, "client_ip": client_ip, **details,
             **outcome_of(error)}
+
+
+def licence_event(*, action: str, client_ip: str | None, error: BaseException | None = None, **details: Any) -> dict[str, Any]:
+    """A licence requested, decided (with the signed licence and its hash), ended, or a signing
+    key registered: the person's decisions about their likeness, on the record."""
+    return {"event": f"licence.{action}", "service_version": __version__, "client_ip": client_ip, **details,
+            **outcome_of(error)}

@@ -17,6 +17,7 @@ twins, and the records of a generation in sequence order. Must never aggregate b
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from service.audit.actions import audited_action
@@ -25,13 +26,16 @@ from service.audit.usage import by_month
 from service.errors import InvalidRequest
 
 USAGE_QUERY = {"twin", "from", "to", "format", "period"}
+PAYMENT_DAYS = 45  # New York's Fashion Workers Act: paid within 45 days of the period's end
 STATEMENT_QUERY = {"twin", "from", "to", "format"}
 MAX_RECORDS = 200
 
 
 class Reports:
-    def __init__(self, recorder):
+    def __init__(self, recorder, rates=None):
         self.recorder = recorder  # its record() writes each report's own record
+        # licence id -> (rate per image, currency): the accepted rates pay statements price at
+        self.rates = rates or (lambda licence_ids: {})
         self.store = recorder.log.store  # the fleet's records (service.registry.audit.AuditRecords)
 
     def usage(self, actor: dict, client_ip: str | None, *, action: str, query: dict[str, str],
@@ -58,10 +62,21 @@ class Reports:
         with audited_action(self.recorder.record, admin_event, action="talent_statement", client_ip=client_ip,
                             query=dict(query), actor=actor):
             rows = self.store.statement(twins=twins, twin=twin, date_from=_day(from_), date_to=_day(to))
+        rates = self.rates({row["licence_id"] for row in rows if row["licence_id"]})
+        totals: dict[str, Decimal] = {}
+        for row in rows:
+            rate, currency = rates.get(row["licence_id"], (None, None))
+            row.update(rate_per_image=rate, currency=currency,
+                       amount=None if rate is None else format(Decimal(rate) * row["images"], "f"))
+            if rate is not None:
+                totals[currency] = totals.get(currency, Decimal(0)) + Decimal(rate) * row["images"]
         return {"from": from_.isoformat(), "to": to.isoformat(), "rows": rows,
                 "images": sum(row["images"] for row in rows),
+                "amounts": {currency: format(total, "f") for currency, total in sorted(totals.items())},
+                "due": (to + dt.timedelta(days=PAYMENT_DAYS)).isoformat(),
                 "counted": "generations answered with images (outcome ok), by every gateway; failed and refused "
-                           "generations are never counted"}
+                           "generations are never counted; amounts at each signed licence's accepted rate "
+                           "(paper consent records carry no rate here)"}
 
     def generation_records(self, actor: dict, client_ip: str | None, generation_id: str) -> dict:
         """The records naming `generation_id`, in sequence order."""

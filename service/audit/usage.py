@@ -75,27 +75,28 @@ def by_month(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for (month, tenant, twin_id), (gens, images) in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))]
 
 
-def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """CSV with a header row; the base model (twin_id None) is an empty cell."""
+STATEMENT_COLUMNS = ("twin_id", "brand", "use", "consent_version", "licence_id", "generations", "images",
+                     "rate_per_image", "currency", "amount")
+
+
+def rows_csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
+    """CSV with a header row of `columns`; None (the base model's twin, a paper row's rate) is an empty cell."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     return out.getvalue()
 
 
-STATEMENT_COLUMNS = ("twin_id", "brand", "use", "consent_version", "generations", "images")
+def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Usage rows as CSV."""
+    return rows_csv(rows, COLUMNS)
 
 
 def statement_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A talent statement's rows as CSV with a header row."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=STATEMENT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in STATEMENT_COLUMNS})
-    return out.getvalue()
+    """A talent statement's rows as CSV."""
+    return rows_csv(rows, STATEMENT_COLUMNS)
 
 
 def to_json(rows: Iterable[Mapping[str, Any]]) -> str:

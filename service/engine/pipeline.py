@@ -199,7 +199,8 @@ class Engine:
 
     def generate_batch(self, items: list[tuple[GenerateRequest, int, str]],
                        between_steps: Callable[[], None] | None = None, conditioning=None,
-                       source: tuple[bytes, str, str] | None = None) -> list[GenerationResult]:
+                       source: tuple[bytes, str, str] | None = None,
+                       licences: dict[str, dict] | None = None) -> list[GenerationResult]:
         """Render requests that share a shape and their conditioning (`group_key` but the twin)
         as one pipeline batch. The items may name up to ATELIER_SLOT_LANES distinct twins (and
         the base model) on the eager and compile backends: each row reads its twin's lane of the
@@ -209,7 +210,9 @@ class Engine:
         `items` are (request, seed, generation_id). Row i of a request uses seed + i, so every
         row equals its single render. `conditioning` (a `service.conditioning.Conditioning`
         with decoded images) applies to every row; `source` is an edit's source image (bytes,
-        format, title), named in each result's C2PA manifest. `between_steps` runs after
+        format, title), named in each result's C2PA manifest; `licences` maps a generation id
+        to what licensed it (`RenderLicence.assertion()`), named in its images' manifests
+        (none for an item it does not name). `between_steps` runs after
         every denoising step; an exception it raises stops the generation there and
         propagates (how a revoked twin's in-flight generation is cancelled), except
         `StopTwins` naming some of a mixed batch's twins: those twins' rows stop (the base
@@ -277,7 +280,8 @@ class Engine:
                 pil = pil_images[row]
                 row += 1
                 marked = self.marker.mark(pil, request.output_format,
-                                          MarkContext(generation_id, request.twin_id, index, seed + index, source))
+                                          MarkContext(generation_id, request.twin_id, index, seed + index, source,
+                                                      (licences or {}).get(generation_id)))
                 for stage, value in marked.timings_ms.items():
                     ms[stage] = ms.get(stage, 0.0) + value
                 images.append(GeneratedImage(

@@ -12,10 +12,10 @@ from fastapi.routing import APIRoute
 
 from service import __version__
 from service.gateway.errors import install_error_handlers
-from service.gateway.routes import admin, assets, audit, generate, jobs, review, twins, usage, verify
+from service.gateway.routes import admin, assets, audit, detect, generate, jobs, licences, review, twins, usage, verify
 
-ROUTERS = (generate.router, assets.router, jobs.router, review.router, twins.router, verify.router, usage.router,
-           admin.router, audit.router)
+ROUTERS = (generate.router, assets.router, jobs.router, review.router, twins.router, verify.router, detect.router,
+           usage.router, admin.router, audit.router, licences.router)
 
 
 def route_templates(prefix: str = "/v1") -> set[str]:

@@ -25,10 +25,12 @@ from service.gateway.generation import GuardedGeneration
 from service.jobs.catalog import CatalogJobs
 from service.jobs.coalescer import RenderCoalescer
 from service.jobs.prefetch import PrefetchHints
+from service.provenance.detect import AtelierSigner, Detector
 from service.provenance.verifier import Verifier
 from service.registry import Registry, open_registry
 from service.rendering import RenderClient
 from service.tenancy import Tenancy
+from service.tenancy.licensing import Licensing
 from service.twins import AdapterStore, TwinCatalog, open_adapter_store
 from service.twins.views import TwinViews
 
@@ -76,7 +78,9 @@ class GatewayCore:
     # The capabilities the routes and Studio share, each recording its own actions:
     twin_views: TwinViews | None = None  # the twin catalogue as brands, talent and operators read it
     verifier: Verifier | None = None  # /v1/verify and Studio's Verify page
+    detector: Detector | None = None  # the public check: /v1/detect and Studio's Detect page (no key)
     reports: Reports | None = None  # usage and a generation's audit records
+    licensing: Licensing | None = None  # brands' licence requests, the persons' signed decisions
 
     @classmethod
     def build(cls, settings: Settings, renderer: RenderClient) -> "GatewayCore":
@@ -113,7 +117,13 @@ class GatewayCore:
         core.verifier = Verifier(watermark_lookup(registry), audit.record, max_bytes=settings.max_verify_bytes,
                                  max_pixels=settings.max_verify_pixels, trust_anchors=settings.c2pa_trust_anchors,
                                  limits=core.trust.verify_limits, slots=core.trust.verify_slots)
-        core.reports = Reports(audit)
+        core.detector = Detector(watermark_lookup(registry), admit=core.trust.admit_detect,
+                                 refused=core.trust.refused_unauthenticated, slots=core.trust.detect_slots,
+                                 max_bytes=settings.max_verify_bytes, max_pixels=settings.max_verify_pixels,
+                                 trust_anchors=settings.c2pa_trust_anchors, limits=core.trust.verify_limits,
+                                 signer=AtelierSigner.from_chain(settings.c2pa_chain))
+        core.reports = Reports(audit, rates=registry.licences.rates)
+        core.licensing = Licensing(registry, audit.record)
         if settings.jobs_worker:
             jobs.start()
         core.startup_ms = round((time.perf_counter() - started) * 1000, 1)

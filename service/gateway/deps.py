@@ -1,6 +1,6 @@
 """Dependencies of the gateway's routes: the core, the caller per scope, the client's address.
 
-Owns: `Core`, `GenerateCaller`, `VerifyCaller`, `AdminCaller`, `TalentCaller` (one admission
+Owns: `Core`, `GenerateCaller`, `VerifyCaller`, `AdminCaller`, `TalentCaller`, `LicensingCaller` (one admission
 dependency per scope: `Tenancy.admit` with the request's Authorization header, its route and
 client address, holding the key's limits for the route's duration), `ClientIp`, and
 `audited_action`, the one wrapper that records an action's outcome (done, refused or failed)
@@ -58,6 +58,7 @@ GenerateCaller = Annotated[Principal, Depends(_caller("generate"))]
 VerifyCaller = Annotated[Principal, Depends(_caller("verify"))]
 AdminCaller = Annotated[Principal, Depends(_caller("admin"))]
 TalentCaller = Annotated[Principal, Depends(_caller("talent"))]
+LicensingCaller = Annotated[Principal, Depends(_caller("licensing"))]
 
 
 def audited_action(core: GatewayCore, event: Callable[..., dict], **details):

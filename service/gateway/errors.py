@@ -40,6 +40,11 @@ ERROR_CODES: dict[str, int] = {
     "insufficient_scope": 403, "base_model_admin_only": 403, "consent_missing": 403, "revoked": 403,
     "consent_expired": 403, "use_not_allowed": 403, "territory_not_allowed": 403, "category_not_allowed": 403,
     "edit_source_mismatch": 403, "edit_upload_not_allowed": 403,
+    "licence_pending": 403, "licence_declined": 403, "licence_revoked": 403, "licence_expired": 403,
+    "licence_out_of_scope": 403, "not_your_twin": 403,
+    "licence_not_found": 404, "person_not_found": 404,
+    "licence_not_pending": 409, "licence_not_active": 409, "person_exists": 409,
+    "invalid_signature": 422,
     "not_found": 404, "twin_not_found": 404, "tenant_not_found": 404, "key_not_found": 404, "job_not_found": 404,
     "item_not_found": 404, "delivery_not_found": 404, "asset_not_found": 404,
     "method_not_allowed": 405,
@@ -55,14 +60,15 @@ ERROR_CODES: dict[str, int] = {
     "source_rate_limited": 429, "too_many_auth_failures": 429, "rate_limited": 429, "too_many_concurrent": 429,
     "internal_error": 500, "marking_failed": 500, "render_failed": 500,
     "not_ready": 503, "registry_unavailable": 503, "audit_unavailable": 503, "renderer_unavailable": 503,
-    "adapter_unavailable": 503, "model_unavailable": 503, "verify_busy": 503, "asset_unavailable": 503,
+    "adapter_unavailable": 503, "model_unavailable": 503, "verify_busy": 503, "detect_busy": 503, "asset_unavailable": 503,
     "asset_store_unavailable": 503, "limits_unavailable": 503,
 }
 
 # Groups of codes that several routes share (a route names what it can answer beyond the
 # common errors of its dependencies: authentication, body, parameters, availability).
 CONSENT = ("consent_missing", "revoked", "consent_expired", "use_not_allowed", "territory_not_allowed",
-           "category_not_allowed", "prompt_policy")
+           "category_not_allowed", "prompt_policy", "licence_pending", "licence_declined", "licence_revoked",
+           "licence_expired", "licence_out_of_scope")
 INPUT_IMAGES = ("asset_not_found", "url_refused", "fetch_failed", "image_too_large", "unsupported_image",
                 "asset_unavailable", "asset_store_unavailable")
 RENDERING = ("renderer_unavailable", "adapter_unavailable", "adapter_incompatible", "conditioning_unavailable",

@@ -1,8 +1,9 @@
 """One guarded, audited generation: the path every image takes, from HTTP or from a job.
 
 Owns: the order admit (key, scope, limits) -> consent and prompt policy -> one render call
-to the renderer, each item sealed with its admission (tenant, twin, the whole request: the
-renderer renders nothing else), which cancels between denoising steps if the twin is revoked
+to the renderer, each item sealed with its admission (tenant, twin, the whole request, and the
+licence or paper consent that admitted it, which its images' manifests name: the renderer
+renders nothing else), which cancels between denoising steps if the twin is revoked
 meanwhile -> consent re-check before delivery, and the one audit record of each outcome,
 written before the caller answers. Several admitted requests may share one render call (a job's items of
 one shape, across up to ATELIER_SLOT_LANES twins; and synchronous requests that arrive within
@@ -30,7 +31,7 @@ from service.audit.events import generation_event
 from service.audit.recorder import Recorder
 from service.errors import InvalidRequest, RemoteError, RendererUnavailable
 from service.rendering import (RENDER_CALL_TIMEOUT_S, GenerationResult, RenderBatch, RenderClient, RenderEdit,
-                               RenderItem, result_of)
+                               RenderItem, RenderLicence, result_of)
 from service.schemas import MAX_SEED, GenerateRequest
 from service.tenancy import Principal, Tenancy
 
@@ -117,6 +118,7 @@ class GuardedGeneration:
         events = [event_of(p) for p in pending]
         who: list[dict] = [{} for _ in pending]
         principals: dict[int, Principal] = {}
+        licences: dict[int, RenderLicence | None] = {}
         with ExitStack() as stack:
             for i, p in enumerate(pending):
                 try:
@@ -125,6 +127,7 @@ class GuardedGeneration:
                     self._check_bounds(p.request)
                     grant = self.tenancy.gate.admit(principal, p.request)  # consent and prompt policy, before any GPU work
                     who[i]["consent"] = grant.audit_fields()
+                    licences[i] = RenderLicence.of_grant(who[i]["consent"])  # named in every image's manifest
                     p.request = self.prepare(principal, p.request)  # conditioning inputs as this tenant's assets
                     # garment images classified (where a classifier runs); unverified ones held or refused
                     p.review = self.tenancy.gate.admit_garments(principal, grant, p.request, can_hold=p.job is not None)
@@ -139,7 +142,8 @@ class GuardedGeneration:
                 waited = self.wait_s if wait_s is None else wait_s
                 batch = RenderBatch(items=[self._sealed(RenderItem(
                     generation_id=pending[i].generation_id, seed=pending[i].seed, request=pending[i].request,
-                    edit=pending[i].edit, tenant_id=principals[i].tenant_id), waited) for i in admitted])
+                    edit=pending[i].edit, tenant_id=principals[i].tenant_id, licence=licences.get(i)), waited)
+                    for i in admitted])
                 client = self.coalescer if coalesce and self.coalescer is not None else self.renderer
                 try:
                     stop = stop or self.stopping

@@ -3,10 +3,10 @@
 Owns: building that document from the gateway's FastAPI router (its routes, request and
 response models) plus the health routes BentoML serves, then making it a contract clients
 can be generated from: Atelier's title, version and description; a bearer security scheme
-declared per operation (health routes are public: `security: []`); per operation only the
-error statuses it can answer, each an `ErrorBody` naming its codes (`x-error-codes`): the
-common ones derived from what the route depends on (a key, a body, parameters) and the ones
-its decorator names (`service.gateway.errors.answers`); and no schema no operation uses. Also
+declared per operation (the health routes and the keyless public check are `security: []`);
+per operation only the error statuses it can answer, each an `ErrorBody` naming its codes
+(`x-error-codes`): the common ones derived from what the route depends on (a key, a body,
+parameters) and the ones its decorator names (`service.gateway.errors.answers`); and no schema no operation uses. Also
 the response shapes routes declare for bytes (`binary_image`) and CSV (`json_or_csv`).
 Must never import bentoml (BentoML's own generator, which `bentoml build` still runs for the
 bento's apis/openapi.yaml, is not used for /docs.json) and never describe a route the gateway
@@ -44,8 +44,8 @@ and signed (C2PA), every request is audited, and a twin can be used only by the 
 person consented to.
 
 **Authentication.** Send an API key as `Authorization: Bearer <key>`. Each operation names
-the scope its key needs (`generate`, `verify`, `admin` or `talent`); the health routes are
-public.
+the scope its key needs (`generate`, `verify`, `admin` or `talent`); the health routes and
+the public check `POST /v1/detect` take no key (`security: []`).
 
 **Errors.** Every error answers `{"error": {"code", "message", "field"?}}` with a stable
 snake_case `code`; each operation lists the statuses it can answer and, in `x-error-codes`,
@@ -62,6 +62,8 @@ TAGS = [
     {"name": "jobs", "description": "Catalogue jobs: submit, poll, page through results, download, cancel, review."},
     {"name": "twins", "description": "The twins a brand may use, with the consent terms of each."},
     {"name": "verify", "description": "Whether an image carries Atelier's watermark and credential, and whose it is."},
+    {"name": "detect", "description": "The free public check (no key): whether an image carries Atelier's marks and "
+                                      "is AI-generated; never whose it is."},
     {"name": "usage", "description": "Images per day or month, tenant and twin, from the audit log."},
     {"name": "admin", "description": "Operators: tenants, keys, consent, twins and their adapters, delivery, audit."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics (public)."},

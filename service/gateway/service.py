@@ -45,14 +45,19 @@ CONTRACT = Contract(API)
 class UploadGuard:
     """Admits uploads at the edge (`Tenancy.admit`: key and scope), before their bodies are
     streamed in. No limit is spent here (the route's own admission spends it), and a refusal
-    is recorded by the edge, which records every refusal it makes (size, length, key) alike."""
+    is recorded by the edge, which records every refusal it makes (size, length, key) alike.
+    The public check takes no key (None): its route spends the source's budget and holds a
+    slot before it reads the body."""
 
     core: GatewayCore | None = None
-    scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify", "/v1/assets": "generate"}
+    scopes = {"/v1/admin/twins": "admin", "/v1/verify": "verify", "/v1/assets": "generate", "/v1/detect": None,
+              "/studio/detect": None}
 
     def __call__(self, path: str, authorization: str | None):
         if self.core is None:
             raise NotReady("the service is starting")
+        if self.scopes[path] is None:
+            return None
         with self.core.tenancy.admit(authorization, self.scopes[path], limits=Limits.NONE) as principal:
             return principal
 
@@ -143,6 +148,8 @@ Gateway.add_asgi_middleware(
     streamed_limits={
         "/v1/admin/twins": lambda: get_settings().max_upload_bytes + 64 * 1024,
         "/v1/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,
+        "/v1/detect": lambda: get_settings().max_verify_bytes + 64 * 1024,
+        "/studio/detect": lambda: get_settings().max_verify_bytes + 64 * 1024,
         "/v1/assets": lambda: get_settings().max_asset_bytes + 64 * 1024,
     },
 )

@@ -5,7 +5,9 @@ Owns: composing, from the settings, the per-source guard (`service.tenancy.preau
 in-memory index that vouches for valid keys (`service.tenancy.keyindex`: a spent budget never
 refuses a valid key), the
 ledger of unauthenticated refusals (`service.audit.refusals`), the verify limits and slots
-(`service.provenance.limits`), and the deployment's generation bounds; and `refused`, where
+(`service.provenance.limits`), the public check's own per-source budget and slots (`detects`,
+`detect_slots`: a key buys nothing there, and a keyless flood never takes a verify slot), and
+the deployment's generation bounds; and `refused`, where
 admission (`Tenancy.admit`) and the error handler audit a refusal: compactly, per source,
 before any key was accepted (`refused_unauthenticated`, which the edge calls too), in full,
 naming the key, after. Must never hold route logic, import bentoml, or import the gateway's
@@ -38,6 +40,8 @@ class GatewayTrust:
     verify_limits: VerifyLimits
     verify_slots: VerifySlots
     keys: KeyIndex | None = None  # vouches for valid keys from a source whose budget is spent
+    detects: SourceGuard | None = None  # public checks per source and minute (/v1/detect, Studio's Detect)
+    detect_slots: VerifySlots | None = None  # public checks running at once: one per source, a few in all
     record: Callable[[dict[str, Any]], Any] | None = None  # the audit log's append (refusals after a key)
 
     @classmethod
@@ -47,6 +51,8 @@ class GatewayTrust:
         trust = cls(SourceGuard(settings.source_requests_per_minute, settings.source_failures_per_minute),
                     RefusalLedger(audit.record), VerifyLimits.from_settings(settings),
                     VerifySlots(settings.verify_concurrency_per_key, settings.verify_concurrency), record=audit.record)
+        trust.detects = SourceGuard(settings.detect_requests_per_minute, 0)
+        trust.detect_slots = VerifySlots(1, settings.detect_concurrency, holder="address", busy_code="detect_busy")
         if registry is not None and (settings.source_requests_per_minute or settings.source_failures_per_minute):
             trust.keys = KeyIndex(registry, interval_s=max(0.1, settings.registry_poll_ms / 1000)).start()
         trust.refusals.start()
@@ -65,6 +71,18 @@ class GatewayTrust:
         """The same for a Studio sign-in, whose key comes in the form: failed sign-ins spend the
         same budget as failed API calls (`refused_unauthenticated`), and a valid key passes."""
         self.sources.admit(client_ip, vouch=lambda: self.vouch(token))
+
+    def admit_detect(self, client_ip: str | None) -> None:
+        """The public check's budget per source (429 `source_rate_limited`), before its body is
+        read: no key is asked for, and none passes a spent budget (in memory, no query)."""
+        if self.detects is None:
+            return
+        try:
+            self.detects.admit(client_ip)
+        except SourceLimited as spent:
+            raise SourceLimited(f"this address is limited to {self.detects.requests_per_minute} public checks a "
+                                "minute, with or without a key (POST /v1/verify takes a key)",
+                                retry_after=spent.retry_after) from None
 
     def refused(self, route: str, error: AtelierError, client_ip: str | None, principal: Principal | None = None) -> None:
         """Audit one refusal under `route`: before a key was accepted (`principal` None), as

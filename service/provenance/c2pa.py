@@ -11,7 +11,19 @@ The manifest (one claim, no thumbnail):
   with `com.atelier.generation_id` for the same twin's generation, or "upload", described as
   not an Atelier generation) and `c2pa.edited` with digitalSourceType
   compositeWithTrainedAlgorithmicMedia;
-- `com.atelier.generation`: `{"generation_id", "twin_id"}`;
+- `com.atelier.generation`: `{"generation_id"}` (no twin id: the manifest is readable by anyone
+  with c2patool, and a twin id names the person; verify finds the twin through the watermark
+  index, for the generation's own tenant only);
+- `com.atelier.licence`, what licensed the generation, with no personal data: `{"basis":
+  "signed", "licence_id", "licence_sha256"}` (a licence the person signed: its id and the
+  sha256 of its accepted terms, which anyone holding the signed licence can match) or
+  `{"basis": "paper", "consent_id", "consent_version"}` (an operator's paper consent record);
+  absent for the base model;
+- `cawg.training-mining` (the CAWG training and data mining assertion, v1.1): each of its four
+  entries (`cawg.ai_generative_training`, `cawg.ai_inference`, `cawg.ai_training`,
+  `cawg.data_mining`) `{"use": "notAllowed"}`. c2pa-python writes it as given (a labelled JSON
+  assertion, like our own), so the CAWG label is used rather than C2PA's deprecated
+  `c2pa.training-mining`, which readers still recognise (`training_mining_of`);
 - `c2pa.soft-binding`: `{"alg": "com.atelier.watermark.v1", "blocks": [{"scope": {}, "value":
   <watermark id>}]}` (the library writes it as given and does not interpret it; the spec's
   optional `pad` bytes are left out because the JSON definition cannot express a CBOR bstr);
@@ -26,6 +38,12 @@ States of `read_c2pa` (the library's `validation_state`, passed through):
 - "Absent": no embedded manifest (also: empty input, a format c2pa does not handle, or only a
   reference to a remote manifest, which is never fetched).
 The id fields are what the manifest claims; rely on them only when the state is Valid or Trusted.
+So are `digital_source_type` (of the first action that declares one), `training_mining` (the
+training-mining assertion's entries summed up: "notAllowed", "allowed" or "constrained" when
+they all agree, else "mixed") and `signer` (the signing certificate's subject organization and
+common name, as the library reports them in `signature_info`; whether that certificate chains
+to a trust anchor is what Trusted says), and `licence` (the licence assertion, only when it has
+exactly one of the two forms above with well-formed ids: anything else reads as None).
 
 The audit identifier returned by `C2paSigner.sign` is the lowercase hex SHA-256 of the manifest
 store (the JUMBF bytes `Builder.sign` returns, which are exactly the bytes embedded in the file,
@@ -46,6 +64,7 @@ import io
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -64,7 +83,12 @@ SOURCE_INGREDIENT = "source"
 log = logging.getLogger("atelier.provenance")
 
 GENERATION_ASSERTION = "com.atelier.generation"
+LICENCE_ASSERTION = "com.atelier.licence"
 SOFT_BINDING_ASSERTION = "c2pa.soft-binding"
+TRAINING_MINING_ASSERTION = "cawg.training-mining"
+TRAINING_MINING_LABELS = (TRAINING_MINING_ASSERTION, "c2pa.training-mining")  # CAWG's, then C2PA's deprecated one
+TRAINING_MINING_USES = ("ai_generative_training", "ai_inference", "ai_training", "data_mining")
+NOT_ALLOWED = "notAllowed"
 WATERMARK_ALG = "com.atelier.watermark.v1"
 SUPPORTED_MIME_TYPES = ("image/png", "image/jpeg", "image/webp")
 STATES = ("Absent", "Invalid", "Valid", "Trusted")
@@ -114,8 +138,8 @@ class ManifestInfo:
     watermark_id: str | None
     generator_name: str
     generator_version: str
-    twin_id: str | None
     ingredient: Ingredient | None = None
+    licence: dict | None = None  # the `com.atelier.licence` assertion's data; None: the base model
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,16 @@ class C2paReading:
     generation_id: str | None = None
     watermark_id: str | None = None
     claim_generator: str | None = None  # "name/version" of the first claim_generator_info entry
+    digital_source_type: str | None = None  # of the first action that declares one
+    training_mining: str | None = None  # "notAllowed", "allowed", "constrained", "mixed" or None
+    signer: tuple[str | None, str | None] | None = None  # (organization, common name) of the signing certificate
+    licence: dict | None = None  # the licence assertion, when well-formed (`licence_of`)
+
+
+def training_mining_assertion(use: str = NOT_ALLOWED) -> dict:
+    """The CAWG training and data mining assertion with every entry set to `use`."""
+    return {"label": TRAINING_MINING_ASSERTION,
+            "data": {"entries": {f"cawg.{name}": {"use": use} for name in TRAINING_MINING_USES}}}
 
 
 def manifest_definition(info: ManifestInfo) -> dict:
@@ -138,8 +172,11 @@ def manifest_definition(info: ManifestInfo) -> dict:
                     "softwareAgent": agent}]
     assertions: list[dict] = [
         {"label": "c2pa.actions.v2", "data": {"actions": actions}},
-        {"label": GENERATION_ASSERTION, "data": {"generation_id": info.generation_id, "twin_id": info.twin_id}},
+        {"label": GENERATION_ASSERTION, "data": {"generation_id": info.generation_id}},
+        training_mining_assertion(NOT_ALLOWED),  # no AI training, inference or data mining on this image
     ]
+    if info.licence is not None:
+        assertions.append({"label": LICENCE_ASSERTION, "data": dict(info.licence)})
     if info.watermark_id is not None:
         actions.append({"action": "c2pa.watermarked", "softwareAgent": agent})
         assertions.append(
@@ -268,6 +305,64 @@ def _assertion(manifest: dict, label: str) -> dict | None:
     return None
 
 
+def training_mining_of(manifest: dict) -> str | None:
+    """The manifest's training-mining entries summed up (CAWG's label first, then C2PA's)."""
+    for label in TRAINING_MINING_LABELS:
+        data = _assertion(manifest, label)
+        if data is None:
+            continue
+        entries = data.get("entries")
+        entries = entries.values() if isinstance(entries, dict) else ()
+        uses = {entry.get("use") for entry in entries if isinstance(entry, dict)}
+        if not uses:
+            return None
+        if len(uses) == 1 and (use := next(iter(uses))) in ("allowed", NOT_ALLOWED, "constrained"):
+            return use
+        return "mixed"
+    return None
+
+
+_LICENCE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def licence_of(manifest: dict) -> dict | None:
+    """The manifest's licence assertion, if it is exactly one of the two forms Atelier writes
+    (`{"basis": "signed", "licence_id", "licence_sha256"}` or `{"basis": "paper", "consent_id",
+    "consent_version"}`) with well-formed ids; None otherwise (a manifest may say anything)."""
+    data = _assertion(manifest, LICENCE_ASSERTION)
+    if data is None:
+        return None
+    if data.get("basis") == "signed" and set(data) == {"basis", "licence_id", "licence_sha256"}:
+        ids = data["licence_id"], data["licence_sha256"]
+        if all(isinstance(v, str) for v in ids) and _LICENCE_ID.fullmatch(ids[0]) and _SHA256.fullmatch(ids[1]):
+            return {"basis": "signed", "licence_id": ids[0], "licence_sha256": ids[1]}
+    if data.get("basis") == "paper" and set(data) == {"basis", "consent_id", "consent_version"}:
+        ids = data["consent_id"], data["consent_version"]
+        if all(type(v) is int and 0 <= v < 2**63 for v in ids):
+            return {"basis": "paper", "consent_id": ids[0], "consent_version": ids[1]}
+    return None
+
+
+def digital_source_type_of(manifest: dict) -> str | None:
+    """The digital source type of the manifest's first action that declares one."""
+    for label in ("c2pa.actions.v2", "c2pa.actions"):
+        actions = (_assertion(manifest, label) or {}).get("actions")
+        for action in actions if isinstance(actions, list) else []:
+            source_type = action.get("digitalSourceType") if isinstance(action, dict) else None
+            if isinstance(source_type, str):
+                return source_type
+    return None
+
+
+def _signer(manifest: dict) -> tuple[str | None, str | None] | None:
+    info = manifest.get("signature_info")
+    if not isinstance(info, dict):
+        return None
+    organization, name = info.get("issuer"), info.get("common_name")
+    return (organization if isinstance(organization, str) else None, name if isinstance(name, str) else None)
+
+
 def _failures(store: dict) -> list[str]:
     results = store.get("validation_results")
     entries: list[dict] = []
@@ -310,6 +405,10 @@ def _reading_from_store(store: dict) -> C2paReading:
         generation_id=generation.get("generation_id"),
         watermark_id=watermark_id,
         claim_generator=_claim_generator(manifest),
+        digital_source_type=digital_source_type_of(manifest),
+        training_mining=training_mining_of(manifest),
+        signer=_signer(manifest),
+        licence=licence_of(manifest),
     )
 
 

@@ -1,11 +1,13 @@
-"""Bounds on what one /v1/verify may cost, checked before Pillow or the C2PA reader see a file.
+"""Bounds on what one /v1/verify or /v1/detect may cost, checked before Pillow or the C2PA
+reader see a file.
 
 Owns: a walk of the container's structure (PNG chunks, JPEG markers and scans, WebP chunks)
 that stops as soon as a limit is passed (`check_structure`: total chunks, metadata chunks and
 their bytes, JPEG scans), the time budget between verification stages (`Deadline`), and the
-slots that bound concurrent verifies per API key and in all (`VerifySlots`). A file refused
-here costs microseconds: a PNG of 1.7 million tiny text chunks stops at the first chunk past
-the limit. Must never decode pixels or parse a manifest itself.
+slots that bound concurrent verifies per API key and in all, and public checks per source and
+in all (`VerifySlots`). A file refused here costs microseconds: a PNG of 1.7 million tiny text
+chunks stops at the first chunk past the limit. Must never decode pixels or parse a manifest
+itself.
 
 Metadata is every chunk that is not pixels or their header: PNG text/iTXt/zTXt/eXIf/caBX...,
 JPEG APPn and COM segments (where XMP, EXIF and C2PA's JUMBF live), WebP EXIF/XMP/C2PA.
@@ -176,11 +178,15 @@ class Deadline:
 
 
 class VerifySlots:
-    """Concurrent verifies: at most `per_key` per API key (429) and `total` in all (503)."""
+    """Concurrent verifies: at most `per_key` per API key (429) and `total` in all (503). The
+    public check (`service.provenance.detect`) has slots of its own, held per source address
+    (`holder`, `busy_code`), so a keyless flood can never take a verify slot."""
 
-    def __init__(self, per_key: int, total: int):
+    def __init__(self, per_key: int, total: int, *, holder: str = "API key", busy_code: str = "verify_busy"):
         self.per_key = per_key
         self.total = total
+        self.holder = holder
+        self.busy_code = busy_code
         self._lock = threading.Lock()
         self._by_key: dict[str, int] = {}
         self._all = 0
@@ -189,10 +195,11 @@ class VerifySlots:
     def hold(self, key_id: str) -> Iterator[None]:
         with self._lock:
             if self._by_key.get(key_id, 0) >= self.per_key:
-                raise VerifyBusy(f"this API key already has {self.per_key} verifications running; retry when one ends")
+                raise VerifyBusy(f"this {self.holder} already runs {self.per_key} check{'s' * (self.per_key != 1)} "
+                                 "at once; retry when one ends")
             if self._all >= self.total:
-                raise VerifyBusy("the service is verifying as many images as it takes at once; retry shortly",
-                                 code="verify_busy", status=503)
+                raise VerifyBusy("the service is checking as many images as it takes at once; retry shortly",
+                                 code=self.busy_code, status=503)
             self._by_key[key_id] = self._by_key.get(key_id, 0) + 1
             self._all += 1
         try:

@@ -2,8 +2,10 @@
 
 Owns: the order of marking (watermark the pixels -> encode the file -> XMP digital source
 type -> C2PA signature, which must come last because it hashes the file) and the random
-64-bit watermark id of each image (never personal data). Any failure raises MarkingFailed:
-an image is never returned unmarked. Must never decide about HTTP.
+64-bit watermark id of each image (never personal data). The manifest names the generation
+and what licensed it (the context's licence, by opaque ids), never the twin or the person.
+Any failure raises MarkingFailed: an image is never returned unmarked. Must never decide
+about HTTP.
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ class ProvenanceMarker:
                 watermark_id=watermark_hex(payload),
                 generator_name=GENERATOR_NAME,
                 generator_version=__version__,
-                twin_id=context.twin_id,
                 ingredient=None if context.source is None else Ingredient(
                     data=context.source[0], mime_type=MEDIA_TYPES[context.source[1]], title=context.source[2],
                     generation_id=getattr(context.source, "generation_id", None)),  # none: not one of ours
+                licence=context.licence,  # what licensed it, by opaque ids; the twin is never named
             )
             signed, manifest_sha256 = self.signer.sign(data, MEDIA_TYPES[fmt], info)
         except Exception as exc:

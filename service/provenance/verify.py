@@ -5,9 +5,12 @@ structure bounded by `service.provenance.limits` before Pillow or the C2PA reade
 pixel count checked from the header before any pixel is decompressed, a time budget between
 stages), and the verification report. The report's `generation_id` is None here: what a
 manifest claims is kept apart (`claimed_*`) until the watermark index confirms it
-(`service.provenance.disclosure`). Must never trust the upload: garbage, empty bodies,
-decompression bombs and chunk bombs end as typed 4xx errors, never as a crash, unbounded
-memory or unbounded time.
+(`service.provenance.disclosure`); so are the manifest's signer and digital source type, which
+only the public check (`service.provenance.detect`) weighs. The training-mining answer and the
+licence assertion (what licensed the generation: a signed licence's id and hash, or a paper
+consent record's id and version) are reported only from a manifest that is intact and signed
+(Valid or Trusted). Must never trust the upload: garbage, empty bodies, decompression bombs and
+chunk bombs end as typed 4xx errors, never as a crash, unbounded memory or unbounded time.
 """
 
 from __future__ import annotations
@@ -74,6 +77,10 @@ class VerifyReport:
     digital_source_type: str | None
     claimed_generation_id: str | None = None  # what the manifest says (any state): not shown as such
     claimed_watermark_id: str | None = None
+    training_mining: str | None = None  # from an intact, signed manifest only
+    licence: dict | None = None  # the manifest's licence assertion: from an intact, signed manifest only
+    manifest_source_type: str | None = None  # the manifest's digital source type (any state): not shown as such
+    manifest_signer: tuple[str | None, str | None] | None = None  # (organization, common name) of its certificate
 
     def as_dict(self) -> dict:
         return {
@@ -84,6 +91,8 @@ class VerifyReport:
             "c2pa": {"state": self.c2pa_state, "reasons": self.c2pa_reasons},
             "generation_id": self.generation_id,
             "digital_source_type": self.digital_source_type,
+            "training_mining": self.training_mining,
+            "licence": self.licence,
             "audit": None,  # the generation's summary: for its own tenant and admins (disclosure.py)
         }
 
@@ -120,4 +129,8 @@ def verify_image(data: bytes, max_pixels: int, trust_anchors: Path | None,
         digital_source_type=read_digital_source_type(data),
         claimed_generation_id=c2pa.generation_id,
         claimed_watermark_id=c2pa.watermark_id,
+        training_mining=c2pa.training_mining if c2pa.state in ("Valid", "Trusted") else None,
+        licence=c2pa.licence if c2pa.state in ("Valid", "Trusted") else None,
+        manifest_source_type=c2pa.digital_source_type,
+        manifest_signer=c2pa.signer,
     )

@@ -47,12 +47,14 @@ class StoredRecord:
     use: str | None
     consent_version: int | None
     line: str
+    licence_id: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {"log_id": self.log_id, "seq": self.seq, "hash": self.hash, "ts": self.ts, "day": self.ts[:10],
                 "event": self.event, "tenant": self.tenant, "twin_id": self.twin_id,
                 "generation_id": self.generation_id, "outcome": self.outcome, "images": self.images,
-                "use": self.use, "consent_version": self.consent_version, "line": self.line}
+                "use": self.use, "consent_version": self.consent_version, "licence_id": self.licence_id,
+                "line": self.line}
 
 
 @dataclass(frozen=True)
@@ -243,17 +245,18 @@ class AuditRecords:
 
     def statement(self, *, twins: frozenset[str] | None, date_from: str, date_to: str,
                   twin: str | None = None) -> list[dict[str, Any]]:
-        """A talent's statement for a period: images per twin, brand (tenant), use and consent
-        version in force, counted over `outcome = 'ok'` records only."""
+        """A talent's statement for a period: images per twin, brand (tenant), use and the
+        consent version (paper) or licence (signed) in force, over `outcome = 'ok'` records only."""
         r = AuditRecordRow
-        query = (select(r.twin_id, r.tenant, r.use, r.consent_version, func.count(), func.sum(r.images))
+        query = (select(r.twin_id, r.tenant, r.use, r.consent_version, r.licence_id, func.count(), func.sum(r.images))
                  .where(*self._counted(twin, twins, date_from, date_to), r.twin_id.is_not(None))
-                 .group_by(r.twin_id, r.tenant, r.use, r.consent_version))
+                 .group_by(r.twin_id, r.tenant, r.use, r.consent_version, r.licence_id))
         with self.db.session() as s:
             rows = [{"twin_id": twin_id, "brand": tenant or "", "use": use, "consent_version": version,
-                     "generations": int(n), "images": int(images or 0)}
-                    for twin_id, tenant, use, version, n, images in s.execute(query)]
-        rows.sort(key=lambda row: (row["twin_id"], row["brand"], row["use"] or "", row["consent_version"] or 0))
+                     "licence_id": licence_id, "generations": int(n), "images": int(images or 0)}
+                    for twin_id, tenant, use, version, licence_id, n, images in s.execute(query)]
+        rows.sort(key=lambda row: (row["twin_id"], row["brand"], row["use"] or "", row["consent_version"] or 0,
+                                   row["licence_id"] or ""))
         return rows
 
     @staticmethod

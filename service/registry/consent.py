@@ -1,7 +1,10 @@
 """The consent repository: a twin's consent versions and the consent decision.
 
-Owns: appending consent versions, amending and signing drafts, a twin's history and its
-governing record, and the decision "may this tenant use this twin for this use now?"
+Owns: appending consent versions (the operator's path for paper contracts), amending and
+signing drafts, a twin's history and its governing record, and the decision "may this
+tenant use this twin for this use now?" over the paper record and the tenant's licences the
+person signed (`licences.py`: an accepted licence allows what the paper record does not;
+a refusal names the licence's own reason: pending, declined, revoked, expired, out of scope)
 (`check_consent`, over a cached snapshot of the twin's consent facts). Must never UPDATE or
 DELETE a signed record, return ORM rows, or change a record without bumping the registry
 version in the same transaction. Timestamps default to the database's clock.
@@ -14,7 +17,7 @@ Rules it enforces:
   amended, then `sign_consent` seals them; only signed records ever govern a decision.
 - The governing record at time `at` is the highest signed version with `signed_at <= at`
   that has started; a newer version supersedes older ones entirely.
-- The decision reads its facts with the same four statements whatever the answer (unknown
+- The decision reads its facts with the same five statements whatever the answer (unknown
   twin, another tenant's, revoked, allowed), so its timing tells no tenant which twin ids
   exist; a repeat at the same registry version costs one statement, whatever the answer.
 """
@@ -35,6 +38,7 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidRequest, TwinNotFound
 from service.registry.db import Database, strings
 from service.registry.errors import AlreadyExists, ConsentImmutable, ConsentNotFound, TenantNotFound, TwinRevoked
+from service.registry.licences import LicenceFacts, Licences
 from service.registry.models import ConsentRow, ConsentTenantRow, TenantRow, TwinRow
 
 CONSENT_FACTS_CACHED = 4096  # (twin, tenant) snapshots kept per process
@@ -82,6 +86,15 @@ class ConsentDecision:
     territories: tuple[str, ...] = ()  # empty: worldwide
     tenant_named: bool = False  # some version of the twin's consent ever named this tenant
     review_unverified_garments: bool = False
+    # A signed licence (migration 0011) allowed it, or is the reason it is refused:
+    licence_id: str | None = None
+    licence_sha256: str | None = None
+
+    @property
+    def basis(self) -> str | None:
+        """`signed` (a licence the person accepted) or `paper` (a consent record an operator
+        entered for a paper contract); None when nothing allows."""
+        return "signed" if self.ok and self.licence_id else "paper" if self.ok else None
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,30 @@ class _ConsentFacts:
     revoked_at: datetime | None
     signed: tuple[ConsentRecord, ...]
     tenant_named: bool  # some version (drafts included) ever named this tenant
+    licences: tuple[LicenceFacts, ...] = ()  # this tenant's licences for the twin, newest first
 
     def decide(self, tenant_id: str, use: str, at: datetime) -> ConsentDecision:
+        """The paper consent's decision, or an accepted licence's when the paper one refuses;
+        a refusal names the licence's own reason when the tenant has asked for one."""
+        paper = self._paper(tenant_id, use, at)
+        if paper.ok or paper.reason == "revoked" or not self.licences:
+            return paper
+        for licence in self.licences:
+            if (licence.status == "accepted" and licence.valid_from <= at
+                    and (licence.valid_until is None or at < licence.valid_until) and use in licence.uses):
+                return ConsentDecision(True, None, excluded_categories=licence.excluded_categories,
+                                       included_categories=licence.included_categories,
+                                       territories=licence.territories, tenant_named=True,
+                                       licence_id=licence.id, licence_sha256=licence.sha256)
+        covering = [licence for licence in self.licences if use in licence.uses]
+        if not covering:
+            return ConsentDecision(False, "licence_out_of_scope", tenant_named=True, licence_id=self.licences[0].id)
+        licence = covering[0]
+        reason = {"requested": "licence_pending", "declined": "licence_declined", "revoked": "licence_revoked"}.get(
+            licence.status, "licence_expired")
+        return ConsentDecision(False, reason, tenant_named=True, licence_id=licence.id)
+
+    def _paper(self, tenant_id: str, use: str, at: datetime) -> ConsentDecision:
         named = self.tenant_named
         signed = [r for r in self.signed if r.signed_at is not None and r.signed_at <= at]
         record = next((r for r in signed if r.valid_from <= at), signed[0] if signed else None)
@@ -132,6 +167,7 @@ class Consent:
     def __init__(self, db: Database | Engine):
         self.db = Database.of(db)
         self.db.guard_flush(refuse_signed_consent_updates)
+        self.licences = Licences(self.db)
         self._facts: OrderedDict[tuple[str, str], tuple[int, _ConsentFacts]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -249,7 +285,7 @@ class Consent:
         valid_from..valid_until, "not yet valid" included), use_not_allowed.
 
         The decision is a pure function of `at` and a snapshot of the twin's consent facts
-        (`_ConsentFacts`). A snapshot is read with the same four statements whatever the
+        (`_ConsentFacts`). A snapshot is read with the same five statements whatever the
         answer, so an unknown, another tenant's and a revoked twin cost the same; it is kept
         per (twin, tenant) while the registry version it was read at holds (every change to a
         twin or its consent bumps that version), so a repeat check costs one statement
@@ -286,7 +322,9 @@ class Consent:
             named = s.scalar(select(func.count()).select_from(ConsentTenantRow).join(
                 ConsentRow, ConsentRow.id == ConsentTenantRow.consent_id).where(
                 ConsentRow.twin_id == twin_id, ConsentTenantRow.tenant_id == tenant_id)) > 0
+            licences = self.licences.facts_for(s, twin_id, tenant_id)
         return _ConsentFacts(
+            licences=licences,
             exists=twin is not None,
             deleted=bool(twin is not None and twin.deleted),
             revoked_at=None if twin is None or twin.revoked_at is None else self.db.at(twin.revoked_at),

@@ -87,10 +87,33 @@ class ApiKeyRow(Base):
     twin_ids: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)  # a talent key's twins (0005)
 
 
+class PersonRow(Base):
+    """The person a twin shows (migration 0011): who owns the likeness and signs its licences.
+    `public_key` (raw Ed25519, base64) checks the person's acceptances; a representative
+    (agency or counsel) may act for them, recorded as such; a minor's licences also need the
+    guardian's acceptance (`guardian_public_key`)."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    representative: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    minor: Mapped[bool] = mapped_column(Boolean, default=False)
+    guardian: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    estate_contact: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    representative_public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    guardian_public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class TwinRow(Base):
     __tablename__ = "twins"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # 0011: the twin's person (service.registry.persons keeps it pointing at a person: a plain
+    # column, so that SQLite adds it without copying the table)
+    person_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     display_name: Mapped[str] = mapped_column(String(200))
     adapter_key: Mapped[str] = mapped_column(String(1024))
     adapter_sha256: Mapped[str] = mapped_column(String(64), index=True)  # indexed in 0004: one likeness, one set of bytes
@@ -122,6 +145,42 @@ class ConsentRow(Base):
     # 0007: items whose garment images cannot be verified are held for a person's review.
     review_unverified_garments: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LicenceRow(Base):
+    """A brand's licence to use a person's twin (migration 0011): requested by a tenant key with
+    the `licensing` scope, accepted or declined by the person (or their representative, and a
+    minor's guardian) with an Ed25519 signature over its canonical terms (`sha256` is their
+    hash), revoked by the person at any time. Terms never change after the request: a wider
+    scope is a new request."""
+
+    __tablename__ = "licences"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    twin_id: Mapped[str] = mapped_column(ForeignKey("twins.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    terms: Mapped[dict] = mapped_column(JSON)  # the canonical licence, as signed
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # requested | accepted | declined | revoked
+    requested_by: Mapped[str] = mapped_column(String(64))  # the brand key's id
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LicenceSignatureRow(Base):
+    """One signature over a licence's canonical terms: the person's, their representative's or
+    a minor's guardian's (`role`), with the public key it verifies under."""
+
+    __tablename__ = "licence_signatures"
+
+    licence_id: Mapped[str] = mapped_column(ForeignKey("licences.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)  # person | representative | guardian
+    decision: Mapped[str] = mapped_column(String(16))  # accept | decline
+    public_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ConsentTenantRow(Base):
@@ -347,6 +406,7 @@ class AuditRecordRow(Base):
     images: Mapped[int | None] = mapped_column(Integer, nullable=True)
     use: Mapped[str | None] = mapped_column(String(64), nullable=True)
     consent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    licence_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # 0011: a signed licence's
     line: Mapped[str] = mapped_column(Text)
 
 
@@ -364,6 +424,9 @@ __all__ = [
     "AuditChainRow",
     "AuditCheckpointRow",
     "AuditRecordRow",
+    "LicenceRow",
+    "LicenceSignatureRow",
+    "PersonRow",
     "ApiKeyRow",
     "Base",
     "ConsentRow",

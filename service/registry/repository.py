@@ -1,7 +1,8 @@
 """One handle on the registry's tenant, twin, consent and idempotency repositories.
 
 Owns: composing `Tenants` (`.tenants`), `Twins` (`.twins`), `Consent` (`.consent`) and
-`IdempotencyKeys` (`.idempotency`), `RateLimits` (`.limits`) over one `Database` (`.db`, `.engine`), and naming each of
+`IdempotencyKeys` (`.idempotency`), `RateLimits` (`.limits`), `Persons` (`.persons`) and `Licences`
+(`.licences`) over one `Database` (`.db`, `.engine`), and naming each of
 their operations on the handle itself (`registry.get_twin` is `registry.twins.get_twin`;
 `registry.idempotency_get` is `registry.idempotency.get`; `registry.registry_version` is
 `registry.db.version`), so the one object that services and tests hold reaches them all.
@@ -17,6 +18,7 @@ from service.registry.consent import Consent
 from service.registry.db import Database, Handle
 from service.registry.idempotency import IdempotencyKeys
 from service.registry.limits import RateLimits
+from service.registry.persons import Persons
 from service.registry.tenants import Tenants
 from service.registry.twins import Twins
 
@@ -48,3 +50,5 @@ class Registry(Handle):
         self.consent = Consent(self.db)
         self.idempotency = IdempotencyKeys(self.db)
         self.limits = RateLimits(self.db)  # fleet-wide rate limits (GCRA rows)
+        self.persons = Persons(self.db)  # who each twin shows, and the keys that sign for them
+        self.licences = self.consent.licences  # brands' licences the persons decide (the decision reads them)

@@ -26,9 +26,11 @@ from service.registry.db import Database, strings
 from service.registry.errors import AlreadyExists, TenantNotFound
 from service.registry.models import ApiKeyRow, TenantRow, TwinRow
 
-SCOPES = frozenset({"generate", "verify", "admin", "talent"})
-# A talent key reads one person's likeness usage: it names its twins and holds no scope that acts.
-TALENT_COMPATIBLE = frozenset({"talent", "verify"})
+SCOPES = frozenset({"generate", "verify", "admin", "talent", "licensing", "representative", "guardian"})
+# A talent key is one person's: it names their twins, reads their usage and decides their
+# licences, as the person, or as their recorded representative or a minor's guardian (the
+# `representative` and `guardian` scopes say which); it holds no scope that renders.
+TALENT_COMPATIBLE = frozenset({"talent", "verify", "representative", "guardian"})
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # authenticate writes last_used_at at most this often
 _DUMMY_SALT = b"\0" * keys.SALT_BYTES
 _DUMMY_HASH = keys.hash_secret(_DUMMY_SALT, "x")
@@ -128,7 +130,12 @@ class Tenants:
         if ("talent" in wanted) != bool(twins):
             raise InvalidRequest("a 'talent' key needs twin_ids, and only a talent key takes them", field="twin_ids")
         if twins and not wanted <= TALENT_COMPATIBLE:
-            raise InvalidRequest("a talent key may hold only the 'talent' and 'verify' scopes", field="scopes")
+            raise InvalidRequest("a talent key may hold only the 'talent', 'verify', 'representative' and 'guardian' "
+                                 "scopes", field="scopes")
+        if wanted & {"representative", "guardian"} and "talent" not in wanted:
+            raise InvalidRequest("'representative' and 'guardian' mark a talent key", field="scopes")
+        if {"representative", "guardian"} <= wanted:
+            raise InvalidRequest("a key acts as the representative or as the guardian, not both", field="scopes")
         if requests_per_minute < 1 or max_concurrent_jobs < 1:
             raise InvalidRequest("rate limits must be positive", field="requests_per_minute")
         minted = keys.mint()

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidRequest, TwinNotFound
 from service.registry.db import Database
 from service.registry.errors import AdapterInUse, TwinRevoked
-from service.registry.models import TwinRow, WatermarkRow
+from service.registry.models import PersonRow, TwinRow, WatermarkRow
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class Twins:
         rank: int,
         now: datetime | None = None,
         within: Callable[[Session, TwinRow], None] | None = None,
+        person_id: str | None = None,
     ) -> TwinInfo:
         """Create a twin or replace its adapter/metadata; each write bumps its revision.
         `within(session, row)` runs last in the same transaction (`service.registry.likeness`
@@ -102,8 +103,16 @@ class Twins:
                 raise AdapterInUse(f"these adapter bytes are bound to {state} (one likeness, one twin); "
                                    "a person's twin is registered once", field="adapter")
             if row is None:
-                row = TwinRow(id=twin_id, created_at=now, deleted=False, revision=0)
+                row = TwinRow(id=twin_id, created_at=now, deleted=False, revision=0, person_id=person_id or twin_id)
+                if s.get(PersonRow, row.person_id) is None:  # a twin shows a person: one of its own by default
+                    if person_id is not None:
+                        raise InvalidRequest(f"no person {person_id!r}", field="person_id")
+                    s.add(PersonRow(id=twin_id, display_name=display_name, minor=False, created_at=now))
                 s.add(row)
+            elif row.person_id is None:  # a twin from before persons existed
+                row.person_id = twin_id
+                if s.get(PersonRow, twin_id) is None:
+                    s.add(PersonRow(id=twin_id, display_name=display_name, minor=False, created_at=now))
             row.display_name = display_name
             row.adapter_key = adapter_key
             row.adapter_sha256 = adapter_sha256

@@ -132,7 +132,9 @@ class RendererRuntime:
                 conditioning, source = self.conditioning(live[0])
                 results = self.engine.generate_batch([(i.request, i.seed, i.generation_id) for i in live],
                                                      between_steps=steps.after(self._guard(twins)),
-                                                     conditioning=conditioning, source=source)
+                                                     conditioning=conditioning, source=source,
+                                                     licences={i.generation_id: i.licence.assertion()
+                                                               for i in live if i.licence is not None})
                 outcomes.update((r.generation_id, outcome_of(r)) for r in results)
             except PartialBatch as partial:  # some twins stopped (revoked meanwhile, or a failed load)
                 for item in live:

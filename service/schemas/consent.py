@@ -65,7 +65,8 @@ class ConsentBody(BaseModel):
 
 class ConsentTerms(BaseModel):
     state: Literal["active", "not_yet_valid", "expired"]
-    version: int
+    version: int | None = Field(..., description="The paper consent record's version (null under a signed licence).")
+    licence_id: str | None = Field(None, description="The licence the person signed, when that is what allows it.")
     uses: list[str]
     territories: list[str]
     valid_from: str

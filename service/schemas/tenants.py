@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.common import TENANT_ID_PATTERN
 
-Scope = Literal["generate", "verify", "admin", "talent"]
+Scope = Literal["generate", "verify", "admin", "talent", "licensing", "representative", "guardian"]
 
 
 class TenantCreateBody(BaseModel):
@@ -38,6 +38,9 @@ class KeyCreateBody(BaseModel):
     name: str = Field("", max_length=200)
     twin_ids: list[str] | None = Field(None, min_length=1, max_length=32,
                                        description="A `talent` key's twins (one person's); only talent keys take them.")
+    person_id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+                                  description="A `talent` key for this person: its twins are the person's (instead of "
+                                              "`twin_ids`).")
     requests_per_minute: int = Field(60, ge=1, le=100_000)
     max_concurrent_jobs: int = Field(4, ge=1, le=1000)
 

@@ -1,15 +1,16 @@
 """Studio, the web console: server-rendered pages over the gateway's own capabilities, at /studio.
 
 Owns: the Studio FastAPI app that the Gateway mounts at `/studio` (`build_studio`): its pages
-by area (`signin`, `generate`: twins and generation, `jobs`: jobs and review, `verify`: verify
-and audit, `usage`), the static files and htmx, the security headers, and showing every error
-as a message.
+by area (`signin`, `generate`: twins and generation, `jobs`: jobs and review, `licences`: the
+person's and the brand's licences, `verify`: verify and audit, `detect`: the public check,
+`usage`), the static files and htmx, the security headers, and showing every error as a message.
 
-Studio has no back end of its own: each page admits its viewer through `Tenancy.admit` (with
+Studio has no back end of its own: each page (but sign-in and the public Detect page, which
+ask for no key) admits its viewer through `Tenancy.admit` (with
 the scope the `/v1` route for the same thing asks, and its rate limits for every action) and
 calls the capability that route calls (`TwinViews`, `GuardedGeneration`, `CatalogJobs`,
-`Verifier`, `Reports`), so the checks and the audit record are the API's. A key may do in
-Studio exactly what its scopes allow on the API. Must never put an API key in a page, a
+`Licensing`, `Verifier`, `Reports`), so the checks and the audit record are the API's. A key
+may do in Studio exactly what its scopes allow on the API. Must never put an API key in a page, a
 cookie or a log, never accept a form without its CSRF token, never hold a capability's
 logic, and never import the gateway's routes.
 """
@@ -26,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from service.errors import AtelierError, InvalidRequest
-from service.studio import generate, jobs, signin, usage, verify
+from service.studio import detect, generate, jobs, licences, signin, usage, verify
 from service.studio.pages import (HERE, HTMX, SignInNeeded, Viewer, current_viewer, is_htmx, log, page, see_other,
                                   signed_in, templates)
 from service.studio.security import BASE, SecurityHeaders, csp
@@ -49,7 +50,7 @@ def home(viewer: Annotated[Viewer, Depends(signed_in())]):
     return RedirectResponse(nav[0][0] if nav else f"{BASE}/account", status_code=303)
 
 
-for area in (signin, generate, jobs, verify, usage):
+for area in (signin, generate, jobs, licences, verify, detect, usage):
     router.include_router(area.router)
 
 
@@ -62,8 +63,16 @@ def not_found(request: Request, rest: str):
 
 
 def route_templates(prefix: str = BASE) -> set[str]:
-    """Every Studio page's path: what a refused request to Studio may be filed under."""
-    return {prefix + r.path for r in router.routes if isinstance(r, APIRoute) and "{rest" not in r.path}
+    """Every Studio page's path: what a refused request to Studio may be filed under. FastAPI
+    >= 0.160 includes the areas' routers lazily: their pages are reached through route contexts."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI: router.routes holds every APIRoute
+        routes = [r for r in router.routes if isinstance(r, APIRoute)]
+    else:
+        routes = list(iter_route_contexts(router.routes))
+    paths = {getattr(r, "path_format", None) or r.path for r in routes}
+    return {prefix + path for path in paths if "{rest" not in path}
 
 
 def build_studio() -> FastAPI:

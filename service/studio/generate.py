@@ -4,7 +4,8 @@ Owns: the twins each kind of key sees (a brand: the twins its tenant may use; an
 every twin with its consent and a renderer's cache; a talent key: its own twins), the
 Generate form turned into a `GenerateRequest`, and its answer: the page again (without
 JavaScript) or a stream of denoising steps (`live.py`), then the image with its provenance.
-Every read is the twins capability's (`TwinViews`), every generation the guarded one's. Must
+Every read is the twins capability's (`TwinViews`; the signed licences beside each twin's
+paper consent are `licences.signed_licences`'), every generation the guarded one's. Must
 never hold consent or generation logic.
 """
 
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from service.errors import AtelierError, InvalidRequest
 from service.schemas import GenerateRequest
 from service.studio import live
+from service.studio.licences import signed_licences
 from service.studio.pages import (GENERATE_SIZES, Viewer, client_ip, core_of, first_error, form_of, int_field, log, page,
                                   signed_in, size_field, templates)
 
@@ -49,7 +51,7 @@ def twins(request: Request, viewer: TwinsViewer):
     else:  # talent: their own twins, with every brand their consent names
         rows = views.with_consent(p.twin_ids or ())
     return page(request, "twins.html", viewer, active="twins", twins=rows, cache_error=cache_error,
-                show_cache=viewer.can("admin"))
+                show_cache=viewer.can("admin"), licences=signed_licences(request, viewer))
 
 
 def generate_request(form) -> GenerateRequest:

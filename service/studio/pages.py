@@ -35,13 +35,15 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 # Named sizes of the Generate page: a quick preview, then the catalogue's sizes.
 GENERATE_SIZES: dict[str, tuple[int, int]] = {"preview_256": (256, 256), "square_512": (512, 512), **SIZES}
-PAGES = (  # (path, label, scopes any of which shows it)
+PAGES = (  # (path, label, scopes any of which shows it; none: every viewer)
     ("/twins", "Twins", ("generate", "admin", "talent")),
+    ("/licences", "Licences", ("talent", "licensing")),
     ("/generate", "Generate", ("generate",)),
     ("/jobs", "Jobs", ("generate",)),
     ("/verify", "Verify", ("verify",)),
     ("/usage", "Usage", ("admin", "talent")),
     ("/audit", "Audit", ("admin",)),
+    ("/detect", "Detect", ()),  # the public check: every viewer (and anyone signed out)
 )
 
 
@@ -66,7 +68,8 @@ class Viewer:
 
     @property
     def nav(self) -> list[tuple[str, str]]:
-        return [(BASE + path, label) for path, label, scopes in PAGES if any(self.can(s) for s in scopes)]
+        return [(BASE + path, label) for path, label, scopes in PAGES
+                if not scopes or any(self.can(s) for s in scopes)]
 
 
 def core_of(request: Request):

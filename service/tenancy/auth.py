@@ -10,8 +10,10 @@ uses this (with limits and the audit of refusals); nothing else resolves keys.
 Scopes: `generate` (the generation routes), `verify` (`/v1/verify`), `admin` (operator routes:
 tenants, keys, twins, consent, usage, and base-model generation with `twin_id: null`). An
 admin key is an operator's key: it acts on every tenant, so give it only to operators.
-`talent` (a person's read-only key, restricted to their twins by `twin_ids`: the usage of
-that likeness, `/v1/usage/talent`, and Studio's talent view).
+`talent` (a person's key, restricted to their twins by `twin_ids`: the usage of that
+likeness, `/v1/usage/talent`, Studio's talent view, and deciding or ending the licences of
+those twins, as the person, or as their `representative` or a minor's `guardian` when the key
+also holds that scope). `licensing` (a brand's key: request licences, list its own).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ class Principal:
     requests_per_minute: int
     max_concurrent_jobs: int
     twin_ids: frozenset[str] | None = None  # a talent key's twins; None: not restricted
+
+    @property
+    def signs_as(self) -> str:
+        """The role a talent key decides licences in: person, representative or guardian."""
+        return "guardian" if "guardian" in self.scopes else "representative" if "representative" in self.scopes \
+            else "person"
 
     def audit_fields(self) -> dict[str, str]:
         return {"tenant": self.tenant_id, "key_id": self.key_id}

@@ -59,6 +59,11 @@ REASONS = {
     "consent_expired": "the twin's consent is not valid at this time",
     "revoked": "the twin's consent has been revoked",
     "territory_not_allowed": "the twin's consent does not cover the declared territory",
+    "licence_pending": "the person has not decided this tenant's licence request yet",
+    "licence_declined": "the person declined this tenant's licence",
+    "licence_revoked": "the person ended this tenant's licence",
+    "licence_expired": "this tenant's licence is not valid at this time",
+    "licence_out_of_scope": "no licence of this tenant covers the declared use; request a new licence",
 }
 
 
@@ -67,7 +72,8 @@ class ConsentDenied(Forbidden):
 
     def __init__(self, reason: str, detail: str = ""):
         # The field at fault: the declared use or territory, else the twin itself.
-        field = {"use_not_allowed": "use", "territory_not_allowed": "territory"}.get(reason, "twin_id")
+        field = {"use_not_allowed": "use", "territory_not_allowed": "territory",
+                 "licence_out_of_scope": "use"}.get(reason, "twin_id")
         super().__init__(REASONS[reason] + detail, field=field, code=reason)
         self.reason = reason
 
@@ -115,9 +121,16 @@ class Grant:
     version: int | None = None
     excluded: frozenset[str] = frozenset()
     review_unverified_garments: bool = False
+    licence_id: str | None = None
+    licence_sha256: str | None = None
 
     def audit_fields(self) -> dict | None:
-        return None if self.consent_id is None else {"consent_id": self.consent_id, "version": self.version}
+        """What the audit record says allowed it: a licence the person signed (its id and the
+        hash of its accepted terms), or a paper consent record an operator entered."""
+        if self.licence_id is not None:
+            return {"basis": "signed", "licence_id": self.licence_id, "licence_sha256": self.licence_sha256}
+        return None if self.consent_id is None else {"basis": "paper", "consent_id": self.consent_id,
+                                                     "version": self.version}
 
 
 class ConsentGate:
@@ -151,7 +164,7 @@ class ConsentGate:
         self._check_garments(decision, getattr(request, "garments", None) or [])
         self.check_text(decision, {"prompt": request.prompt, "negative_prompt": request.negative_prompt})
         return Grant(request.twin_id, decision.consent_id, decision.version, excluded_by(decision),
-                     decision.review_unverified_garments)
+                     decision.review_unverified_garments, decision.licence_id, decision.licence_sha256)
 
     def check_text(self, decision: ConsentDecision | None, texts: Mapping[str, str | None]) -> None:
         """The one text check: raise PromptRejected (422 `prompt_policy`, naming the field and
@@ -252,12 +265,12 @@ class ConsentGate:
 
     def _policy_for(self, decision: ConsentDecision) -> PromptPolicy:
         with self._lock:
-            policy = self._policies.get(decision.consent_id)  # type: ignore[arg-type]
+            policy = self._policies.get(decision.licence_id or decision.consent_id)  # type: ignore[arg-type]
         if policy is None:
             extra = {name: CONSENT_CATEGORIES[name] for name in sorted(excluded_by(decision)) if name in CONSENT_CATEGORIES}
             if decision.deny_terms:
                 extra["consent_terms"] = list(decision.deny_terms)
             policy = self.policy.with_extra(extra)
             with self._lock:
-                self._policies[decision.consent_id] = policy  # type: ignore[index]
+                self._policies[decision.licence_id or decision.consent_id] = policy  # type: ignore[index]
         return policy

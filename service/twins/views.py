@@ -24,7 +24,8 @@ from service.twins.records import TwinCatalog, TwinRecord
 
 
 def consent_terms(record, now: datetime) -> dict:
-    """A consent record's terms as a brand (or the talent) reads them, with its state now."""
+    """A consent record's terms as a brand (or the talent) reads them, with its state now and
+    its basis (`paper`, and who recorded it; `GET /v1/twins` answers without those two)."""
     if now < record.valid_from:
         state = "not_yet_valid"
     elif record.valid_until is not None and now >= record.valid_until:
@@ -36,7 +37,22 @@ def consent_terms(record, now: datetime) -> dict:
             "valid_until": record.valid_until.isoformat() if record.valid_until else None,
             "excluded_categories": list(record.excluded_categories),
             "included_categories": list(record.included_categories),
-            "review_unverified_garments": record.review_unverified_garments}
+            "review_unverified_garments": record.review_unverified_garments,
+            "basis": "paper", "recorded_by": record.recorded_by}  # an operator's record of a paper contract
+
+
+def licence_terms(licence, now: datetime) -> dict:
+    """An accepted licence's terms as its brand reads them (the same shape as `consent_terms`)."""
+    terms = licence.terms
+    valid_from = datetime.fromisoformat(terms["valid_from"])
+    valid_until = datetime.fromisoformat(terms["valid_until"]) if terms["valid_until"] else None
+    state = ("not_yet_valid" if now < valid_from else
+             "expired" if valid_until is not None and now >= valid_until else "active")
+    return {"state": state, "version": None, "licence_id": licence.id, "uses": list(terms["uses"]),
+            "territories": list(terms["territories"]), "valid_from": terms["valid_from"],
+            "valid_until": terms["valid_until"], "excluded_categories": list(terms["excluded_categories"]),
+            "included_categories": list(terms["included_categories"]), "review_unverified_garments": False,
+            "basis": "signed", "recorded_by": None}
 
 
 def twin_state(record: TwinRecord, cache: dict | None) -> TwinState:
@@ -58,16 +74,25 @@ class TwinViews:
         self.record = record
 
     def for_tenant(self, tenant_id: str, only: frozenset[str] | None = None) -> list[dict]:
-        """Twins whose governing consent names `tenant_id` (`only`: restrict to these ids)."""
+        """Twins whose governing consent names `tenant_id`, or that a licence the person accepted
+        lets it use (`only`: restrict to these ids)."""
         now = datetime.now(timezone.utc)
+        licensed = {}
+        for licence in self.registry.licences.listed(tenant_id=tenant_id):  # newest first
+            if licence.status == "accepted":
+                licensed.setdefault(licence.twin_id, licence)
         twins = []
         for twin in self.registry.twins.list_twins():
             if only is not None and twin.id not in only:
                 continue
             record = self.registry.consent.current_consent(twin.id, now)
-            if record is None or tenant_id not in record.tenants:
+            if record is not None and tenant_id in record.tenants:
+                terms = consent_terms(record, now)
+            elif twin.id in licensed:
+                terms = licence_terms(licensed[twin.id], now)
+            else:
                 continue
-            twins.append({"id": twin.id, "display_name": twin.display_name, "consent": consent_terms(record, now)})
+            twins.append({"id": twin.id, "display_name": twin.display_name, "consent": terms})
         return twins
 
     def with_consent(self, twin_ids: Iterable[str] | None = None) -> list[dict]:

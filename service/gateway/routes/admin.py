@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from service.audit.events import admin_event
-from service.errors import PayloadTooLarge, TwinNotFound
+from service.errors import InvalidRequest, PayloadTooLarge, TwinNotFound
 from service.gateway.deps import AdminCaller, ClientIp, Core, audited_action
 from service.gateway.errors import answers
 from service.schemas import (ConsentAnswer, ConsentHistory, DeliveryAnswer, KeyCreated, KeyList, KeyRevoked,
@@ -95,15 +95,23 @@ def disable_tenant(body: TenantDisableBody, core: Core, principal: AdminCaller, 
 
 
 @router.post("/keys", status_code=201, operation_id="createKey", response_model=KeyCreated,
-             responses=answers("tenant_not_found"))
+             responses=answers("tenant_not_found", "twin_not_found", "person_not_found"))
 def create_key(body: KeyCreateBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """Mint an API key; its token is shown once."""
     with _action(core, ip, principal, "key_create", tenant_id=body.tenant_id, scopes=sorted(body.scopes),
-                 twin_ids=body.twin_ids) as details:
+                 twin_ids=body.twin_ids, person_id=body.person_id) as details:
+        twin_ids = body.twin_ids
+        if body.person_id is not None:  # a person's key: their twins (issue 28)
+            if twin_ids is not None:
+                raise InvalidRequest("give twin_ids or person_id, not both", field="person_id")
+            core.registry.persons.get_person(body.person_id)
+            twin_ids = core.registry.persons.twins_of(body.person_id) or None
+            if twin_ids is None:
+                raise InvalidRequest(f"person {body.person_id!r} has no twin yet", field="person_id")
         key_id, token = core.registry.tenants.create_api_key(
             body.tenant_id, body.scopes, name=body.name,
             requests_per_minute=body.requests_per_minute, max_concurrent_jobs=body.max_concurrent_jobs,
-            twin_ids=body.twin_ids)
+            twin_ids=twin_ids)
         details["key_id_created"] = key_id  # never the token
         listing = next(k for k in core.registry.tenants.list_keys(body.tenant_id) if k.key_id == key_id)
         return {"key": shown(listing), "token": token, "note": "the token is shown once; store it now"}
