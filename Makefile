@@ -9,7 +9,7 @@ PORT ?= 3000
 TORCH_VERSION := 2.13.0
 export ATELIER_HOME
 
-.PHONY: install demo serve test bench clean
+.PHONY: install demo serve test bench clean clients
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,31 @@ $(DOCS_JS): service/gateway/apidocs/package.json service/gateway/apidocs/package
 	npm ci --prefix service/gateway/apidocs --ignore-scripts --no-audit --no-fund --loglevel=error \
 		|| echo "npm is unavailable: /docs runs without its renderer"
 
-install: $(VENV)/.installed $(STUDIO_JS) $(DOCS_JS)
+# Atelier's official clients (clients/; `make clients` regenerates them from the contract). The
+# Python client's generator runs from a venv of its own (openapi-python-client 0.29.1 pins
+# httpx<0.29 and typer<0.28, which the service's venv must not be held to); the client itself is
+# installed into the service's venv for the tests. The TypeScript client's packages come from the
+# npm registry; without npm, its tests skip and say why.
+CLIENT_GEN := clients/.venv/.installed
+$(CLIENT_GEN): clients/generator-requirements.txt
+	$(PYTHON) -m venv clients/.venv
+	clients/.venv/bin/pip install --quiet -r clients/generator-requirements.txt
+	touch $@
+
+CLIENT_PY := $(VENV)/.atelier-client
+$(CLIENT_PY): $(VENV)/.installed clients/python/pyproject.toml
+	$(VENV)/bin/pip install --quiet -e clients/python
+	touch $@
+
+CLIENT_TS := clients/typescript/node_modules/.package-lock.json
+$(CLIENT_TS): clients/typescript/package.json clients/typescript/package-lock.json
+	npm ci --prefix clients/typescript --ignore-scripts --no-audit --no-fund --loglevel=error \
+		|| echo "npm is unavailable: the TypeScript client's tests will skip"
+
+install: $(VENV)/.installed $(STUDIO_JS) $(DOCS_JS) $(CLIENT_GEN) $(CLIENT_PY) $(CLIENT_TS)
+
+clients: install
+	$(PY) clients/generate.py
 
 demo: install
 	$(PY) builds/demo.py --home $(ATELIER_HOME)
@@ -51,4 +75,4 @@ bench: install demo
 	$(PY) bench/audit.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache clients/.venv

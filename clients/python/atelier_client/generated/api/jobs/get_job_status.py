@@ -1,0 +1,235 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_body import ErrorBody
+from ...models.job_summary import JobSummary
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    job_id: None | str | Unset = UNSET,
+    task_id: None | str | Unset = UNSET,
+) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    json_job_id: None | str | Unset
+    if isinstance(job_id, Unset):
+        json_job_id = UNSET
+    else:
+        json_job_id = job_id
+    params["job_id"] = json_job_id
+
+    json_task_id: None | str | Unset
+    if isinstance(task_id, Unset):
+        json_task_id = UNSET
+    else:
+        json_task_id = task_id
+    params["task_id"] = json_task_id
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/jobs/status",
+        "params": params,
+    }
+
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ErrorBody | JobSummary | None:
+    if response.status_code == 200:
+        response_200 = JobSummary.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 500:
+        response_500 = ErrorBody.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorBody | JobSummary]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    job_id: None | str | Unset = UNSET,
+    task_id: None | str | Unset = UNSET,
+) -> Response[ErrorBody | JobSummary]:
+    """Status
+
+     A job's state and counts (queued, running, completed, failed, canceled).
+
+    Needs a key with the `generate` scope.
+
+    Args:
+        job_id (None | str | Unset): The job's id (32 hex characters).
+        task_id (None | str | Unset): Alias of job_id (BentoML's task naming).
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | JobSummary]
+    """
+
+    kwargs = _get_kwargs(
+        job_id=job_id,
+        task_id=task_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    job_id: None | str | Unset = UNSET,
+    task_id: None | str | Unset = UNSET,
+) -> ErrorBody | JobSummary | None:
+    """Status
+
+     A job's state and counts (queued, running, completed, failed, canceled).
+
+    Needs a key with the `generate` scope.
+
+    Args:
+        job_id (None | str | Unset): The job's id (32 hex characters).
+        task_id (None | str | Unset): Alias of job_id (BentoML's task naming).
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | JobSummary
+    """
+
+    return sync_detailed(
+        client=client,
+        job_id=job_id,
+        task_id=task_id,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    job_id: None | str | Unset = UNSET,
+    task_id: None | str | Unset = UNSET,
+) -> Response[ErrorBody | JobSummary]:
+    """Status
+
+     A job's state and counts (queued, running, completed, failed, canceled).
+
+    Needs a key with the `generate` scope.
+
+    Args:
+        job_id (None | str | Unset): The job's id (32 hex characters).
+        task_id (None | str | Unset): Alias of job_id (BentoML's task naming).
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorBody | JobSummary]
+    """
+
+    kwargs = _get_kwargs(
+        job_id=job_id,
+        task_id=task_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    job_id: None | str | Unset = UNSET,
+    task_id: None | str | Unset = UNSET,
+) -> ErrorBody | JobSummary | None:
+    """Status
+
+     A job's state and counts (queued, running, completed, failed, canceled).
+
+    Needs a key with the `generate` scope.
+
+    Args:
+        job_id (None | str | Unset): The job's id (32 hex characters).
+        task_id (None | str | Unset): Alias of job_id (BentoML's task naming).
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorBody | JobSummary
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            job_id=job_id,
+            task_id=task_id,
+        )
+    ).parsed

@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+
+class AssetOutKind(StrEnum):
+    GARMENT = "garment"
+    MASK = "mask"
+    POSE = "pose"
+    SOURCE = "source"
+
+    def __str__(self) -> str:
+        return str(self.value)

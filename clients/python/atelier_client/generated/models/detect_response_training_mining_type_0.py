@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+
+class DetectResponseTrainingMiningType0(StrEnum):
+    ALLOWED = "allowed"
+    CONSTRAINED = "constrained"
+    MIXED = "mixed"
+    NOTALLOWED = "notAllowed"
+
+    def __str__(self) -> str:
+        return str(self.value)

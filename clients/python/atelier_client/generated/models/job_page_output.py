@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class JobPageOutput(StrEnum):
+    INLINE = "inline"
+    S3 = "s3"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="LicencesEnded")
+
+
+@_attrs_define
+class LicencesEnded:
+    """
+    Attributes:
+        twin_id (str):
+        ended (list[str]): The licence ids ended now.
+    """
+
+    twin_id: str
+    ended: list[str]
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        twin_id = self.twin_id
+
+        ended = self.ended
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "twin_id": twin_id,
+                "ended": ended,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        d = dict(src_dict)
+        twin_id = d.pop("twin_id")
+
+        ended = cast(list[str], d.pop("ended"))
+
+        licences_ended = cls(
+            twin_id=twin_id,
+            ended=ended,
+        )
+
+        licences_ended.additional_properties = d
+        return licences_ended
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self, TypeVar
+
+from attrs import define as _attrs_define
+
+T = TypeVar("T", bound="TwinPersonBody")
+
+
+@_attrs_define
+class TwinPersonBody:
+    """
+    Attributes:
+        twin_id (str):
+        person_id (str):
+    """
+
+    twin_id: str
+    person_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        twin_id = self.twin_id
+
+        person_id = self.person_id
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update(
+            {
+                "twin_id": twin_id,
+                "person_id": person_id,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        d = dict(src_dict)
+        twin_id = d.pop("twin_id")
+
+        person_id = d.pop("person_id")
+
+        twin_person_body = cls(
+            twin_id=twin_id,
+            person_id=person_id,
+        )
+
+        return twin_person_body
