@@ -7,6 +7,7 @@ the 200 generations the clients got, one each. The report is JSON: statuses, lat
 per route (all answers, and 200s only), requests per second, the audit check, and the machine.
 
     python bench/load.py --clients 4 --seconds 60                  # serves the demo itself
+    python bench/load.py --clients 4 --seconds 60 --gateways 2     # ... as two gateways and one renderer
     python bench/load.py --url http://127.0.0.1:3000 --token $ATELIER_DEMO_KEY --audit-db sqlite:///var/registry.db
     python bench/load.py --url http://a:3000 --url http://b:3000 --token ... --audit-db postgresql://...  # a fleet
 
@@ -126,6 +127,38 @@ def audit_check(db_url: str, generated: list[str]) -> dict:
             "matches": len(generated) == len(wanted) == sum(ok.values()) and all(n == 1 for n in ok.values())}
 
 
+def serve_fleet(gateways: int, db_url: str | None) -> tuple[list, list[str], str, str]:
+    """Serve the demo here: `bentoml serve` (one gateway), or with `gateways` > 1 one renderer
+    and that many gateways, each with a home of its own, on one registry. Returns (processes,
+    gateway URLs, the demo key, the registry URL)."""
+    import secrets
+    import shutil
+
+    from builds.demo import ENV_FILE, DemoAssets, build_demo, read_demo_env, setup_demo_registry
+    from builds.serving import GATEWAY, RENDERER, free_port, serve, serve_one
+
+    work = Path(tempfile.mkdtemp(prefix="atelier-load-"))
+    home = work / "home"
+    build_demo(home)
+    bounds = {"ATELIER_WARMUP": "1", "ATELIER_MAX_IMAGE_SIDE": "256", "ATELIER_MAX_STEPS": "2"}
+    if gateways <= 1 and db_url is None:
+        served = serve(home, work, env=bounds)
+        return [served], [served.url], read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"], \
+            f"sqlite:///{home / 'registry.db'}"
+    db_url = db_url or f"sqlite:///{work / 'fleet-registry.db'}"
+    (home / ENV_FILE).unlink()
+    setup_demo_registry(DemoAssets(home, home / "demo" / "pipeline", home / "adapters", home / ENV_FILE), db_url)
+    env = {**bounds, "ATELIER_DB_URL": db_url, "ATELIER_INTERNAL_TOKEN": secrets.token_urlsafe(32)}
+    port = free_port()
+    processes = [serve_one(RENDERER, home, work / "renderer", env=env, port=port)]
+    for n in range(max(1, gateways)):
+        pod = work / f"gateway-{n}-home"  # a pod's own home: keys and files, no registry, no audit
+        shutil.copytree(home, pod, ignore=shutil.ignore_patterns("registry.db*", "audit", "cache", "bentoml"))
+        processes.append(serve_one(GATEWAY, pod, work / f"gateway-{n}", env=env,
+                                   depends={RENDERER: f"http://127.0.0.1:{port}"}))
+    return processes, [p.url for p in processes[1:]], read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"], db_url
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", action="append", help="a served Atelier's gateway, repeatable for a fleet "
@@ -136,27 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--verify-every", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--gateways", type=int, default=1,
+                        help="without --url: serve the demo as this many gateways (pods with homes of their own) "
+                             "and one renderer, on one registry")
+    parser.add_argument("--db-url", help="without --url: the registry the served fleet shares (default: a SQLite file)")
     args = parser.parse_args(argv)
     from bench.machine import describe
 
-    served = None
+    served: list = []
     if args.url is None:
-        from builds.demo import ENV_FILE, build_demo, read_demo_env
-        from builds.serving import serve
-
-        work = Path(tempfile.mkdtemp(prefix="atelier-load-"))
-        home = work / "home"
-        build_demo(home)
-        args.token = read_demo_env(home / ENV_FILE)["ATELIER_DEMO_KEY"]
-        args.audit_db = f"sqlite:///{home / 'registry.db'}"
-        served = serve(home, work, env={"ATELIER_WARMUP": "1", "ATELIER_MAX_IMAGE_SIDE": "256", "ATELIER_MAX_STEPS": "2"})
-        args.url = served.url
+        served, args.url, args.token, args.audit_db = serve_fleet(args.gateways, args.db_url)
     try:
         report = run_load(args.url, args.token, args.clients, args.seconds, verify_every=args.verify_every,
                           audit_db=args.audit_db)
     finally:
-        if served is not None:
-            served.stop()
+        for process in served:
+            process.stop()
     report["machine"] = describe()
     text = json.dumps(report, indent=2)
     print(text)
