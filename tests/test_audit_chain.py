@@ -269,3 +269,24 @@ def test_a_live_chain_archives_full_segments_and_its_short_last_one_at_close(sto
     assert [r["seq"] for r in iter_records(directory)] == list(range(1, 12))
     assert store.chain(log.log_id).archived == 11
     assert verify_log(directory).ok
+
+
+def test_a_generations_watermark_index_rows_are_committed_with_its_record_or_not_at_all(store, db_url):
+    from service.registry import open_registry
+
+    registry = open_registry(db_url)
+    log = ChainLog(store, SIGNER, checkpoint_seconds=0)
+    marks = [("00aa00aa00aa00aa", "f" * 32, "acme", "demo-ava", 0), ("00bb00bb00bb00bb", "f" * 32, "acme", "demo-ava", 1)]
+    log.append(generation(1), watermarks=marks)
+    found = registry.twins.find_watermark("00aa00aa00aa00aa")
+    assert (found.generation_id, found.image_index) == ("f" * 32, 0)
+    assert registry.twins.taken_watermarks(["00bb00bb00bb00bb", "00cc00cc00cc00cc"]) == {"00bb00bb00bb00bb"}
+    log.close()  # ended: a commit on it fails, and takes its index rows with it
+    from service.audit.chain import stored
+    from service.audit.record import build_record
+
+    record, line = build_record(generation(2), 2, log.last_hash)
+    with pytest.raises(ChainConflict):
+        store.commit(log.log_id, [stored(record, line, log.log_id, [("00dd00dd00dd00dd", "e" * 32, "acme", None, 0)])])
+    assert registry.twins.find_watermark("00dd00dd00dd00dd") is None
+    registry.engine.dispose()

@@ -40,6 +40,7 @@ from service.provenance.c2pa import (SIGN_SETTINGS, TRAINING_MINING_ASSERTION, C
 from service.provenance.detect import AtelierSigner, detection
 from service.provenance.verify import verify_image
 from service.provenance.xmp import TRAINED_ALGORITHMIC_MEDIA, read_digital_source_type
+from tests.png_support import chunk, png_chunks
 from tests.audit_reading import audit_store, every_record
 
 PROMPT = "studio photo, detect me, linen dress"
@@ -62,18 +63,6 @@ def png(size: int = 64, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def png_chunks(data: bytes):
-    pos = 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        yield data[pos + 4:pos + 8], data[pos:pos + 12 + length]
-        pos += 12 + length
 
 
 def as_jpeg(data: bytes) -> bytes:

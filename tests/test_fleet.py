@@ -249,3 +249,38 @@ def test_a_fleet_keeps_one_truth_through_a_lost_node(fleet, s3_server):
     assert statuses[429] > 0 and admitted >= burst, statuses
     assert admitted <= LIMITED_RPM * 1.1, statuses
     assert admitted <= burst + elapsed * LIMITED_RPM / 60 + 1, (statuses, elapsed)  # GCRA, fleet-wide
+
+
+def test_a_licence_the_person_ends_on_one_gateway_refuses_the_next_request_on_another(fleet):
+    """Issue 28 across the fleet: a brand's licence requested on one gateway, accepted with the
+    person's signature on another, admits there; ended by the person on one gateway, the next
+    request on the other is refused (`licence_revoked`) well within 2 s."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.licence_document import encode_public_key, sign
+
+    first, second = fleet["processes"]["g2"], fleet["processes"]["g3"]
+    admin = fleet["keys"]["ATELIER_ADMIN_KEY"]
+    call(first.url + "/v1/admin/tenants", admin, {"tenant_id": "fleet-brand", "name": "Fleet brand"})
+    brand = call(first.url + "/v1/admin/keys", admin, {"tenant_id": "fleet-brand", "scopes": ["generate", "licensing"],
+                                                       "requests_per_minute": 6000})["token"]
+    talent = call(second.url + "/v1/admin/keys", admin, {"tenant_id": "demo", "scopes": ["talent"],
+                                                         "person_id": "demo-cleo", "requests_per_minute": 6000})["token"]
+    licence = call(first.url + "/v1/licences", brand, {"twin_id": "demo-cleo", "purpose": "Fleet test product pages",
+                                                       "uses": ["ecommerce"], "rate_per_image": "0.40", "currency": "EUR"})
+    key = Ed25519PrivateKey.generate()
+    call(second.url + "/v1/talent/signing-key", talent, {"public_key": encode_public_key(key.public_key())})
+    accepted = call(second.url + "/v1/talent/licences/decide", talent, {
+        "licence_id": licence["licence_id"], "decision": "accept",
+        "signature": sign(key, "accept", "person", licence["sha256"])})
+    assert accepted["status"] == "accepted"
+    body = {"twin_id": "demo-cleo", "use": "ecommerce", **SMALL, "seed": 5}
+    made = httpx.post(first.url + "/v1/generate", json=body, timeout=120, headers={"Authorization": f"Bearer {brand}"})
+    assert made.status_code == 200, made.text
+    call(second.url + "/v1/talent/licences/revoke", talent, {"licence_id": licence["licence_id"]})
+    ended = time.monotonic()
+    refused = httpx.post(first.url + "/v1/generate", json={**body, "seed": 6}, timeout=120,
+                         headers={"Authorization": f"Bearer {brand}"})
+    elapsed = time.monotonic() - ended
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "licence_revoked"), refused.text
+    print(f"\nrefused on the other gateway {elapsed:.3f} s after the person ended the licence")

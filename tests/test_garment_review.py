@@ -248,18 +248,20 @@ def test_a_running_classifier_decides_per_item_when_it_renders(client, core, rev
 def test_the_garment_review_migration_adds_the_flag_in_place_and_drops_it_on_the_way_down(tmp_path):
     from sqlalchemy import text
 
-    from service.registry import Registry, downgrade, upgrade
+    from service.registry import downgrade, upgrade
     from service.registry.db import make_engine
     from service.registry.migrate import current_revision
 
+    # Plain SQL throughout: the models are those of the newest revision, not of 0006/0007.
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     upgrade(url, "0006")
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO tenants (id, name, created_at, disabled) VALUES ('acme', 'Acme', '2026-01-01', false)"))
-        registry = Registry(engine)
-        registry.put_twin("ava", display_name="Ava", adapter_key="a.safetensors", adapter_sha256="a" * 64, rank=4)
+            conn.execute(text("INSERT INTO twins (id, display_name, adapter_key, adapter_sha256, rank, deleted, revision,"
+                              " created_at, updated_at) VALUES ('ava', 'Ava', 'a.safetensors', :sha, 4, false, 1,"
+                              " '2026-01-01', '2026-01-01')"), {"sha": "a" * 64})
         with engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO consent_records (twin_id, version, uses, territories, valid_from, excluded_categories,"
@@ -268,11 +270,17 @@ def test_the_garment_review_migration_adds_the_flag_in_place_and_drops_it_on_the
             conn.execute(text("INSERT INTO consent_tenants (consent_id, tenant_id) SELECT id, 'acme' FROM consent_records"))
         upgrade(url, "0007")
         assert current_revision(url) == "0007"
-        [old] = registry.consent_history("ava")
-        assert old.review_unverified_garments is False and old.tenants == frozenset({"acme"})
-        flagged = registry.add_consent_version("ava", tenants=["acme"], uses=["ecommerce"], recorded_by="tests",
-                                               valid_from=old.valid_from, review_unverified_garments=True)
-        assert registry.consent_history("ava")[-1].review_unverified_garments is True and flagged.version == 2
+        with engine.begin() as conn:  # the old record gains the flag, off; a new version can set it
+            assert conn.execute(text("SELECT review_unverified_garments FROM consent_records")).scalars().all() == [0]
+            conn.execute(text(
+                "INSERT INTO consent_records (twin_id, version, uses, territories, valid_from, excluded_categories,"
+                " included_categories, deny_terms, recorded_by, signed_at, created_at, review_unverified_garments)"
+                " VALUES ('ava', 2, '[\"ecommerce\"]', '[]', '2026-01-01', '[]', '[]', '[]', 'tests', '2026-01-02',"
+                " '2026-01-02', 1)"))
+            conn.execute(text("INSERT INTO consent_tenants (consent_id, tenant_id) SELECT id, 'acme' FROM consent_records"
+                              " WHERE version = 2"))
+            assert conn.execute(text("SELECT version, review_unverified_garments FROM consent_records ORDER BY version"
+                                     )).all() == [(1, 0), (2, 1)]
         downgrade(url, "0006")
         with engine.connect() as conn:
             columns = [row[1] for row in conn.execute(text("PRAGMA table_info(consent_records)"))]

@@ -135,6 +135,15 @@ def test_a_full_registry_disk_is_a_clean_503_and_heals_by_itself(served):
     if not served["tmpfs"]:
         pytest.skip("no tmpfs could be mounted for the registry here (root and CAP_SYS_ADMIN needed)")
     filler = served["registry"] / "filler.bin"
+    # The write-ahead log is emptied first: SQLite reuses a WAL file's space after a checkpoint,
+    # so a full disk stops it only once a write has to grow a file.
+    import sqlite3
+
+    with sqlite3.connect(served["registry"] / "registry.db", timeout=30) as db:
+        deadline = time.monotonic() + 30
+        while db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0:  # 1: a reader was busy
+            assert time.monotonic() < deadline, "the write-ahead log could not be emptied"
+            time.sleep(0.1)
     # Unbuffered: a buffered file keeps the bytes the full disk refused and raises again on close.
     with filler.open("wb", buffering=0) as fh:  # every free page of the tmpfs
         try:

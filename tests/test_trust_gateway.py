@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import struct
-import zlib
 from collections import Counter
 
 import numpy as np
@@ -24,6 +23,7 @@ import pytest
 from PIL import Image
 from safetensors.numpy import save
 
+from tests.png_support import chunk, png_chunks
 from tests.trust_support import audit_bytes, audit_records, build_world, freeze_minute
 
 GEN = {"twin_id": "demo-ava", "prompt": "studio photo, linen dress", "width": 256, "height": 256, "steps": 2}
@@ -39,18 +39,6 @@ def world(demo_home, tmp_path_factory):
 
 def error(response) -> tuple[int, str]:
     return response.status_code, response.json()["error"]["code"]
-
-
-def chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def png_chunks(data: bytes):
-    pos = 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        yield data[pos + 4:pos + 8], data[pos:pos + 12 + length]
-        pos += 12 + length
 
 
 def generated(world, key: str = "demo", **overrides) -> tuple[bytes, dict]:

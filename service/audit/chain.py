@@ -59,7 +59,7 @@ def writer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def stored(record: dict[str, Any], line: bytes, log_id: str) -> StoredRecord:
+def stored(record: dict[str, Any], line: bytes, log_id: str, watermarks=()) -> StoredRecord:
     """The row of `record` (its canonical line and the fields reports count on)."""
     consent = record.get("consent")
     params = record.get("params")
@@ -72,7 +72,7 @@ def stored(record: dict[str, Any], line: bytes, log_id: str) -> StoredRecord:
         generation_id=_short(record.get("generation_id"), 64), outcome=_short(record.get("outcome"), 16),
         images=images_in(record), use=_short(use, 64),
         consent_version=version if isinstance(version, int) and not isinstance(version, bool) else None,
-        licence_id=_short(licence, 40),
+        licence_id=_short(licence, 40), watermarks=tuple(watermarks),
         line=line.decode("utf-8").rstrip("\n"))
 
 
@@ -147,8 +147,10 @@ class ChainLog:
 
     # ---- appending ---------------------------------------------------------------------------
 
-    def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Seal `event` into the next record and commit it; return the record."""
+    def append(self, event: Mapping[str, Any], watermarks=()) -> dict[str, Any]:
+        """Seal `event` into the next record and commit it (with its generation's watermark index
+        rows, `(watermark_id, generation_id, tenant_id, twin_id, image_index)` each, in the same
+        transaction); return the record."""
         with self._lock:
             if self._closed:
                 raise AuditLogClosed("the audit log is closed")
@@ -156,7 +158,7 @@ class ChainLog:
                 raise AuditWriteFailed(f"the audit log stopped after a failed commit: {self._failed}")
             seq = self._seq + 1
             record, line = build_record(event, seq, self._last_hash)
-            self._pending.append(stored(record, line, self.log_id))
+            self._pending.append(stored(record, line, self.log_id, watermarks))
             self._seq, self._last_hash = seq, record["hash"]
             self._merkle.append(leaf_hash(bytes.fromhex(record["hash"])))
         self._commit_to(seq)

@@ -106,13 +106,14 @@ class Recorder:
                          heartbeat_s=settings.audit_heartbeat_s, archive=archive)
         return cls(chain, settings.audit_prompts)
 
-    def record(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Append and fsync; raises `AuditUnavailable` (503) if the record cannot be made durable."""
+    def record(self, event: dict[str, Any], watermarks=()) -> dict[str, Any]:
+        """Append and commit (with a generation's watermark index rows, in the same transaction);
+        raises `AuditUnavailable` (503) if the record cannot be made durable."""
         if self.log.failed and not self._heal():
             self._refused += 1
             raise AuditUnavailable()
         try:
-            return self.log.append(event)
+            return self.log.append(event, watermarks)
         except InvalidEvent:
             log.exception("audit event refused")  # a bug: an event that is not canonical JSON
             raise AtelierError("an unexpected error occurred; it has been logged") from None

@@ -187,11 +187,11 @@ class GuardedGeneration:
             result = result_of(outcome, worker)
             if p.request.twin_id is not None:  # revoked while rendering: made, recorded, never delivered
                 self.tenancy.gate.decide(principal, p.request)
-            self._index(principal, result)  # before the record: no image goes out that verify cannot trace
+            marks = self._marks(principal, result)  # indexed with the record: no image goes out that verify cannot trace
         except Exception as exc:
             self._record(event(error=exc, result=result, base_model_id=self.base_model_id, **who))
             return audited(exc)
-        self._record(event(result=result, base_model_id=self.base_model_id, **who))
+        self._record(event(result=result, base_model_id=self.base_model_id, **who), watermarks=marks)
         if self.keep is not None:
             try:
                 self.keep(principal, result, p.edit)
@@ -208,8 +208,8 @@ class GuardedGeneration:
             return item  # renderers refuse it: only a gateway built without its credential sends one
         return self.credential.sealed(item, ttl_s=waited + RENDER_CALL_TIMEOUT_S)
 
-    def _record(self, event: dict) -> None:
-        self.audit.record(event)
+    def _record(self, event: dict, watermarks=()) -> None:
+        self.audit.record(event, watermarks)
 
     def _check_bounds(self, request) -> None:
         if self.bounds is None:
@@ -220,11 +220,17 @@ class GuardedGeneration:
             if value > limit:
                 raise InvalidRequest(f"{name} is {value}; this deployment allows at most {limit}", field=name)
 
-    def _index(self, principal: Principal, result: GenerationResult) -> None:
-        """Index each image's watermark id -> generation, tenant, twin (service.registry)."""
+    def _marks(self, principal: Principal, result: GenerationResult) -> list[tuple]:
+        """Each image's watermark index row (watermark id -> generation, tenant, twin), written
+        with the generation's audit record; an id already indexed is refused here, before the
+        record (ids are random 64-bit values: a repeat means a bug, not a collision to hide)."""
+        from service.errors import AtelierError
         from service.registry.errors import registry_call
 
         marks = [(image.watermark_id, result.generation_id, principal.tenant_id, result.twin_id, image.index)
                  for image in result.images if image.watermark_id]
         with registry_call():
-            self.tenancy.registry.index_watermarks(marks)
+            taken = self.tenancy.registry.twins.taken_watermarks([m[0] for m in marks]) if marks else set()
+        if taken:
+            raise AtelierError(f"watermark id {sorted(taken)[0]} is indexed already", code="marking_failed")
+        return marks

@@ -2,7 +2,9 @@
 
 Owns: every query on `audit_chains`, `audit_records` and `audit_checkpoints` (migration 0010):
 opening a writer's chain, committing a batch of records with the chain's new tail in one
-transaction (the acknowledgement point of an audit record), heartbeats, ending a chain,
+transaction (the acknowledgement point of an audit record; a generation's watermark index
+rows are inserted in that same transaction, so an image is traceable exactly when its record
+exists, at the cost of one commit, not two), heartbeats, ending a chain,
 leasing a dead writer's chain to one gateway, reading a chain's lines back in order, finding
 records by field, and the usage and statement aggregations (counted in SQL over `outcome =
 'ok'` records only, whichever gateway wrote them).
@@ -22,7 +24,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from service.registry.db import Database
-from service.registry.models import AuditChainRow, AuditCheckpointRow, AuditRecordRow
+from service.registry.models import AuditChainRow, AuditCheckpointRow, AuditRecordRow, WatermarkRow
 
 GENESIS_HASH = "0" * 64
 # Fields a caller may find records by: each is a column (indexed where reports need it).
@@ -48,6 +50,9 @@ class StoredRecord:
     consent_version: int | None
     line: str
     licence_id: str | None = None
+    # The generation's images in the watermark index, written in the record's own transaction:
+    # (watermark_id, generation_id, tenant_id, twin_id, image_index) each.
+    watermarks: tuple[tuple[str, str, str, str | None, int], ...] = ()
 
     def row(self) -> dict[str, Any]:
         return {"log_id": self.log_id, "seq": self.seq, "hash": self.hash, "ts": self.ts, "day": self.ts[:10],
@@ -102,6 +107,11 @@ class AuditRecords:
             if moved.rowcount != 1:
                 raise ChainConflict(f"audit chain {log_id} is not at seq {first.seq - 1}, or has ended")
             s.execute(insert(AuditRecordRow), [r.row() for r in records])
+            now = self.db.now()
+            marks = [{"watermark_id": w, "generation_id": g, "tenant_id": t, "twin_id": tw, "image_index": i,
+                      "created_at": now} for r in records for w, g, t, tw, i in r.watermarks]
+            if marks:  # the index rows of a generation and its record: both or neither
+                s.execute(insert(WatermarkRow), marks)
 
     def heartbeat(self, log_id: str) -> None:
         with self.db.session() as s, s.begin():

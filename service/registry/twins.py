@@ -206,6 +206,14 @@ class Twins:
             s.execute(insert(WatermarkRow), rows)  # one INSERT, no unit of work: on every delivery's path
         return len(rows)
 
+    def taken_watermarks(self, watermark_ids: Iterable[str]) -> set[str]:
+        """The ids among `watermark_ids` that the index holds already (one primary-key read)."""
+        ids = sorted(set(watermark_ids))
+        if not ids:
+            return set()
+        with self.db.session() as s:
+            return set(s.scalars(select(WatermarkRow.watermark_id).where(WatermarkRow.watermark_id.in_(ids))))
+
     def find_watermark(self, watermark_id: str) -> WatermarkInfo | None:
         """The delivered image with this watermark id (one primary-key lookup), or None."""
         if not isinstance(watermark_id, str) or len(watermark_id) != 16:
