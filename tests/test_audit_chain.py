@@ -161,7 +161,6 @@ def test_append_builds_a_hash_chain_stored_as_canonical_lines(store):
         assert re.fullmatch(r"[0-9a-f]{32}", record["event_id"])
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["ts"])
     assert [line.encode() for line in store.lines(log.log_id)] == [canonical_json(r) for r in records]
-    assert list(log.own_records()) == records
     assert log.commits == 5  # one transaction per append when nothing runs concurrently
     log.close()
 

@@ -10,7 +10,6 @@ it binds, where its token comes from, and the in-process path (the runtime check
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import secrets
@@ -29,7 +28,7 @@ from builds.serving import RENDERER, serve_one
 from service.admission_seal import InternalCredential, generated_token, load_token
 from service.config import ConfigError, Settings
 from service.errors import AdmissionRefused
-from service.rendering import RenderBatch, RenderEdit, RenderItem, RenderBatchResult, RenderLicence
+from service.rendering import RenderBatch, RenderEdit, RenderItem, RenderLicence
 from service.schemas import GenerateRequest
 from tests.conftest import snapshot_registry
 

@@ -24,16 +24,15 @@ before the segments holding its records (the shipper's order).
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 from service.audit.checkpoint import CheckpointSigner
 from service.audit.merkle import CompactRange, leaf_hash
 from service.audit.record import canonical_json
-from service.audit.segments import CHECKPOINTS_DIR, SEGMENTS_DIR, TEMP_PREFIX, fsync_dir, segment_name
+from service.audit.segments import CHECKPOINTS_DIR, SEGMENTS_DIR, fsync_dir, segment_name
+from service.files import atomic_write
 
 log = logging.getLogger("atelier.audit")
 
@@ -41,21 +40,14 @@ CHAINS_DIR = "chains"
 
 
 def write_file(directory: Path, name: str, data: bytes) -> bool:
-    """Write `name` atomically (False when a file of that name already holds these bytes)."""
+    """Write `name` atomically and durably (`service.files.atomic_write`, then the directory
+    entry synced); False when a file of that name already holds these bytes."""
     target = directory / name
     if target.exists():
         if target.read_bytes() == data:
             return False
         raise FileExistsError(f"{target} exists with other bytes")
-    directory.mkdir(parents=True, exist_ok=True)
-    temp = directory / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp, target)
+    atomic_write(target, data)
     fsync_dir(directory)
     return True
 

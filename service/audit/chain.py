@@ -25,14 +25,13 @@ log the content of an event.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from service.audit.checkpoint import CheckpointSigner
@@ -284,15 +283,3 @@ class ChainLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ---- reading (the whole fleet's record) ----------------------------------------------------
-
-    def find(self, field: str, value: Any, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.store.find(field, value, limit)
-
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        return self.store.iter_records()
-
-    def own_records(self) -> Iterator[dict[str, Any]]:
-        """This chain's committed records, in seq order."""
-        return (json.loads(line) for line in self.store.lines(self.log_id))

@@ -24,10 +24,12 @@ import logging
 from typing import Any
 
 from service.audit.checkpoint import CheckpointSigner
-from service.audit.chain import ChainLog
+from service.audit.archive import ChainArchive
+from service.audit.chain import ChainLog, writer_name
 from service.audit.record import AuditError, InvalidEvent, utc_timestamp
 from service.config import Settings
 from service.errors import AtelierError, ModelLoadError
+from service.registry.audit import AuditRecords
 
 log = logging.getLogger("atelier.audit")
 
@@ -92,10 +94,6 @@ class Recorder:
                 f"the audit checkpoint key {str(settings.audit_key)!r} is missing: run `make demo` "
                 "(builds a development key) or set ATELIER_AUDIT_KEY"
             )
-        from service.audit.archive import ChainArchive
-        from service.audit.chain import ChainLog, writer_name
-        from service.registry.audit import AuditRecords
-
         store = AuditRecords(db)
         signer = CheckpointSigner.from_pem(settings.audit_key)
         archive = ChainArchive(store, settings.audit_dir, segment_records=settings.audit_segment_records,

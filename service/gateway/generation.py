@@ -29,7 +29,7 @@ from service.admission_seal import InternalCredential
 from service.audit.actions import audited
 from service.audit.events import generation_event
 from service.audit.recorder import Recorder
-from service.errors import InvalidRequest, RemoteError, RendererUnavailable
+from service.errors import AtelierError, InvalidRequest, RemoteError, RendererUnavailable
 from service.rendering import (RENDER_CALL_TIMEOUT_S, GenerationResult, RenderBatch, RenderClient, RenderEdit,
                                RenderItem, RenderLicence, result_of)
 from service.schemas import MAX_SEED, GenerateRequest
@@ -224,7 +224,6 @@ class GuardedGeneration:
         """Each image's watermark index row (watermark id -> generation, tenant, twin), written
         with the generation's audit record; an id already indexed is refused here, before the
         record (ids are random 64-bit values: a repeat means a bug, not a collision to hide)."""
-        from service.errors import AtelierError
         from service.registry.errors import registry_call
 
         marks = [(image.watermark_id, result.generation_id, principal.tenant_id, result.twin_id, image.index)
