@@ -42,6 +42,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT, snapshot_registry
@@ -437,3 +438,23 @@ def test_the_python_readme_example_runs_as_written(served, tmp_path):
     assert ran.returncode == 0, ran.stderr[-4000:]
     written = list(tmp_path.glob("AW26-COAT-RED-0.*"))
     assert len(written) == 1 and written[0].read_bytes().startswith(PNG)
+
+
+def test_a_client_that_waits_for_each_answer_is_never_refused_as_concurrent(served):
+    """A key's concurrency slot is given back before its answer is sent: a client that sends
+    one request at a time (as every SDK does) never meets `too_many_concurrent`, however soon
+    it sends the next (the slot used to be released after the response, so a fast client's
+    next request could find its own finished one still counted)."""
+    admin = {"Authorization": f"Bearer {served['admin']}"}
+    minted = httpx.post(served["url"] + "/v1/admin/keys", headers=admin, timeout=60, json={
+        "tenant_id": "demo", "scopes": ["generate"], "name": f"serial-{uuid.uuid4().hex[:8]}",
+        "max_concurrent_jobs": 1, "requests_per_minute": 100_000})
+    assert minted.status_code == 201, minted.text
+    refused = []
+    with httpx.Client(base_url=served["url"], timeout=60,
+                      headers={"Authorization": f"Bearer {minted.json()['token']}"}) as one_at_a_time:
+        for _ in range(300):
+            answer = one_at_a_time.get("/v1/twins")
+            if answer.status_code != 200:
+                refused.append((answer.status_code, answer.text[:200]))
+    assert refused == []

@@ -54,11 +54,15 @@ def _caller(scope: str) -> Callable[..., Iterator[Principal]]:
     return caller
 
 
-GenerateCaller = Annotated[Principal, Depends(_caller("generate"))]
-VerifyCaller = Annotated[Principal, Depends(_caller("verify"))]
-AdminCaller = Annotated[Principal, Depends(_caller("admin"))]
-TalentCaller = Annotated[Principal, Depends(_caller("talent"))]
-LicensingCaller = Annotated[Principal, Depends(_caller("licensing"))]
+# scope="function": the caller's concurrency slot is given back when the route returns, before
+# its answer is sent. A client that waits for each answer must never find its finished request
+# still counted against `max_concurrent_jobs` (FastAPI's default ends a yield dependency after
+# the response is sent, racing the client's next request).
+GenerateCaller = Annotated[Principal, Depends(_caller("generate"), scope="function")]
+VerifyCaller = Annotated[Principal, Depends(_caller("verify"), scope="function")]
+AdminCaller = Annotated[Principal, Depends(_caller("admin"), scope="function")]
+TalentCaller = Annotated[Principal, Depends(_caller("talent"), scope="function")]
+LicensingCaller = Annotated[Principal, Depends(_caller("licensing"), scope="function")]
 
 
 def audited_action(core: GatewayCore, event: Callable[..., dict], **details):
