@@ -219,7 +219,8 @@ def served_demo(demo_home, demo_keys, tmp_path_factory):
     snapshot_registry(demo_home, home / "registry.db")
     env = {"ATELIER_CACHE_DIR": str(work / "cache"), "ATELIER_AUDIT_DIR": str(work / "audit"), "ATELIER_WARMUP": "0",
            "ATELIER_MAX_IMAGE_SIDE": "256", "ATELIER_MAX_STEPS": "2", "ATELIER_MAX_IMAGES": "2",
-           "ATELIER_SOURCE_FAILURES_PER_MINUTE": "0", "ATELIER_RENDER_WAIT_S": "60", "ATELIER_JOB_POLL_MS": "100"}
+           "ATELIER_SOURCE_FAILURES_PER_MINUTE": "0", "ATELIER_RENDER_WAIT_S": "60", "ATELIER_JOB_POLL_MS": "100",
+           "ATELIER_DEV_CALLBACKS": "1"}  # webhooks to a receiver on loopback
     server = serve(home, work, env=env)
     try:
         yield {"url": server.url, "server": server, "home": home, "work": work,
@@ -239,3 +240,31 @@ def queue(tmp_path):
         registry.create_tenant(tenant, tenant)
     yield registry, JobStore(registry.engine)
     registry.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where a browser test module saves its screenshots (ATELIER_STUDIO_SCREENSHOTS, or a
+    temporary folder of this run)."""
+    folder = Path(os.environ.get("ATELIER_STUDIO_SCREENSHOTS") or tmp_path_factory.mktemp("studio-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"Studio screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, one per module (tests.studio_browser); skips with the
+    reason when either is missing."""
+    from tests.studio_browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+
+    reason = browser_missing()
+    if reason:
+        print(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -17,35 +17,21 @@ progress test still runs against the served instance with a plain HTTP client.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 
 from builds.serving import serve
 from tests.conftest import snapshot_registry
+from tests.studio_browser import Visit, all_images_have_alt, no_key_in
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PREFIX = "studio-review"
-
-
-def browser_missing() -> str | None:
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): Studio's browser tests skip"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install -e '.[test]'): Studio's browser tests skip"
-    return None
 
 
 class Hooks(BaseHTTPRequestHandler):
@@ -86,72 +72,6 @@ def studio(demo_home, demo_keys, s3_server, hooks, tmp_path_factory):
             "tenant_id": "demo", "output_target": f"s3://{s3_server.bucket}/{PREFIX}", "webhook_url": hooks})
         assert answer.status_code == 200, answer.text
         yield served
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("ATELIER_STUDIO_SCREENSHOTS") or tmp_path_factory.mktemp("studio-screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"Studio screenshots: {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = browser_missing()
-    if reason:
-        print(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-class Visit:
-    """A browser context that records every HTML page served and every console error."""
-
-    def __init__(self, browser, studio, viewport=None):
-        self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 860}, accept_downloads=True)
-        self.page = self.context.new_page()
-        self.base = studio.url + "/studio"
-        self.html: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
-        self.page.on("response", self._response)
-
-    def _response(self, response) -> None:
-        if "text/html" in (response.headers.get("content-type") or ""):
-            try:
-                self.html.append(response.text())
-            except Exception:  # noqa: BLE001 - a redirect has no body
-                pass
-
-    def sign_in(self, key: str) -> None:
-        page = self.page
-        page.goto(self.base + "/login")
-        page.get_by_label("API key").fill(key)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r".*/studio/(?!login).*"))
-
-    def shot(self, folder: Path, name: str) -> None:
-        self.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.context.close()
-
-
-def no_key_in(pages: list[str], *keys: str) -> None:
-    for key in keys:
-        secret = key.split("_", 2)[-1]
-        assert not [html for html in pages if key in html or secret in html], "an API key appeared in served HTML"
-
-
-def all_images_have_alt(page) -> None:
-    missing = page.eval_on_selector_all("img", "els => els.filter(e => !(e.getAttribute('alt') || '').trim()).length")
-    assert missing == 0
 
 
 def test_the_generate_stream_reports_each_denoising_step(studio, demo_keys):

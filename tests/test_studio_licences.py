@@ -11,7 +11,7 @@ without JavaScript the page says that signing needs it.
 
 On the session's served demo (`served_demo`, shared with the API contract tests: this module
 only adds a tenant of its own and licences for it). Chromium and Playwright as in
-tests/test_studio.py (their fixtures and `Visit`); without them these tests skip.
+conftest.py (`browser`, `shots`) and tests/studio_browser.py (`Visit`); without them these tests skip.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from service.licence_document import check_signature
-from tests.test_studio import Visit, browser, no_key_in, shots  # noqa: F401 - fixtures, used by name
+from tests.studio_browser import Visit, no_key_in
 
 pytestmark = pytest.mark.slow
 TWIN = "demo-ben"

@@ -1,0 +1,70 @@
+"""Studio in a real browser, shared by the browser test modules: Debian's Chromium driven by
+Playwright (`browser`, `shots` are session fixtures in conftest.py), a `Visit` that records
+every HTML page and console error, and the checks every page must pass.
+
+Without Chromium (or Playwright) the browser tests skip with the reason `browser_missing` gives.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def browser_missing() -> str | None:
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): Studio's browser tests skip"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install -e '.[test]'): Studio's browser tests skip"
+    return None
+
+
+class Visit:
+    """A browser context that records every HTML page served and every console error."""
+
+    def __init__(self, browser, studio, viewport=None):
+        self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 860}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.base = studio.url + "/studio"
+        self.html: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.page.on("response", self._response)
+
+    def _response(self, response) -> None:
+        if "text/html" in (response.headers.get("content-type") or ""):
+            try:
+                self.html.append(response.text())
+            except Exception:  # noqa: BLE001 - a redirect has no body
+                pass
+
+    def sign_in(self, key: str) -> None:
+        page = self.page
+        page.goto(self.base + "/login")
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r".*/studio/(?!login).*"))
+
+    def shot(self, folder: Path, name: str) -> None:
+        self.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def no_key_in(pages: list[str], *keys: str) -> None:
+    for key in keys:
+        secret = key.split("_", 2)[-1]
+        assert not [html for html in pages if key in html or secret in html], "an API key appeared in served HTML"
+
+
+def all_images_have_alt(page) -> None:
+    missing = page.eval_on_selector_all("img", "els => els.filter(e => !(e.getAttribute('alt') || '').trim()).length")
+    assert missing == 0
