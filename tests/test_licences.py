@@ -198,4 +198,18 @@ def test_a_minors_licence_needs_the_guardian_and_a_representative_may_act(db_url
     ended = registry.licences.revoke_twin("mina-1", by="person")
     assert [x.id for x in ended] == [licence.id]
     assert registry.check_consent("mina-1", "maison", "lookbook").reason == "licence_revoked"
+    # Every renderer's watcher learns of it (what in-flight rows check between steps), for a
+    # day: nothing admitted earlier than that can still be rendering.
+    from datetime import timedelta
+
+    from service.tenancy.revocation import RevocationWatcher
+
+    watcher = RevocationWatcher(registry, on_revoked=lambda twin: None)
+    watcher.poll_once()
+    assert watcher.licence_revoked(licence.id) and not watcher.licence_revoked("another")
+    later = registry.db.now() + timedelta(hours=25)
+    registry.db._clock = lambda: later  # noqa: SLF001 - the registry's one injected clock
+    watcher._seen_version = None  # noqa: SLF001 - poll again whatever the version says
+    watcher.poll_once()
+    assert not watcher.licence_revoked(licence.id)
     registry.engine.dispose()

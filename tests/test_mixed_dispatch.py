@@ -321,6 +321,68 @@ def test_a_twin_revoked_or_unknown_before_the_call_fails_only_its_items(runtime)
                      ("demo-ava", None, 1)]
 
 
+def licensed_batch(runtime, rows, seed=37):
+    """(twin, tenant, licence id) rows, each admitted under a signed licence of that id."""
+    from service.rendering import RenderLicence
+
+    items = [RenderItem(generation_id=uuid.uuid4().hex, seed=seed, tenant_id=tenant,
+                        licence=RenderLicence(basis="signed", licence_id=licence, licence_sha256="ab" * 32),
+                        request=GenerateRequest(twin_id=twin, prompt="studio photo, linen dress", width=256, height=256,
+                                                steps=3, seed=seed, output_format="png")) for twin, tenant, licence in rows]
+    return RenderBatch(items=[runtime.credential.sealed(i, ttl_s=300) for i in items])
+
+
+def test_a_licence_ended_during_a_batch_stops_only_its_rows(runtime, engine, monkeypatch):
+    """The person ends licence L-ben-demo after the first step. Its row stops; the same twin's
+    row under another tenant's licence, and the other twins' rows, finish as they would alone."""
+    slot = engine.twins.slot
+    silenced = []
+    real_silence = slot.silence
+    monkeypatch.setattr(slot, "silence", lambda shas: (silenced.append(set(shas)), real_silence(shas))[1])
+    batch = licensed_batch(runtime, [("demo-ava", "demo", "L-ava-demo"), ("demo-ben", "demo", "L-ben-demo"),
+                                     ("demo-cleo", "demo", "L-cleo-demo")])
+
+    def progress(step, steps):
+        if step == 1:
+            runtime.watcher.revoked_licences = frozenset({"L-ben-demo"})
+
+    try:
+        result = runtime.render(batch, progress=progress)
+    finally:
+        runtime.watcher.revoked_licences = frozenset()
+    codes = [(o.twin_id, o.error.code if o.error else None, len(o.images)) for o in result.outcomes]
+    assert codes == [("demo-ava", None, 1), ("demo-ben", "licence_revoked", 0), ("demo-cleo", None, 1)]
+    assert len(silenced) == 1 and len(silenced[0]) == 1  # demo-ben's lane stopped at the next step
+
+    # The same twin for two tenants: the ended licence's row shares demo-ben's lane with the
+    # other tenant's row, which renders on; the ended one is never answered.
+    silenced.clear()
+    batch = licensed_batch(runtime, [("demo-ben", "demo", "L-ben-demo"), ("demo-ben", "other", "L-ben-other"),
+                                     ("demo-ava", "demo", "L-ava-demo")])
+    try:
+        result = runtime.render(batch, progress=progress)
+    finally:
+        runtime.watcher.revoked_licences = frozenset()
+    codes = [(o.twin_id, o.error.code if o.error else None, len(o.images)) for o in result.outcomes]
+    assert codes == [("demo-ben", "licence_revoked", 0), ("demo-ben", None, 1), ("demo-ava", None, 1)]
+    assert silenced == []
+    refused = result.outcomes[0].error
+    assert refused.status == 403 and "not delivered" in refused.message
+    alone = engine.generate(batch.items[1].request)
+    diff = np.abs(pixels(base64.b64decode(result.outcomes[1].images[0].data_base64)) - pixels(alone.images[0].data)).max()
+    assert diff <= 1
+
+
+def test_an_item_whose_licence_ended_before_the_call_is_not_rendered(runtime):
+    runtime.watcher.revoked_licences = frozenset({"L-old"})
+    try:
+        result = runtime.render(licensed_batch(runtime, [("demo-ava", "demo", "L-old"), ("demo-ava", "demo", "L-new")]))
+    finally:
+        runtime.watcher.revoked_licences = frozenset()
+    codes = [(o.error.code if o.error else None, len(o.images)) for o in result.outcomes]
+    assert codes == [("licence_revoked", 0), (None, 1)]
+
+
 # -- through the gateway, with the renderer in this process -----------------------------------
 
 

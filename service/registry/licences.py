@@ -253,6 +253,13 @@ class Licences:
             self.db.bump_version(s)
             return [_licence(row) for row in rows]
 
+    def revoked_since(self, since: datetime) -> frozenset[str]:
+        """The ids of licences revoked at or after `since` (what a renderer's in-flight work
+        must stop for: nothing admitted earlier than that is still rendering)."""
+        with self.db.session() as s:
+            return frozenset(s.scalars(select(LicenceRow.id).where(LicenceRow.status == "revoked",
+                                                                   LicenceRow.revoked_at >= since)))
+
     def facts_for(self, s: Session, twin_id: str, tenant_id: str) -> tuple[LicenceFacts, ...]:
         """The licences of (twin, tenant), newest first, in the caller's session (one statement)."""
         rows = s.scalars(select(LicenceRow).where(LicenceRow.twin_id == twin_id, LicenceRow.tenant_id == tenant_id)

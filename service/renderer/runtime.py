@@ -3,7 +3,9 @@
 Owns: loading the pipeline once (with the provenance marker, so no unmarked image ever
 leaves), the revocation watcher that evicts revoked twins' adapters and cancels their
 in-flight generations between denoising steps (only the revoked twin's rows of a mixed
-batch: the others finish), and turning one `RenderBatch` of already admitted requests into
+batch: the others finish), the same for the rows admitted under a licence the person ended
+(stopped at the next step, or, when they share their twin's lane with another tenant's
+rows, failed when the batch ends: never answered), and turning one `RenderBatch` of already admitted requests into
 results: items that share a shape and their conditioning run as one pipeline batch across up
 to ATELIER_SLOT_LANES twins (`service.renderer.batching`; one twin per batch under TensorRT),
 and each item gets its images or the typed error that stopped it;
@@ -50,7 +52,7 @@ from service.rendering import (
     result_line,
 )
 from service.renderer.batching import plan_batches
-from service.tenancy.revocation import RevocationWatcher
+from service.tenancy.revocation import RevocationWatcher, licence_ended
 from service.twins.metrics import PrometheusCacheEvents
 
 log = logging.getLogger("atelier.renderer")
@@ -120,18 +122,18 @@ class RendererRuntime:
                                  error=_render_error(exc))
 
         for items in batches:
-            twins = list(dict.fromkeys(i.request.twin_id for i in items if i.request.twin_id is not None))
-            revoked = self._revoked(twins)  # since the gateway admitted them: those items fail, the others render
-            for item in items:
-                if item.request.twin_id in revoked:
-                    outcomes[item.generation_id] = failed(item, revoked[item.request.twin_id])
-            live = [i for i in items if i.request.twin_id not in revoked]
+            for item in items:  # revoked since the gateway admitted them: those items fail, the others render
+                refusal = self._refusal(item)
+                if refusal is not None:
+                    outcomes[item.generation_id] = failed(item, refusal)
+            live = [i for i in items if i.generation_id not in outcomes]
             if not live:
                 continue
+            twins = list(dict.fromkeys(i.request.twin_id for i in live if i.request.twin_id is not None))
             try:
                 conditioning, source = self.conditioning(live[0])
                 results = self.engine.generate_batch([(i.request, i.seed, i.generation_id) for i in live],
-                                                     between_steps=steps.after(self._guard(twins)),
+                                                     between_steps=steps.after(self._guard(live)),
                                                      conditioning=conditioning, source=source,
                                                      licences={i.generation_id: i.licence.assertion()
                                                                for i in live if i.licence is not None})
@@ -147,11 +149,15 @@ class RendererRuntime:
                     log.exception("render failed", extra={"fields": {"twins": twins, "items": len(live)}})
                 for item in live:
                     outcomes[item.generation_id] = failed(item, exc)
+            for item in live:  # a licence ended while its rows shared a twin's lane with others': never answered
+                if self.watcher.licence_revoked(item.licence.licence_id if item.licence else None) \
+                        and outcomes[item.generation_id].error is None:
+                    outcomes[item.generation_id] = failed(item, licence_ended())
         return RenderBatchResult(outcomes=[outcomes[i.generation_id] for i in batch.items], worker=self.worker,
                                  base_model=self.engine.base_model_id,
                                  batch_rows=max(sum(i.request.num_images for i in b) for b in batches))
 
-    def _revoked(self, twin_ids: list[str]) -> dict[str, BaseException]:
+    def _revoked(self, twin_ids) -> dict[str, BaseException]:
         """The twins of `twin_ids` revoked now, each with the error its items fail with."""
         errors: dict[str, BaseException] = {}
         for twin_id in twin_ids:
@@ -162,16 +168,35 @@ class RendererRuntime:
                     errors[twin_id] = exc
         return errors
 
-    def _guard(self, twin_ids: list[str]) -> Callable[[], None] | None:
-        """The between-steps check of a batch of these twins: `StopTwins` naming any revoked
-        since it started (the engine stops only their rows, or the batch if that is all of it)."""
+    def _refusal(self, item: RenderItem) -> BaseException | None:
+        """Why `item` may no longer render: its twin revoked, or the licence it was admitted
+        under ended by the person (None: it may)."""
+        revoked = self._revoked([item.request.twin_id] if item.request.twin_id else [])
+        if revoked:
+            return revoked[item.request.twin_id]
+        if self.watcher.licence_revoked(item.licence.licence_id if item.licence else None):
+            return licence_ended()
+        return None
+
+    def _guard(self, items: list[RenderItem]) -> Callable[[], None] | None:
+        """The between-steps check of a batch: `StopTwins` naming each twin revoked since it
+        started, and each twin whose every row here is under a licence the person ended since
+        (the engine stops only their rows, or the batch if that is all of it). Rows under an
+        ended licence that share their twin's lane with another tenant's rows render on and
+        are failed when the batch ends (`_render`), never answered."""
+        twin_ids = list(dict.fromkeys(i.request.twin_id for i in items if i.request.twin_id is not None))
         if not twin_ids:
             return None
 
         def check() -> None:
-            revoked = self._revoked(twin_ids)
-            if revoked:
-                raise StopTwins(revoked)
+            stopped = self._revoked(twin_ids)
+            for twin_id in twin_ids:
+                rows = [i for i in items if i.request.twin_id == twin_id]
+                if twin_id not in stopped and all(
+                        self.watcher.licence_revoked(i.licence.licence_id if i.licence else None) for i in rows):
+                    stopped[twin_id] = licence_ended()
+            if stopped:
+                raise StopTwins(stopped)
 
         return check
 
