@@ -44,14 +44,15 @@ SECRET_ENV = {"ATELIER_DB_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "A
 # Settings that point at key material: their values must be file paths, never the keys.
 KEY_FILE_ENV = {"ATELIER_C2PA_KEY", "ATELIER_AUDIT_KEY"}
 # The key files each service reads, by the setting that names them.
-KEY_FILES = {"gateway": {"ATELIER_AUDIT_KEY", "ATELIER_C2PA_TRUST_ANCHORS"},
+# (The signing chain is public: the gateway's keyless /v1/detect pins Atelier's leaf with it.)
+KEY_FILES = {"gateway": {"ATELIER_AUDIT_KEY", "ATELIER_C2PA_TRUST_ANCHORS", "ATELIER_C2PA_CHAIN"},
              "renderer": {"ATELIER_C2PA_KEY", "ATELIER_C2PA_CHAIN"}}
 # Settings only one service reads: the renderer never writes audit or dispatches, the gateway
 # never loads a pipeline, signs an image or caches adapters.
 GATEWAY_ONLY = {"ATELIER_AUDIT_S3", "ATELIER_AUDIT_KEY", "ATELIER_C2PA_TRUST_ANCHORS", "ATELIER_RENDERER_MAX_REPLICAS",
                 "ATELIER_DISPATCH_WINDOW", "ATELIER_DISPATCH_BATCH", "ATELIER_RENDER_WAIT_S", "ATELIER_JOBS_WORKER"}
 RENDERER_ONLY = {"ATELIER_BASE_MODEL", "ATELIER_BASE_MODEL_S3", "ATELIER_BACKEND", "ATELIER_C2PA_KEY",
-                 "ATELIER_C2PA_CHAIN", "ATELIER_PREFETCH", "ATELIER_CACHE_DISK_BYTES", "ATELIER_CACHE_HOST_BYTES",
+                 "ATELIER_PREFETCH", "ATELIER_CACHE_DISK_BYTES", "ATELIER_CACHE_HOST_BYTES",
                  "ATELIER_CACHE_DEVICE_BYTES", "ATELIER_ENGINES_S3"}
 # A placeholder a person cannot mistake for a real value.
 PLACEHOLDER = "REPLACE-ME"
@@ -664,8 +665,10 @@ def test_key_material_is_mounted_from_a_secret_as_files(role):
     signing = k8s_object("Secret", "atelier-signing")["stringData"]
     env = env_of(entry)
     assert KEY_FILES[role] <= set(env)
-    other = KEY_FILES["gateway" if role == "renderer" else "renderer"]
+    other = KEY_FILES["gateway" if role == "renderer" else "renderer"] - KEY_FILES[role]
     assert not other & set(env), f"{role} is given key files it never reads"
+    mounted = {item["path"] for secret in secret_mounts.values() for item in secret.get("items", [])}
+    assert role == "renderer" or "signer_key.pem" not in mounted, "the gateway holds the image signing key"
     for name in KEY_FILES[role]:
         path = Path(env[name]["value"])
         secret = secret_mounts.get(str(path.parent))
