@@ -258,3 +258,23 @@ def test_postgres_cut_gives_503_limits_unavailable_then_recovers(tmp_path):
     finally:
         proxy.stop()
         registry.engine.dispose()
+
+
+def test_spending_does_not_wait_for_the_disk_and_leaves_the_pool_as_it_was(db_url):
+    """The limit's upsert commits without an fsync wait (`Database.ephemeral`), and the
+    setting never leaks to the next transaction on the same pooled connection: an audit record
+    committed after it is synced as before."""
+    registry = open_registry(db_url)
+    db = registry.db
+    setting = "SHOW synchronous_commit" if db.postgres else "PRAGMA synchronous"
+    with db.engine.connect() as conn:
+        before = conn.exec_driver_sql(setting).scalar()
+    with db.ephemeral() as conn:
+        during = conn.exec_driver_sql(setting).scalar()
+    assert str(during).lower() in ("off", "1")  # PostgreSQL: off; SQLite: NORMAL
+    for _ in range(3):
+        assert registry.limits.spend("rpm:pool-check", 60, 3).admitted
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql(setting).scalar() == before
+    assert str(before).lower() in ("on", "2")  # synchronous commits everywhere else (FULL on SQLite)
+    registry.engine.dispose()

@@ -3,7 +3,8 @@
 Owns: turning a database URL into a configured SQLAlchemy `Engine` (SQLite gets foreign keys
 on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver), and the
 `Database` every repository of `service.registry` shares: the engine, `session()` (the one
-way to open a SQLAlchemy session), one injectable clock (`now()`: tests pass their own;
+way to open a SQLAlchemy session; `ephemeral()`, a transaction for state that need not
+survive a power loss), one injectable clock (`now()`: tests pass their own;
 `at(moment)` is a caller's timestamp or that clock's now, so every repository defaults to the
 one clock), and the registry version that replicas compare to know their caches are stale
 (`version()`, `bump_version()`); and `strings()`, how a repository normalises a list of
@@ -14,10 +15,11 @@ version.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -99,6 +101,33 @@ class Database:
     def session(self) -> Session:
         """A new session (a context manager): `with db.session() as s, s.begin(): ...`."""
         return self._sessions()
+
+    @contextmanager
+    def ephemeral(self) -> Iterator[Connection]:
+        """A transaction whose commit need not outlive an operating-system crash or power
+        loss, only a process crash: rate-limit state, which a lost update only lets a key
+        burst once more. SQLite commits it without waiting for fsync (`synchronous=NORMAL`
+        in WAL mode: still atomic, and durable the moment any later commit syncs the log);
+        PostgreSQL with `synchronous_commit` off (atomic; the last moments may be lost if
+        the server itself crashes). Never for a record anyone relies on: audit, jobs, consent
+        and licences commit with `session()`."""
+        with self.engine.connect() as conn:
+            if self.postgres:
+                with conn.begin():
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                    yield conn
+                return
+            raw = conn.connection.dbapi_connection  # autocommit (isolation_level None): a PRAGMA runs at once
+            was = raw.execute("PRAGMA synchronous").fetchone()[0]
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                try:
+                    raw.execute(f"PRAGMA synchronous={int(was)}")  # the pool's connection as it was
+                except Exception:  # noqa: BLE001 - a broken connection never goes back to the pool
+                    conn.invalidate()
 
     def guard_flush(self, check: Callable) -> None:
         """Run `check(session, flush_context, instances)` before every flush of every session

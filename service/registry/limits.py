@@ -19,7 +19,10 @@ that move are one upsert:
 (the same text on SQLite >= 3.35 and PostgreSQL): a row comes back when the request is
 admitted, none when it is refused. The row lock (PostgreSQL) or the write lock (SQLite's
 `BEGIN IMMEDIATE`) serialises two gateways spending the same bucket, so no interleaving
-admits more than the algorithm allows. Any window of 60 s then admits at most
+admits more than the algorithm allows. The commit does not wait for the disk
+(`Database.ephemeral`): an operating-system crash or power loss may forget the last moments'
+spending, which lets a key burst once more, and never admits more than that. Any window of
+60 s then admits at most
 `per_minute + burst - 1` requests. A refusal reads the row once more to say when the next
 request would conform (`Retry-After`).
 
@@ -77,11 +80,11 @@ class RateLimits:
         interval = max(1, MINUTE_US // per_minute)
         tau = (burst - 1) * interval
         now = self.now_us()
-        with self.db.session() as s, s.begin():
-            tat = s.execute(_SPEND, {"bucket": bucket, "now": now, "t": interval, "tau": tau}).scalar()
+        with self.db.ephemeral() as conn:  # no fsync wait: a lost update only lets a key burst once more
+            tat = conn.execute(_SPEND, {"bucket": bucket, "now": now, "t": interval, "tau": tau}).scalar()
             if tat is not None:
                 return Spent(True)
-            current = s.scalar(select(RateLimitRow.tat_us).where(RateLimitRow.bucket == bucket))
+            current = conn.scalar(select(RateLimitRow.tat_us).where(RateLimitRow.bucket == bucket))
         retry_at = (current if current is not None else now) - tau
         return Spent(False, max(1, math.ceil((retry_at - now) / 1_000_000)), retry_at)
 
