@@ -163,6 +163,23 @@ def test_a_declined_licence_and_one_brand_cannot_see_anothers(client, parties, a
     assert short.status_code == 422 and short.json()["error"]["field"] == "purpose"
     assert client.post("/v1/licences", json=TERMS).json()["error"]["code"] == "insufficient_scope"  # a generate key
 
+    # an operator sees every brand's licences, by brand, twin and state; nobody else does
+    everyone = client.get("/v1/admin/licences", headers=admin_headers)
+    assert everyone.status_code == 200, everyone.text
+    assert licence["licence_id"] in [x["licence_id"] for x in everyone.json()["licences"]]
+    only = client.get("/v1/admin/licences", headers=admin_headers,
+                      params={"tenant_id": licence["tenant_id"], "twin_id": TWIN, "status": "declined"}).json()["licences"]
+    assert licence["licence_id"] in [x["licence_id"] for x in only]
+    assert all((x["tenant_id"], x["twin_id"], x["status"]) == (licence["tenant_id"], TWIN, "declined") for x in only)
+    assert client.get("/v1/admin/licences", headers=admin_headers, params={"tenant_id": "demo", "status": "declined",
+                                                                           "twin_id": TWIN}).json()["licences"] == []
+    for params, field in (({"status": "pending"}, "status"), ({"tenant_id": "../x"}, "tenant_id"),
+                          ({"twin_id": "a b"}, "twin_id"), ({"limit": "0"}, "limit")):
+        refused = client.get("/v1/admin/licences", headers=admin_headers, params=params)
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == field, refused.text
+    for key in (brand, talent, bearer(demo_brand)):
+        assert code(client.get("/v1/admin/licences", headers=key)) == "insufficient_scope"
+
 
 # -- the registry's rules, on a database of their own ---------------------------------------------
 

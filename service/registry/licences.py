@@ -180,13 +180,16 @@ class Licences:
             return _licence(row, self._signatures(s, licence_id))
 
     def listed(self, *, tenant_id: str | None = None, twin_ids: frozenset[str] | None = None,
-               limit: int = 200) -> list[Licence]:
-        """Licences of a brand (`tenant_id`) or of a person's twins (`twin_ids`), newest first."""
+               status: str | None = None, limit: int = 200) -> list[Licence]:
+        """Licences of a brand (`tenant_id`), of a person's twins (`twin_ids`), in one state
+        (`status`), or all of them (an operator's view), newest first."""
         query = select(LicenceRow).order_by(LicenceRow.requested_at.desc()).limit(limit)
         if tenant_id is not None:
             query = query.where(LicenceRow.tenant_id == tenant_id)
         if twin_ids is not None:
             query = query.where(LicenceRow.twin_id.in_(sorted(twin_ids) or [""]))
+        if status is not None:
+            query = query.where(LicenceRow.status == status)
         with self.db.session() as s:
             return [_licence(row, self._signatures(s, row.id)) for row in s.scalars(query)]
 

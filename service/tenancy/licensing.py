@@ -61,6 +61,11 @@ class Licensing:
     def brand_licences(self, principal: Principal) -> dict:
         return {"licences": [licence_out(x) for x in self.registry.licences.listed(tenant_id=principal.tenant_id)]}
 
+    def all_licences(self, *, tenant_id: str | None, twin_id: str | None, status: str | None, limit: int) -> dict:
+        """Every brand's licences, for an operator: by brand, twin or state, newest first."""
+        return {"licences": [licence_out(x) for x in self.registry.licences.listed(
+            tenant_id=tenant_id, twin_ids=frozenset({twin_id}) if twin_id else None, status=status, limit=limit)]}
+
     # -- the person --------------------------------------------------------------------------
 
     def person_licences(self, principal: Principal) -> dict:

@@ -14,11 +14,14 @@ scope), operators record persons (`admin`).
     POST /v1/admin/persons                 record a person (display name, representative, minor, guardian, estate)
     GET  /v1/admin/persons                 a person and their twins
     POST /v1/admin/twins/person            put a twin under a person
+    GET  /v1/admin/licences                every brand's licences (by brand, twin, state)
 
 Owns: HTTP to one `service.tenancy.licensing.Licensing` call and back. Must never hold logic.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Query
 
@@ -27,6 +30,7 @@ from service.gateway.errors import answers
 from service.schemas import (LicenceDecisionBody, LicenceDocument, LicenceIdBody, LicenceList, LicenceOut,
                              LicenceRequestBody, LicencesEnded, PersonBody, PersonOut, SigningKeyBody,
                              TwinLicencesBody, TwinPersonBody)
+from service.schemas import TENANT_ID_PATTERN, TWIN_ID_PATTERN
 from service.schemas.licences import LICENCE_ID_PATTERN, PERSON_ID_PATTERN
 
 router = APIRouter(tags=["licences"])
@@ -126,3 +130,14 @@ def get_person(core: Core, principal: AdminCaller, person_id: str = Query(..., p
 def twin_person(body: TwinPersonBody, core: Core, principal: AdminCaller, ip: ClientIp) -> dict:
     """Put a twin under a person (migrated twins start one person each)."""
     return core.licensing.assign_twin(principal, body, client_ip=ip)
+
+
+@router.get("/admin/licences", operation_id="listAllLicences", response_model=LicenceList)
+def all_licences(core: Core, principal: AdminCaller,
+                 tenant_id: str | None = Query(None, pattern=TENANT_ID_PATTERN, description="One brand's."),
+                 twin_id: str | None = Query(None, pattern=TWIN_ID_PATTERN, description="One twin's."),
+                 status: Literal["requested", "accepted", "declined", "revoked"] | None = Query(None),
+                 limit: int = Query(200, ge=1, le=1000)) -> dict:
+    """Every brand's licences, newest first, for operators: which brand may use which twin,
+    on what terms, and in which state (requested, accepted, declined or revoked)."""
+    return core.licensing.all_licences(tenant_id=tenant_id, twin_id=twin_id, status=status, limit=limit)
