@@ -7,10 +7,11 @@ JSON shapes of a job's status and results. Results are read a page at a time and
 images by URL (presigned S3, or the gateway's own image route for inline delivery), so a read
 never holds a whole job in memory. Review: approving items of a job submitted with
 `review: true` delivers their held images to the job's target (S3 or inline) and rejecting
-drops them; per-item webhooks follow the decision. The actions the `/v1` routes and Studio
-share (`accept`: a submission, its Idempotency-Key claimed before the job is written;
-`cancel_job`; `decide`) are audited here, each with its `job.*` record. Must never render
-anything itself, nor answer HTTP.
+drops them, keeping the reviewer's reason; per-item webhooks follow the decision. A job and
+its items are named as submitted: its `title`, their SKUs and alt texts. The actions the
+`/v1` routes and Studio share (`accept`: a submission, its Idempotency-Key claimed before the
+job is written; `cancel_job`; `decide`) are audited here, each with its `job.*` record. Must
+never render anything itself, nor answer HTTP.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class CatalogJobs:
             principal.tenant_id, principal.key_id, [item.model_dump(mode="json") for item in body.items],
             priority=body.priority, output_target=delivery.output_target, url_expiry_s=delivery.url_expiry_s,
             webhook_per_item=body.webhook_per_item, job_id=job_id, review=review,
-            max_open=principal.max_concurrent_jobs,
+            max_open=principal.max_concurrent_jobs, title=body.title,
         )
         self.renders.wake()
         return job_id
@@ -202,6 +203,7 @@ class CatalogJobs:
         items = []
         for item in page:
             entry = {"index": item.index, "sku": item.spec.get("sku"), "status": item.status, "error": item.error}
+            named = named_alt_text(item)
             if item.delivery is not None:  # a delivery retried: its tries, next try and deadline
                 entry["delivery"] = item.delivery
             if item.result is not None:
@@ -215,6 +217,8 @@ class CatalogJobs:
                 else:
                     result["images"] = [deliverer.with_urls(image, job.url_expiry_s) for image in result["images"]]
                 entry.update(result)
+                if named and "alt_text" in entry:
+                    entry["alt_text"] = named
             items.append(entry)
         following = offset + len(page)
         return {**self._summary(job), "offset": offset, "limit": limit, "items": items,
@@ -284,11 +288,18 @@ class CatalogJobs:
             return self.cancel(principal.tenant_id, details["job_id"])
 
     def decide(self, principal: Principal, job_id: str, items: list[int], *, approve: bool,
-               client_ip: str | None) -> dict:
-        """Approve or reject items of the caller's job awaiting review, audited (`job.approve`, `job.reject`)."""
+               client_ip: str | None, reasons: dict[int, str] | None = None) -> dict:
+        """Approve or reject items of the caller's job awaiting review, audited (`job.approve`,
+        `job.reject`; a rejection's reasons, by item, already checked by the body's schema, are
+        kept with the items and in the record)."""
+        reasons = {} if approve else {index: text for index, text in (reasons or {}).items() if index in items}
         with audited_action(self.record, job_event, action="approve" if approve else "reject", client_ip=client_ip,
-                            actor=principal.audit_fields(), job_id=job_id, items=list(items)) as details:
-            decided = (self.approve if approve else self.reject)(principal.tenant_id, job_id, list(items))
+                            actor=principal.audit_fields(), job_id=job_id, items=list(items),
+                            **({"reasons": {str(i): r for i, r in sorted(reasons.items())}} if reasons else {})) as details:
+            if approve:
+                decided = self.approve(principal.tenant_id, job_id, list(items))
+            else:
+                decided = self.reject(principal.tenant_id, job_id, list(items), reasons)
             details["decided"] = decided["decided"]
             return decided
 
@@ -308,15 +319,19 @@ class CatalogJobs:
         decided, closed = self.store.jobs.decide_items(tenant_id, job_id, results, approve=True)
         return self._decided(job, items, decided, closed, "done")
 
-    def reject(self, tenant_id: str, job_id: str, indexes: list[int]) -> dict:
-        """Drop the held images of items awaiting review; they are never delivered."""
+    def reject(self, tenant_id: str, job_id: str, indexes: list[int], reasons: dict[int, str] | None = None) -> dict:
+        """Drop the held images of items awaiting review; they are never delivered. Each item's
+        reason (`reasons[index]`) is kept in its result and its `job.item.completed`."""
         job, items = self.store.jobs.awaiting_items(tenant_id, job_id, indexes)
-        decided, closed = self.store.jobs.decide_items(tenant_id, job_id, {i.index: i.result for i in items}, approve=False)
+        decided, closed = self.store.jobs.decide_items(tenant_id, job_id, {i.index: i.result for i in items},
+                                                       approve=False, reasons=reasons)
         return self._decided(job, items, decided, closed, "rejected")
 
     @staticmethod
     def _deliver_held(deliverer, job: Job, item: JobItem) -> dict:
         result = dict(item.result or {})
+        if named_alt_text(item):
+            result["alt_text"] = named_alt_text(item)
         if job.output_target == "inline":
             return result  # the held images are the delivered ones
         sidecar = {"job_id": job.id, "item": item.index, **{k: result.get(k) for k in (
@@ -337,10 +352,17 @@ class CatalogJobs:
         return {**self._summary(self.store.jobs.get_job(job.tenant_id, job.id)), "decided": decided}
 
 
+def named_alt_text(item: JobItem) -> str | None:
+    """The alt text the item was submitted with (`alt_text`), if any: it names the image in
+    the item's results, over the one made from the twin, garment and scene."""
+    return (item.spec or {}).get("alt_text") or None
+
+
 def summary(job: Job) -> dict:
     iso = lambda t: t.isoformat() if t else None  # noqa: E731
     return {
         "job_id": job.id, "task_id": job.id, "status": job.status, "priority": job.priority,
+        **({"title": job.title} if job.title else {}),
         "items_total": job.items_total, "items_done": job.items_done, "items_failed": job.items_failed,
         "output": "inline" if job.output_target == "inline" else "s3", "cancel_requested": job.cancel_requested,
         "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),

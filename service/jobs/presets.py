@@ -67,7 +67,10 @@ def expand_item(item: dict, scenes: dict[str, tuple[str, str | None]], twin_name
 
 
 def alt_text(item: dict, twin_name: str) -> str:
-    """'Ava wearing a red wool coat on a city street' (WCAG: says what the image shows)."""
+    """The item's own `alt_text` when the brand wrote one, else 'Ava wearing a red wool coat on
+    a city street' (WCAG: says what the image shows)."""
+    if item.get("alt_text"):
+        return str(item["alt_text"])[:250]
     text = twin_name
     if item.get("garment_description"):
         text += f" wearing {item['garment_description']}"

@@ -147,6 +147,7 @@ class Job:
     items: tuple[JobItem, ...] = ()
     review: bool = False
     items_rejected: int = 0
+    title: str | None = None  # what the job was submitted as (0012)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def job_of(row: JobRow, items: list[JobItemRow] | None = None) -> Job:
         row.id, row.tenant_id, row.key_id, row.status, row.priority, row.items_total, row.items_done,
         row.items_failed, row.output_target, row.url_expiry_s, row.webhook_per_item, row.cancel_requested,
         row.created_at, row.started_at, row.finished_at,
-        tuple(item_of(i) for i in items or ()), bool(row.review), row.items_rejected or 0,
+        tuple(item_of(i) for i in items or ()), bool(row.review), row.items_rejected or 0, row.title,
     )
 
 

@@ -3,12 +3,12 @@
 Owns: creating a job with its items; reads scoped to a tenant (a job, its items a page at a
 time, one item, the newest jobs, open jobs per key); cancellation; the review of a job
 submitted with `review: true` (a finished item's images are held as `awaiting_review`, inline,
-until `decide_items` approves it, `done`, or rejects it, `rejected`, its images dropped; the
-job closes once every item is decided, and its `job.completed` names the approved items with
-their images and the rejected ones); and purging finished jobs after their retention. Every
-timestamp defaults to the database's clock. Must never hand one tenant another tenant's job
-(every read by id is scoped to a tenant), never load a whole job's items to answer a page, and
-never lease or settle items itself (`leases`).
+until `decide_items` approves it, `done`, or rejects it, `rejected`, its images dropped and
+its reason kept; the job closes once every item is decided, and its `job.completed` names the
+approved items with their images and the rejected ones); and purging finished jobs after
+their retention. Every timestamp defaults to the database's clock. Must never hand one tenant
+another tenant's job (every read by id is scoped to a tenant), never load a whole job's items
+to answer a page, and never lease or settle items itself (`leases`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Jobs:
 
     def create_job(self, tenant_id: str, key_id: str, items: list[dict], *, priority: int, output_target: str,
                    url_expiry_s: int, webhook_per_item: bool, job_id: str | None = None, review: bool = False,
-                   max_open: int | None = None) -> Job:
+                   max_open: int | None = None, title: str | None = None) -> Job:
         """Queue a job. With `max_open`, the key's open jobs are counted and the job written in
         one transaction holding the key's row lock (PostgreSQL; SQLite's write lock): two
         gateways submitting for one key at once cannot both take its last slot
@@ -62,7 +62,7 @@ class Jobs:
                 id=job_id, tenant_id=tenant_id, key_id=key_id, status="queued", priority=priority,
                 items_total=len(items), items_done=0, items_failed=0, output_target=output_target,
                 url_expiry_s=url_expiry_s, webhook_per_item=webhook_per_item, cancel_requested=False,
-                created_at=now, review=review, items_rejected=0,
+                created_at=now, review=review, items_rejected=0, title=title,
             )
             s.add(row)
             s.flush()
@@ -147,19 +147,25 @@ class Jobs:
                       .execution_options(synchronize_session=False))
 
     def decide_items(self, tenant_id: str, job_id: str, decisions: dict[int, dict | None], *, approve: bool,
-                     now: datetime | None = None) -> tuple[list[int], Job | None]:
+                     now: datetime | None = None, reasons: dict[int, str] | None = None) -> tuple[list[int], Job | None]:
         """Approve (`done`, with the delivered result given) or reject (`rejected`, its images
         dropped) items awaiting review, compare-and-set on that status, with the job's counters;
-        close the job when every item is decided. Returns (the indexes this call decided, the
-        job it closed or None); an item decided meanwhile by another reviewer is left out."""
+        close the job when every item is decided. A rejected item keeps its reason
+        (`reasons[index]`, already checked by the caller) in its result as `rejection_reason`,
+        and its `job.item.completed` carries it as `reason`. Returns (the indexes this call
+        decided, the job it closed or None); an item decided meanwhile by another reviewer is
+        left out."""
         now = now or self.db.now()
+        reasons = {} if approve else dict(reasons or {})
         decided: list[int] = []
         with self.db.session() as s, s.begin():
             job = _tenant_job(s, tenant_id, job_id)
             for index in sorted(decisions):
                 result = decisions[index]
-                if not approve and result is not None:
-                    result = {**result, "images": [], "rejected": True}
+                if not approve:
+                    result = {**(result or {}), "images": [], "rejected": True}
+                    if reasons.get(index):
+                        result["rejection_reason"] = reasons[index]
                 if s.execute(
                     update(JobItemRow)
                     .where(JobItemRow.job_id == job_id, JobItemRow.idx == index, JobItemRow.status == "awaiting_review")
@@ -173,7 +179,8 @@ class Jobs:
                 for index in decided:
                     queue_event(s, tenant_id, job_id, "job.item.completed", now, {
                         "job_id": job_id, "index": index, "sku": (specs.get(index) or {}).get("sku"),
-                        "status": "done" if approve else "rejected", "error": None})
+                        "status": "done" if approve else "rejected", "error": None,
+                        **({} if approve else {"reason": reasons.get(index)})})
             if decided:
                 counter = JobRow.items_done if approve else JobRow.items_rejected
                 s.execute(update(JobRow).where(JobRow.id == job_id).values({counter: counter + len(decided)})

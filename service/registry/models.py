@@ -256,6 +256,8 @@ class JobRow(Base):
     # Review (0005): items are held as `awaiting_review` until approved (delivered) or rejected.
     review: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     items_rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The job's title (0012): what Studio and the status name it by; null names it by its id.
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class JobItemRow(Base):

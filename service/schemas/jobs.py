@@ -1,23 +1,48 @@
 """Catalogue job bodies and answers: submit, review, status and paged results.
 
-Owns: `JobItemSpec` (one catalogue item and its bounds), the submit and review bodies, and the
-job summaries, pages and images `/v1/jobs/*` answer. Objects marked `extra="allow"` may carry
+Owns: `JobItemSpec` (one catalogue item and its bounds), the submit and review bodies (a
+rejection's reasons among them: bounded, no control characters), and the job summaries, pages
+and images `/v1/jobs/*` answer. Objects marked `extra="allow"` may carry
 more keys in later versions; clients must ignore keys they do not know. Must never import
 bentoml, torch, or anything that does work.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from service.schemas.common import MAX_PROMPT_CHARS, MAX_SEED, TWIN_ID_PATTERN, ErrorDetail, OutputFormat
 from service.schemas.generate import GarmentRef, PoseRef
 from service.schemas.delivery import ItemDeliveryState
 
 MAX_JOB_ITEMS = 500
+MAX_TITLE_CHARS = 200
+MAX_ALT_TEXT_CHARS = 250
+MAX_REASON_CHARS = 500
 SizeName = Literal["square_2048", "portrait_4_5", "square_1024"]
+# Text a person reads back (a job's title, an image's alt text, a rejection reason): no control
+# characters (C0, DEL, C1) and no bidirectional overrides, which could disguise what it says.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def plain_text(value: str) -> str:
+    """`value` stripped; refused if blank or holding a control character or a bidi override."""
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in value):
+        raise PydanticCustomError("control_characters", "must not contain control characters (line breaks, tabs, "
+                                  "NUL, ...) or direction overrides")
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS), AfterValidator(plain_text)]
+AltText = Annotated[str, Field(min_length=1, max_length=MAX_ALT_TEXT_CHARS), AfterValidator(plain_text)]
+Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON_CHARS), AfterValidator(plain_text)]
 
 
 class JobItemSpec(BaseModel):
@@ -44,6 +69,8 @@ class JobItemSpec(BaseModel):
     territory: str | None = Field(None, pattern=r"^[A-Z]{2}$")
     garments: list[GarmentRef] = Field([], max_length=4, description="Garment images (asset ids or https URLs).")
     pose: PoseRef | None = None
+    alt_text: AltText | None = Field(None, description="The image's alt text for the shop page (up to 250 "
+                                     "characters); default: made from the twin, the garment and the scene.")
 
     @field_validator("metadata")
     @classmethod
@@ -66,6 +93,8 @@ class JobItemSpec(BaseModel):
 class JobSubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    title: Title | None = Field(None, description="A name for the job (up to 200 characters), shown in its status "
+                                "and in Studio.", examples=["AW26 knitwear, product pages"])
     items: list[JobItemSpec] = Field(..., min_length=1, max_length=MAX_JOB_ITEMS)
     priority: int = Field(5, ge=0, le=9, description="Higher runs first; equal priorities run oldest first.")
     webhook_per_item: bool = Field(False, description="Also post a job.item.completed event per item.")
@@ -90,6 +119,30 @@ class JobReviewBody(BaseModel):
         return values
 
 
+class JobRejectBody(JobReviewBody):
+    """Reject items awaiting review, optionally saying why: `reason` for every item of the call,
+    `reasons` for some items (by index, as a string key); an item's own reason wins."""
+
+    reason: Reason | None = Field(None, description="Why these items were rejected (up to 500 characters, no "
+                                  "control characters).", examples=["the sleeve length is wrong"])
+    reasons: dict[str, Reason] = Field({}, max_length=100, description="Why each item was rejected, by item index "
+                                       "(a key of `items`, written as a string).", examples=[{"3": "logo cut off"}])
+
+    @field_validator("reasons")
+    @classmethod
+    def _reasons(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        items = set(info.data.get("items") or ())
+        for key in values:
+            if not (key.isascii() and key.isdigit() and len(key) <= 3) or int(key) not in items:
+                raise PydanticCustomError("unknown_item", "{key} is not an index of `items`", {"key": repr(key[:8])})
+        return values
+
+    def reason_of(self) -> dict[int, str]:
+        """Each rejected item's reason (its own, else the call's), by index; items without one are absent."""
+        return {index: self.reasons.get(str(index)) or self.reason for index in self.items
+                if self.reasons.get(str(index)) or self.reason}
+
+
 class JobSummary(BaseModel):
     """A catalogue job's state and counts (`GET /v1/jobs/status`, and the head of every job answer)."""
 
@@ -106,6 +159,7 @@ class JobSummary(BaseModel):
     started_at: str | None
     finished_at: str | None
     review: bool = Field(False, description="Present (true) on jobs submitted with `review: true`.")
+    title: str | None = Field(None, description="The job's title, when it was submitted with one.")
     items_rejected: int | None = Field(None, description="Review jobs only.")
     items_awaiting_review: int | None = Field(None, description="Review jobs only.")
 
@@ -164,6 +218,7 @@ class JobItemResult(BaseModel):
     images: list[JobImage] | None = None
     rendered_by: str | None = None
     withheld: str | None = Field(None, description="`revoked`: the twin was revoked since; no image is given.")
+    rejection_reason: str | None = Field(None, description="A rejected item: why, when the reviewer said.")
 
 
 class JobPage(JobSummary):
