@@ -289,3 +289,31 @@ def test_a_generations_watermark_index_rows_are_committed_with_its_record_or_not
         store.commit(log.log_id, [stored(record, line, log.log_id, [("00dd00dd00dd00dd", "e" * 32, "acme", None, 0)])])
     assert registry.twins.find_watermark("00dd00dd00dd00dd") is None
     registry.engine.dispose()
+
+
+def test_a_tenants_generations_come_newest_first_a_page_at_a_time_and_never_anothers(store):
+    """Studio's gallery reads through the (tenant, ts) index: paged, filtered in SQL."""
+    a, b = ChainLog(store, SIGNER, checkpoint_seconds=0), ChainLog(store, SIGNER, checkpoint_seconds=0)
+    for i in range(7):
+        a.append({**generation(i, twin="demo-ava" if i % 2 else "demo-ben"), "job": {"job_id": "f" * 32, "item": i}}
+                 if i < 3 else generation(i, twin="demo-ava" if i % 2 else "demo-ben"))
+        b.append(generation(100 + i, tenant="rival"))
+    a.append(generation(50, outcome="error"))  # a refusal: never in a gallery
+    a.append({**generation(51), "event": "verify"})
+    first = store.tenant_generations("acme", limit=4)
+    second = store.tenant_generations("acme", offset=4, limit=4)
+    ids = [r["generation_id"] for r in first + second]
+    assert len(first) == 4 and len(second) == 3 and len(set(ids)) == 7
+    assert all(r["tenant"] == "acme" and r["outcome"] == "ok" and r["event"] == "generation" for r in first + second)
+    assert [r["ts"] for r in first + second] == sorted((r["ts"] for r in first + second), reverse=True)
+    assert {r["generation_id"] for r in store.tenant_generations("acme", twin="demo-ava")} == {
+        "g-demo-ava-1", "g-demo-ava-3", "g-demo-ava-5"}
+    assert {r["generation_id"] for r in store.tenant_generations("acme", job_id="f" * 32)} == {
+        "g-demo-ben-0", "g-demo-ava-1", "g-demo-ben-2"}
+    today = first[0]["ts"][:10]
+    assert len(store.tenant_generations("acme", day_from=today, day_to=today, limit=50)) == 7
+    assert store.tenant_generations("acme", day_to="2000-01-01") == []
+    assert store.tenant_generations("nobody") == [] and len(store.tenant_generations("rival", limit=50)) == 7
+    assert store.tenant_generations("acme", job_id='x","tenant":"rival') == []  # a value, never SQL or JSON
+    a.close()
+    b.close()

@@ -6,7 +6,7 @@ transaction (the acknowledgement point of an audit record; a generation's waterm
 rows are inserted in that same transaction, so an image is traceable exactly when its record
 exists, at the cost of one commit, not two), heartbeats, ending a chain,
 leasing a dead writer's chain to one gateway, reading a chain's lines back in order, finding
-records by field, and the usage and statement aggregations (counted in SQL over `outcome =
+records by field, a tenant's generations a page at a time, and the usage and statement aggregations (counted in SQL over `outcome =
 'ok'` records only, whichever gateway wrote them).
 
 Must never build, hash or sign a record (that is `service.audit`: this module stores the lines
@@ -222,6 +222,27 @@ class AuditRecords:
                         break
         return matches
 
+    def tenant_generations(self, tenant: str, *, twin: str | None = None, day_from: str | None = None,
+                           day_to: str | None = None, job_id: str | None = None, offset: int = 0,
+                           limit: int = 25) -> list[dict[str, Any]]:
+        """A tenant's answered generations (`generation` records, `outcome = 'ok'`), newest
+        first, a page at a time, by twin, UTC days (YYYY-MM-DD, inclusive) and job. Read
+        through the (tenant, ts) index: never another tenant's records, never a whole log."""
+        r = AuditRecordRow
+        query = select(r.line).where(r.tenant == tenant, r.event == "generation", r.outcome == "ok")
+        if twin is not None:
+            query = query.where(r.twin_id == twin)
+        if day_from is not None:
+            query = query.where(r.day >= day_from)
+        if day_to is not None:
+            query = query.where(r.day <= day_to)
+        if job_id is not None:  # canonical JSON: a quote inside a string value is escaped, so this is the field
+            query = query.where(r.line.contains(f'"job_id":{json.dumps(job_id)}', autoescape=True))
+        query = query.order_by(r.tenant.desc(), r.ts.desc(), r.log_id.desc(), r.seq.desc()).offset(offset).limit(limit)
+        with self.db.session() as s:
+            records = [json.loads(line) for line in s.scalars(query)]
+        return [x for x in records if job_id is None or (x.get("job") or {}).get("job_id") == job_id]
+
     def iter_records(self, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Every record of the fleet, chain by chain, each chain in seq order."""
         for chain in self.chains():
@@ -254,12 +275,14 @@ class AuditRecords:
         return rows
 
     def statement(self, *, twins: frozenset[str] | None, date_from: str, date_to: str,
-                  twin: str | None = None) -> list[dict[str, Any]]:
-        """A talent's statement for a period: images per twin, brand (tenant), use and the
-        consent version (paper) or licence (signed) in force, over `outcome = 'ok'` records only."""
+                  twin: str | None = None, brand: str | None = None) -> list[dict[str, Any]]:
+        """A statement for a period: images per twin, brand (tenant), use and the consent
+        version (paper) or licence (signed) in force, over `outcome = 'ok'` records only; a
+        talent's (`twins`) or a brand's (`brand`: that tenant's rows only)."""
         r = AuditRecordRow
         query = (select(r.twin_id, r.tenant, r.use, r.consent_version, r.licence_id, func.count(), func.sum(r.images))
-                 .where(*self._counted(twin, twins, date_from, date_to), r.twin_id.is_not(None))
+                 .where(*self._counted(twin, twins, date_from, date_to), r.twin_id.is_not(None),
+                        *([r.tenant == brand] if brand is not None else []))
                  .group_by(r.twin_id, r.tenant, r.use, r.consent_version, r.licence_id))
         with self.db.session() as s:
             rows = [{"twin_id": twin_id, "brand": tenant or "", "use": use, "consent_version": version,

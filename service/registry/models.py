@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -394,13 +395,14 @@ class AuditRecordRow(Base):
     `use`, `consent_version`). Never updated, never deleted."""
 
     __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_records_tenant_ts", "tenant", "ts"),)  # one tenant's, newest first (0013)
 
     log_id: Mapped[str] = mapped_column(String(32), ForeignKey("audit_chains.log_id"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hash: Mapped[str] = mapped_column(String(64))
     ts: Mapped[str] = mapped_column(String(32))
     day: Mapped[str] = mapped_column(String(10), index=True)
-    event: Mapped[str] = mapped_column(String(64), index=True)
+    event: Mapped[str] = mapped_column(String(64))
     tenant: Mapped[str | None] = mapped_column(String(128), nullable=True)
     twin_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     generation_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
