@@ -342,6 +342,9 @@ def test_every_operation_answers_as_documented(walk, served_demo):
               expect=200)
     walk.call("GET", "/v1/usage/talent/statement", key="talent", params={"from": "2020-02-01", "to": "2020-01-01"},
               expect=422)
+    walk.call("GET", "/v1/usage/statement", params={"tenant": "demo", "from": "2020-01-01", "to": "2099-12-31"},
+              expect=200)
+    walk.call("GET", "/v1/usage/statement", params={"from": "2020-01-01", "to": "2099-12-31"}, expect=422)
 
     # licences: a brand asks, the person registers a key, signs, ends; operators record persons
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -373,6 +376,8 @@ def test_every_operation_answers_as_documented(walk, served_demo):
               expect=201)
     walk.call("GET", "/v1/admin/persons", params={"person_id": f"contract-person-{tag}"}, expect=200)
     walk.call("POST", "/v1/admin/twins/person", json={"twin_id": twin, "person_id": f"contract-person-{tag}"}, expect=200)
+    ended = walk.call("GET", "/v1/admin/licences", params={"status": "revoked", "twin_id": "demo-ava"}, expect=200)
+    assert licence["licence_id"] in [x["licence_id"] for x in ended.json()["licences"]]
 
     walk.call("GET", "/v1/admin/webhooks/deliveries", expect=200)
     walk.call("POST", "/v1/admin/webhooks/redeliver", json={"delivery_id": "msg_" + "0" * 32}, expect=404)

@@ -3,7 +3,10 @@
 Owns: the aggregation rule and the CSV/JSON writers. A record counts when `outcome == "ok"`;
 its images are `len(record["images"])` when `images` is a list, else `num_images`; records with
 neither are skipped. Days come from the record's `ts` (UTC). Filters: twin id, and an inclusive
-range of days. Must never read files itself (callers pass records) or count a failed generation.
+range of days. The reports' rows (`USAGE_COLUMNS`: per day, tenant, twin and use, with the
+images delivered and rejected beside the generated ones, counted in the registry by
+`service.registry.usage`) are summed per month here and written as CSV. Must never read files
+itself (callers pass records or rows) or count a failed generation.
 """
 
 from __future__ import annotations
@@ -75,6 +78,25 @@ def by_month(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             for (month, tenant, twin_id), (gens, images) in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))]
 
 
+USAGE_COLUMNS = ("day", "tenant", "twin_id", "use", "generations", "images", "delivered", "rejected")
+USAGE_COUNTS = ("generations", "images", "delivered", "rejected")
+
+
+def usage_by_month(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Daily usage rows summed per (month `YYYY-MM` in the `day` column, tenant, twin, use), in
+    the same order; a count that is None on every day summed stays None (not known)."""
+    totals: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
+    for row in rows:
+        month = str(row["day"])[:7]
+        key = (month, row["tenant"], row["twin_id"], row.get("use"))
+        entry = totals.setdefault(key, {"day": month, "tenant": row["tenant"], "twin_id": row["twin_id"],
+                                        "use": row.get("use"), **{count: None for count in USAGE_COUNTS}})
+        for count in USAGE_COUNTS:
+            if row.get(count) is not None:
+                entry[count] = (entry[count] or 0) + row[count]
+    return [totals[key] for key in sorted(totals, key=lambda k: (k[0], k[1], k[2] or "", k[3] or ""))]
+
+
 STATEMENT_COLUMNS = ("twin_id", "brand", "use", "consent_version", "licence_id", "generations", "images",
                      "rate_per_image", "currency", "amount")
 
@@ -92,6 +114,11 @@ def rows_csv(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> str
 def to_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """Usage rows as CSV."""
     return rows_csv(rows, COLUMNS)
+
+
+def usage_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The reports' usage rows as CSV (`USAGE_COLUMNS`); a count not known is an empty cell."""
+    return rows_csv(rows, USAGE_COLUMNS)
 
 
 def statement_csv(rows: Iterable[Mapping[str, Any]]) -> str:

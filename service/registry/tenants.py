@@ -26,7 +26,7 @@ from service.registry.db import Database, strings
 from service.registry.errors import AlreadyExists, TenantNotFound
 from service.registry.models import ApiKeyRow, TenantRow, TwinRow
 
-SCOPES = frozenset({"generate", "verify", "admin", "talent", "licensing", "representative", "guardian"})
+SCOPES = frozenset({"generate", "verify", "admin", "talent", "licensing", "representative", "guardian", "usage"})
 # A talent key is one person's: it names their twins, reads their usage and decides their
 # licences, as the person, or as their recorded representative or a minor's guardian (the
 # `representative` and `guardian` scopes say which); it holds no scope that renders.

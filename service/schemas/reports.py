@@ -1,7 +1,8 @@
 """Read answers: what `/v1/verify`, `/v1/detect`, `/v1/usage` and the audit records route report.
 
 Owns: the verify report (watermark, C2PA, the generation's audit summary), the public detect
-answer (both with the manifest's licence assertion), usage rows and the audit records answer. Must never import bentoml, torch, or
+answer (both with the manifest's licence assertion), usage rows (generated, delivered and
+rejected images) and the audit records answer. Must never import bentoml, torch, or
 anything that does work.
 """
 
@@ -99,15 +100,30 @@ class DetectResponse(BaseModel):
 
 
 class UsageRow(BaseModel):
-    day: str = Field(..., description="YYYY-MM-DD, or YYYY-MM with `period=month`.")
-    tenant: str
-    twin_id: str | None
-    generations: int
-    images: int
+    day: str = Field(..., description="The UTC day the images were generated, YYYY-MM-DD, or YYYY-MM with "
+                                      "`period=month`.")
+    tenant: str = Field(..., description="The brand (tenant) that made them.")
+    twin_id: str | None = Field(..., description="The twin; null for the base model.")
+    use: str | None = Field(None, description="The use the generations declared (e.g. `ecommerce`, `social_ads`).")
+    generations: int = Field(..., description="Generations answered with images.")
+    images: int = Field(..., description="Images generated: every image of those generations, whatever became of "
+                                         "it.")
+    delivered: int | None = Field(None, description="Of those, images of catalogue job items delivered to the job's "
+                                                    "target (in a review job, once approved). Null where the job "
+                                                    "tables no longer hold the day (see `decided_complete_from`).")
+    rejected: int | None = Field(None, description="Of those, images of catalogue job items the reviewer rejected "
+                                                   "(never delivered). Null like `delivered`.")
 
 
 class UsageReport(BaseModel):
+    """Images per day (or month), tenant, twin and use: generated, delivered and rejected,
+    counted in the shared database over every gateway's records."""
+
     rows: list[UsageRow]
+    counted: dict[str, str] = Field(default_factory=dict, description="What each count counts, in words.")
+    decided_complete_from: str | None = Field(
+        None, description="The first UTC day whose delivered and rejected counts are complete: finished jobs are "
+                          "kept for the job retention (ATELIER_JOB_RETENTION_DAYS), so rows before it say null.")
 
 
 class StatementRow(BaseModel):

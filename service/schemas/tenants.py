@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.common import TENANT_ID_PATTERN
 
-Scope = Literal["generate", "verify", "admin", "talent", "licensing", "representative", "guardian"]
+Scope = Literal["generate", "verify", "admin", "talent", "licensing", "representative", "guardian", "usage"]
 
 
 class TenantCreateBody(BaseModel):

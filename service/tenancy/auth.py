@@ -13,7 +13,9 @@ admin key is an operator's key: it acts on every tenant, so give it only to oper
 `talent` (a person's key, restricted to their twins by `twin_ids`: the usage of that
 likeness, `/v1/usage/talent`, Studio's talent view, and deciding or ending the licences of
 those twins, as the person, or as their `representative` or a minor's `guardian` when the key
-also holds that scope). `licensing` (a brand's key: request licences, list its own).
+also holds that scope). `licensing` (a brand's key: request licences, list its own). `usage`
+(a brand's key: `GET /v1/usage` for its own tenant only: images generated, delivered and
+rejected; an `admin` key reads every tenant's).
 """
 
 from __future__ import annotations

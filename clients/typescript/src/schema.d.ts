@@ -293,6 +293,8 @@ export interface paths {
         /**
          * Reject
          * @description Reject items awaiting review: their images are dropped and never delivered or announced.
+         *     An optional `reason` (for the call) or `reasons` (per item index) is kept: the items show it
+         *     as `rejection_reason`, and their `job.item.completed` events as `reason`.
          *
          *     Needs a key with the `generate` scope.
          */
@@ -382,9 +384,12 @@ export interface paths {
         };
         /**
          * Usage
-         * @description Images per day (or month), tenant and twin (the basis of the twins' compensation).
+         * @description Images per day (or month), tenant, twin and use: generated, delivered to a job's target,
+         *     and rejected by the reviewer, each counted separately (`counted` says what each is). An
+         *     `admin` key reads every tenant (the basis of the twins' compensation); a brand's `usage`
+         *     key reads its own tenant's rows only, never another's.
          *
-         *     Needs a key with the `admin` scope.
+         *     Needs a key with the `admin` or `usage` scope.
          */
         get: operations["getUsage"];
         put?: never;
@@ -404,8 +409,8 @@ export interface paths {
         };
         /**
          * Talent Usage
-         * @description Where and how much this talent key's twins were used: images per month (or day) and
-         *     brand (tenant), for the key's own twins only.
+         * @description Where and how much this talent key's twins were used: images per month (or day), brand
+         *     (tenant) and use, generated, delivered and rejected, for the key's own twins only.
          *
          *     Needs a key with the `talent` scope.
          */
@@ -434,6 +439,31 @@ export interface paths {
          *     Needs a key with the `talent` scope.
          */
         get: operations["getTalentStatement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage/statement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Brand Statement
+         * @description What a brand owes the persons whose twins it used in a period: images per twin, use and
+         *     licence (or paper consent version), at each signed licence's accepted rate, the amounts
+         *     per currency and the due date (the period's last day + 45 days). The persons' own
+         *     statements, seen from the brand: the same records, the same numbers.
+         *
+         *     Needs a key with the `admin` or `usage` scope.
+         */
+        get: operations["getBrandStatement"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1121,6 +1151,29 @@ export interface paths {
          *     Needs a key with the `admin` scope.
          */
         post: operations["setTwinPerson"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/licences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * All Licences
+         * @description Every brand's licences, newest first, for operators: which brand may use which twin,
+         *     on what terms, and in which state (requested, accepted, declined or revoked).
+         *
+         *     Needs a key with the `admin` scope.
+         */
+        get: operations["listAllLicences"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1850,6 +1903,11 @@ export interface components {
              */
             review?: boolean;
             /**
+             * Title
+             * @description The job's title, when it was submitted with one.
+             */
+            title?: string | null;
+            /**
              * Items Rejected
              * @description Review jobs only.
              */
@@ -1941,6 +1999,11 @@ export interface components {
              * @description `revoked`: the twin was revoked since; no image is given.
              */
             withheld?: string | null;
+            /**
+             * Rejection Reason
+             * @description A rejected item: why, when the reviewer said.
+             */
+            rejection_reason?: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -2021,6 +2084,11 @@ export interface components {
              */
             garments?: components["schemas"]["GarmentRef"][];
             pose?: components["schemas"]["PoseRef"] | null;
+            /**
+             * Alt Text
+             * @description The image's alt text for the shop page (up to 250 characters); default: made from the twin, the garment and the scene.
+             */
+            alt_text?: string | null;
         };
         /** JobList */
         JobList: {
@@ -2072,6 +2140,11 @@ export interface components {
              */
             review?: boolean;
             /**
+             * Title
+             * @description The job's title, when it was submitted with one.
+             */
+            title?: string | null;
+            /**
              * Items Rejected
              * @description Review jobs only.
              */
@@ -2091,6 +2164,37 @@ export interface components {
             next_offset: number | null;
         };
         /**
+         * JobRejectBody
+         * @description Reject items awaiting review, optionally saying why: `reason` for every item of the call,
+         *     `reasons` for some items (by index, as a string key); an item's own reason wins.
+         */
+        JobRejectBody: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * Items
+             * @description Item indexes, each awaiting review.
+             */
+            items: number[];
+            /**
+             * Reason
+             * @description Why these items were rejected (up to 500 characters, no control characters).
+             * @example the sleeve length is wrong
+             */
+            reason?: string | null;
+            /**
+             * Reasons
+             * @description Why each item was rejected, by item index (a key of `items`, written as a string).
+             * @default {}
+             * @example {
+             *       "3": "logo cut off"
+             *     }
+             */
+            reasons?: {
+                [key: string]: string;
+            };
+        };
+        /**
          * JobReviewBody
          * @description Approve or reject items of a job submitted with `review: true`.
          */
@@ -2105,6 +2209,12 @@ export interface components {
         };
         /** JobSubmitBody */
         JobSubmitBody: {
+            /**
+             * Title
+             * @description A name for the job (up to 200 characters), shown in its status and in Studio.
+             * @example AW26 knitwear, product pages
+             */
+            title?: string | null;
             /** Items */
             items: components["schemas"]["JobItemSpec"][];
             /**
@@ -2171,6 +2281,11 @@ export interface components {
              */
             review?: boolean;
             /**
+             * Title
+             * @description The job's title, when it was submitted with one.
+             */
+            title?: string | null;
+            /**
              * Items Rejected
              * @description Review jobs only.
              */
@@ -2186,7 +2301,7 @@ export interface components {
             /** Tenant Id */
             tenant_id: string;
             /** Scopes */
-            scopes: ("generate" | "verify" | "admin" | "talent" | "licensing" | "representative" | "guardian")[];
+            scopes: ("generate" | "verify" | "admin" | "talent" | "licensing" | "representative" | "guardian" | "usage")[];
             /**
              * Name
              * @default
@@ -2848,26 +2963,69 @@ export interface components {
              */
             in_slot?: boolean | null;
         };
-        /** UsageReport */
+        /**
+         * UsageReport
+         * @description Images per day (or month), tenant, twin and use: generated, delivered and rejected,
+         *     counted in the shared database over every gateway's records.
+         */
         UsageReport: {
             /** Rows */
             rows: components["schemas"]["UsageRow"][];
+            /**
+             * Counted
+             * @description What each count counts, in words.
+             */
+            counted?: {
+                [key: string]: string;
+            };
+            /**
+             * Decided Complete From
+             * @description The first UTC day whose delivered and rejected counts are complete: finished jobs are kept for the job retention (ATELIER_JOB_RETENTION_DAYS), so rows before it say null.
+             */
+            decided_complete_from?: string | null;
         };
         /** UsageRow */
         UsageRow: {
             /**
              * Day
-             * @description YYYY-MM-DD, or YYYY-MM with `period=month`.
+             * @description The UTC day the images were generated, YYYY-MM-DD, or YYYY-MM with `period=month`.
              */
             day: string;
-            /** Tenant */
+            /**
+             * Tenant
+             * @description The brand (tenant) that made them.
+             */
             tenant: string;
-            /** Twin Id */
+            /**
+             * Twin Id
+             * @description The twin; null for the base model.
+             */
             twin_id: string | null;
-            /** Generations */
+            /**
+             * Use
+             * @description The use the generations declared (e.g. `ecommerce`, `social_ads`).
+             */
+            use?: string | null;
+            /**
+             * Generations
+             * @description Generations answered with images.
+             */
             generations: number;
-            /** Images */
+            /**
+             * Images
+             * @description Images generated: every image of those generations, whatever became of it.
+             */
             images: number;
+            /**
+             * Delivered
+             * @description Of those, images of catalogue job items delivered to the job's target (in a review job, once approved). Null where the job tables no longer hold the day (see `decided_complete_from`).
+             */
+            delivered?: number | null;
+            /**
+             * Rejected
+             * @description Of those, images of catalogue job items the reviewer rejected (never delivered). Null like `delivered`.
+             */
+            rejected?: number | null;
         };
         /** VerifyAudit */
         VerifyAudit: {
@@ -4283,7 +4441,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["JobReviewBody"];
+                "application/json": components["schemas"]["JobRejectBody"];
             };
         };
         responses: {
@@ -4677,6 +4835,8 @@ export interface operations {
         parameters: {
             query?: {
                 twin?: string | null;
+                /** @description One tenant's rows (an `admin` key). A `usage` key reads its own tenant only: naming another is refused (403 `insufficient_scope`). */
+                tenant?: string | null;
                 /** @description First day, YYYY-MM-DD. */
                 from?: string | null;
                 /** @description Last day, YYYY-MM-DD. */
@@ -4765,6 +4925,8 @@ export interface operations {
         parameters: {
             query?: {
                 twin?: string | null;
+                /** @description One brand's rows. */
+                tenant?: string | null;
                 /** @description First day, YYYY-MM-DD. */
                 from?: string | null;
                 /** @description Last day, YYYY-MM-DD. */
@@ -4857,6 +5019,94 @@ export interface operations {
                 /** @description Last day (UTC), inclusive, YYYY-MM-DD. */
                 to: string;
                 twin?: string | null;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report: JSON, or CSV with a header row when `format=csv`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TalentStatement"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Error: `missing_api_key`, `invalid_api_key`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `insufficient_scope`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `invalid_field`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `source_rate_limited`, `too_many_auth_failures`, `rate_limited`, `too_many_concurrent`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `not_ready`, `registry_unavailable`, `audit_unavailable`, `limits_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getBrandStatement: {
+        parameters: {
+            query: {
+                /** @description First day (UTC), YYYY-MM-DD. */
+                from: string;
+                /** @description Last day (UTC), inclusive, YYYY-MM-DD. */
+                to: string;
+                twin?: string | null;
+                /** @description The brand (an `admin` key: required). A `usage` key reads its own tenant's only. */
+                tenant?: string | null;
                 format?: "json" | "csv";
             };
             header?: never;
@@ -8208,6 +8458,91 @@ export interface operations {
             };
             /** @description Error: `payload_too_large`. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `invalid_field`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `source_rate_limited`, `too_many_auth_failures`, `rate_limited`, `too_many_concurrent`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `not_ready`, `registry_unavailable`, `audit_unavailable`, `limits_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listAllLicences: {
+        parameters: {
+            query?: {
+                /** @description One brand's. */
+                tenant_id?: string | null;
+                /** @description One twin's. */
+                twin_id?: string | null;
+                status?: ("requested" | "accepted" | "declined" | "revoked") | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LicenceList"];
+                };
+            };
+            /** @description Error: `missing_api_key`, `invalid_api_key`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error: `insufficient_scope`. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

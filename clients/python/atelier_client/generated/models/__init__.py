@@ -34,6 +34,7 @@ from .garment_ref_category import GarmentRefCategory
 from .generate_request import GenerateRequest
 from .generate_request_output_format import GenerateRequestOutputFormat
 from .generate_response import GenerateResponse
+from .get_brand_statement_format import GetBrandStatementFormat
 from .get_talent_statement_format import GetTalentStatementFormat
 from .get_talent_usage_format import GetTalentUsageFormat
 from .get_talent_usage_period import GetTalentUsagePeriod
@@ -58,6 +59,8 @@ from .job_item_spec_size_type_0 import JobItemSpecSizeType0
 from .job_list import JobList
 from .job_page import JobPage
 from .job_page_output import JobPageOutput
+from .job_reject_body import JobRejectBody
+from .job_reject_body_reasons import JobRejectBodyReasons
 from .job_review_body import JobReviewBody
 from .job_submit_body import JobSubmitBody
 from .job_summary import JobSummary
@@ -82,6 +85,7 @@ from .licence_signature_out import LicenceSignatureOut
 from .licence_signature_out_decision import LicenceSignatureOutDecision
 from .licence_signature_out_role import LicenceSignatureOutRole
 from .licences_ended import LicencesEnded
+from .list_all_licences_status_type_0 import ListAllLicencesStatusType0
 from .paper_licence import PaperLicence
 from .person_body import PersonBody
 from .person_out import PersonOut
@@ -120,6 +124,7 @@ from .twin_revoke_body import TwinRevokeBody
 from .twin_revoke_response import TwinRevokeResponse
 from .twin_state import TwinState
 from .usage_report import UsageReport
+from .usage_report_counted import UsageReportCounted
 from .usage_row import UsageRow
 from .verify_audit import VerifyAudit
 from .verify_image_files_body import VerifyImageFilesBody
@@ -168,6 +173,7 @@ __all__ = (
     "GenerateRequest",
     "GenerateRequestOutputFormat",
     "GenerateResponse",
+    "GetBrandStatementFormat",
     "GetTalentStatementFormat",
     "GetTalentUsageFormat",
     "GetTalentUsagePeriod",
@@ -192,6 +198,8 @@ __all__ = (
     "JobList",
     "JobPage",
     "JobPageOutput",
+    "JobRejectBody",
+    "JobRejectBodyReasons",
     "JobReviewBody",
     "JobSubmitBody",
     "JobSummary",
@@ -216,6 +224,7 @@ __all__ = (
     "LicenceSignatureOutDecision",
     "LicenceSignatureOutRole",
     "LicencesEnded",
+    "ListAllLicencesStatusType0",
     "PaperLicence",
     "PersonBody",
     "PersonOut",
@@ -254,6 +263,7 @@ __all__ = (
     "TwinRevokeResponse",
     "TwinState",
     "UsageReport",
+    "UsageReportCounted",
     "UsageRow",
     "VerifyAudit",
     "VerifyImageFilesBody",

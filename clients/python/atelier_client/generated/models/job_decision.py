@@ -31,6 +31,7 @@ class JobDecision:
         finished_at (None | str):
         decided (list[int]):
         review (bool | Unset): Present (true) on jobs submitted with `review: true`. Default: False.
+        title (None | str | Unset): The job's title, when it was submitted with one.
         items_rejected (int | None | Unset): Review jobs only.
         items_awaiting_review (int | None | Unset): Review jobs only.
     """
@@ -49,6 +50,7 @@ class JobDecision:
     finished_at: None | str
     decided: list[int]
     review: bool | Unset = False
+    title: None | str | Unset = UNSET
     items_rejected: int | None | Unset = UNSET
     items_awaiting_review: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -85,6 +87,12 @@ class JobDecision:
 
         review = self.review
 
+        title: None | str | Unset
+        if isinstance(self.title, Unset):
+            title = UNSET
+        else:
+            title = self.title
+
         items_rejected: int | None | Unset
         if isinstance(self.items_rejected, Unset):
             items_rejected = UNSET
@@ -118,6 +126,8 @@ class JobDecision:
         )
         if review is not UNSET:
             field_dict["review"] = review
+        if title is not UNSET:
+            field_dict["title"] = title
         if items_rejected is not UNSET:
             field_dict["items_rejected"] = items_rejected
         if items_awaiting_review is not UNSET:
@@ -171,6 +181,15 @@ class JobDecision:
 
         review = d.pop("review", UNSET)
 
+        def _parse_title(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        title = _parse_title(d.pop("title", UNSET))
+
         def _parse_items_rejected(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -204,6 +223,7 @@ class JobDecision:
             finished_at=finished_at,
             decided=decided,
             review=review,
+            title=title,
             items_rejected=items_rejected,
             items_awaiting_review=items_awaiting_review,
         )

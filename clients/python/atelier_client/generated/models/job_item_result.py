@@ -39,6 +39,7 @@ class JobItemResult:
         images (list[JobImage] | None | Unset):
         rendered_by (None | str | Unset):
         withheld (None | str | Unset): `revoked`: the twin was revoked since; no image is given.
+        rejection_reason (None | str | Unset): A rejected item: why, when the reviewer said.
     """
 
     index: int
@@ -55,6 +56,7 @@ class JobItemResult:
     images: list[JobImage] | None | Unset = UNSET
     rendered_by: None | str | Unset = UNSET
     withheld: None | str | Unset = UNSET
+    rejection_reason: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +152,12 @@ class JobItemResult:
         else:
             withheld = self.withheld
 
+        rejection_reason: None | str | Unset
+        if isinstance(self.rejection_reason, Unset):
+            rejection_reason = UNSET
+        else:
+            rejection_reason = self.rejection_reason
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -182,6 +190,8 @@ class JobItemResult:
             field_dict["rendered_by"] = rendered_by
         if withheld is not UNSET:
             field_dict["withheld"] = withheld
+        if rejection_reason is not UNSET:
+            field_dict["rejection_reason"] = rejection_reason
 
         return field_dict
 
@@ -342,6 +352,15 @@ class JobItemResult:
 
         withheld = _parse_withheld(d.pop("withheld", UNSET))
 
+        def _parse_rejection_reason(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        rejection_reason = _parse_rejection_reason(d.pop("rejection_reason", UNSET))
+
         job_item_result = cls(
             index=index,
             status=status,
@@ -357,6 +376,7 @@ class JobItemResult:
             images=images,
             rendered_by=rendered_by,
             withheld=withheld,
+            rejection_reason=rejection_reason,
         )
 
         job_item_result.additional_properties = d

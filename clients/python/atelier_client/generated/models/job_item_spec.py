@@ -42,6 +42,8 @@ class JobItemSpec:
         territory (None | str | Unset):
         garments (list[GarmentRef] | Unset): Garment images (asset ids or https URLs).
         pose (None | PoseRef | Unset):
+        alt_text (None | str | Unset): The image's alt text for the shop page (up to 250 characters); default: made from
+            the twin, the garment and the scene.
     """
 
     twin_id: str
@@ -63,6 +65,7 @@ class JobItemSpec:
     territory: None | str | Unset = UNSET
     garments: list[GarmentRef] | Unset = UNSET
     pose: None | PoseRef | Unset = UNSET
+    alt_text: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.pose_ref import PoseRef
@@ -162,6 +165,12 @@ class JobItemSpec:
         else:
             pose = self.pose
 
+        alt_text: None | str | Unset
+        if isinstance(self.alt_text, Unset):
+            alt_text = UNSET
+        else:
+            alt_text = self.alt_text
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -205,6 +214,8 @@ class JobItemSpec:
             field_dict["garments"] = garments
         if pose is not UNSET:
             field_dict["pose"] = pose
+        if alt_text is not UNSET:
+            field_dict["alt_text"] = alt_text
 
         return field_dict
 
@@ -363,6 +374,15 @@ class JobItemSpec:
 
         pose = _parse_pose(d.pop("pose", UNSET))
 
+        def _parse_alt_text(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        alt_text = _parse_alt_text(d.pop("alt_text", UNSET))
+
         job_item_spec = cls(
             twin_id=twin_id,
             prompt=prompt,
@@ -383,6 +403,7 @@ class JobItemSpec:
             territory=territory,
             garments=garments,
             pose=pose,
+            alt_text=alt_text,
         )
 
         return job_item_spec

@@ -38,6 +38,7 @@ class JobPage:
         items (list[JobItemResult]):
         next_offset (int | None):
         review (bool | Unset): Present (true) on jobs submitted with `review: true`. Default: False.
+        title (None | str | Unset): The job's title, when it was submitted with one.
         items_rejected (int | None | Unset): Review jobs only.
         items_awaiting_review (int | None | Unset): Review jobs only.
     """
@@ -59,6 +60,7 @@ class JobPage:
     items: list[JobItemResult]
     next_offset: int | None
     review: bool | Unset = False
+    title: None | str | Unset = UNSET
     items_rejected: int | None | Unset = UNSET
     items_awaiting_review: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -105,6 +107,12 @@ class JobPage:
 
         review = self.review
 
+        title: None | str | Unset
+        if isinstance(self.title, Unset):
+            title = UNSET
+        else:
+            title = self.title
+
         items_rejected: int | None | Unset
         if isinstance(self.items_rejected, Unset):
             items_rejected = UNSET
@@ -141,6 +149,8 @@ class JobPage:
         )
         if review is not UNSET:
             field_dict["review"] = review
+        if title is not UNSET:
+            field_dict["title"] = title
         if items_rejected is not UNSET:
             field_dict["items_rejected"] = items_rejected
         if items_awaiting_review is not UNSET:
@@ -212,6 +222,15 @@ class JobPage:
 
         review = d.pop("review", UNSET)
 
+        def _parse_title(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        title = _parse_title(d.pop("title", UNSET))
+
         def _parse_items_rejected(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -248,6 +267,7 @@ class JobPage:
             items=items,
             next_offset=next_offset,
             review=review,
+            title=title,
             items_rejected=items_rejected,
             items_awaiting_review=items_awaiting_review,
         )

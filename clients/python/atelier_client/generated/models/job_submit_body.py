@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 
@@ -19,6 +19,7 @@ class JobSubmitBody:
     """
     Attributes:
         items (list[JobItemSpec]):
+        title (None | str | Unset): A name for the job (up to 200 characters), shown in its status and in Studio.
         priority (int | Unset): Higher runs first; equal priorities run oldest first. Default: 5.
         webhook_per_item (bool | Unset): Also post a job.item.completed event per item. Default: False.
         review (bool | Unset): Hold each item's images until it is approved or rejected (Studio, or POST
@@ -27,6 +28,7 @@ class JobSubmitBody:
     """
 
     items: list[JobItemSpec]
+    title: None | str | Unset = UNSET
     priority: int | Unset = 5
     webhook_per_item: bool | Unset = False
     review: bool | Unset = False
@@ -36,6 +38,12 @@ class JobSubmitBody:
         for items_item_data in self.items:
             items_item = items_item_data.to_dict()
             items.append(items_item)
+
+        title: None | str | Unset
+        if isinstance(self.title, Unset):
+            title = UNSET
+        else:
+            title = self.title
 
         priority = self.priority
 
@@ -50,6 +58,8 @@ class JobSubmitBody:
                 "items": items,
             }
         )
+        if title is not UNSET:
+            field_dict["title"] = title
         if priority is not UNSET:
             field_dict["priority"] = priority
         if webhook_per_item is not UNSET:
@@ -71,6 +81,15 @@ class JobSubmitBody:
 
             items.append(items_item)
 
+        def _parse_title(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        title = _parse_title(d.pop("title", UNSET))
+
         priority = d.pop("priority", UNSET)
 
         webhook_per_item = d.pop("webhook_per_item", UNSET)
@@ -79,6 +98,7 @@ class JobSubmitBody:
 
         job_submit_body = cls(
             items=items,
+            title=title,
             priority=priority,
             webhook_per_item=webhook_per_item,
             review=review,

@@ -8,6 +8,7 @@ class KeyCreateBodyScopesItem(StrEnum):
     LICENSING = "licensing"
     REPRESENTATIVE = "representative"
     TALENT = "talent"
+    USAGE = "usage"
     VERIFY = "verify"
 
     def __str__(self) -> str:

@@ -6,6 +6,8 @@ from typing import Any, Self, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="UsageRow")
 
 
@@ -13,11 +15,16 @@ T = TypeVar("T", bound="UsageRow")
 class UsageRow:
     """
     Attributes:
-        day (str): YYYY-MM-DD, or YYYY-MM with `period=month`.
-        tenant (str):
-        twin_id (None | str):
-        generations (int):
-        images (int):
+        day (str): The UTC day the images were generated, YYYY-MM-DD, or YYYY-MM with `period=month`.
+        tenant (str): The brand (tenant) that made them.
+        twin_id (None | str): The twin; null for the base model.
+        generations (int): Generations answered with images.
+        images (int): Images generated: every image of those generations, whatever became of it.
+        use (None | str | Unset): The use the generations declared (e.g. `ecommerce`, `social_ads`).
+        delivered (int | None | Unset): Of those, images of catalogue job items delivered to the job's target (in a
+            review job, once approved). Null where the job tables no longer hold the day (see `decided_complete_from`).
+        rejected (int | None | Unset): Of those, images of catalogue job items the reviewer rejected (never delivered).
+            Null like `delivered`.
     """
 
     day: str
@@ -25,6 +32,9 @@ class UsageRow:
     twin_id: None | str
     generations: int
     images: int
+    use: None | str | Unset = UNSET
+    delivered: int | None | Unset = UNSET
+    rejected: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +49,24 @@ class UsageRow:
 
         images = self.images
 
+        use: None | str | Unset
+        if isinstance(self.use, Unset):
+            use = UNSET
+        else:
+            use = self.use
+
+        delivered: int | None | Unset
+        if isinstance(self.delivered, Unset):
+            delivered = UNSET
+        else:
+            delivered = self.delivered
+
+        rejected: int | None | Unset
+        if isinstance(self.rejected, Unset):
+            rejected = UNSET
+        else:
+            rejected = self.rejected
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -50,6 +78,12 @@ class UsageRow:
                 "images": images,
             }
         )
+        if use is not UNSET:
+            field_dict["use"] = use
+        if delivered is not UNSET:
+            field_dict["delivered"] = delivered
+        if rejected is not UNSET:
+            field_dict["rejected"] = rejected
 
         return field_dict
 
@@ -71,12 +105,42 @@ class UsageRow:
 
         images = d.pop("images")
 
+        def _parse_use(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        use = _parse_use(d.pop("use", UNSET))
+
+        def _parse_delivered(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        delivered = _parse_delivered(d.pop("delivered", UNSET))
+
+        def _parse_rejected(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        rejected = _parse_rejected(d.pop("rejected", UNSET))
+
         usage_row = cls(
             day=day,
             tenant=tenant,
             twin_id=twin_id,
             generations=generations,
             images=images,
+            use=use,
+            delivered=delivered,
+            rejected=rejected,
         )
 
         usage_row.additional_properties = d

@@ -7,13 +7,13 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_body import ErrorBody
 from ...models.job_decision import JobDecision
-from ...models.job_review_body import JobReviewBody
+from ...models.job_reject_body import JobRejectBody
 from ...types import Response
 
 
 def _get_kwargs(
     *,
-    body: JobReviewBody,
+    body: JobRejectBody,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -108,16 +108,20 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: JobReviewBody,
+    body: JobRejectBody,
 ) -> Response[ErrorBody | JobDecision]:
     """Reject
 
      Reject items awaiting review: their images are dropped and never delivered or announced.
+    An optional `reason` (for the call) or `reasons` (per item index) is kept: the items show it
+    as `rejection_reason`, and their `job.item.completed` events as `reason`.
 
     Needs a key with the `generate` scope.
 
     Args:
-        body (JobReviewBody): Approve or reject items of a job submitted with `review: true`.
+        body (JobRejectBody): Reject items awaiting review, optionally saying why: `reason` for
+            every item of the call,
+            `reasons` for some items (by index, as a string key); an item's own reason wins.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -141,16 +145,20 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: JobReviewBody,
+    body: JobRejectBody,
 ) -> ErrorBody | JobDecision | None:
     """Reject
 
      Reject items awaiting review: their images are dropped and never delivered or announced.
+    An optional `reason` (for the call) or `reasons` (per item index) is kept: the items show it
+    as `rejection_reason`, and their `job.item.completed` events as `reason`.
 
     Needs a key with the `generate` scope.
 
     Args:
-        body (JobReviewBody): Approve or reject items of a job submitted with `review: true`.
+        body (JobRejectBody): Reject items awaiting review, optionally saying why: `reason` for
+            every item of the call,
+            `reasons` for some items (by index, as a string key); an item's own reason wins.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -169,16 +177,20 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: JobReviewBody,
+    body: JobRejectBody,
 ) -> Response[ErrorBody | JobDecision]:
     """Reject
 
      Reject items awaiting review: their images are dropped and never delivered or announced.
+    An optional `reason` (for the call) or `reasons` (per item index) is kept: the items show it
+    as `rejection_reason`, and their `job.item.completed` events as `reason`.
 
     Needs a key with the `generate` scope.
 
     Args:
-        body (JobReviewBody): Approve or reject items of a job submitted with `review: true`.
+        body (JobRejectBody): Reject items awaiting review, optionally saying why: `reason` for
+            every item of the call,
+            `reasons` for some items (by index, as a string key); an item's own reason wins.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -200,16 +212,20 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: JobReviewBody,
+    body: JobRejectBody,
 ) -> ErrorBody | JobDecision | None:
     """Reject
 
      Reject items awaiting review: their images are dropped and never delivered or announced.
+    An optional `reason` (for the call) or `reasons` (per item index) is kept: the items show it
+    as `rejection_reason`, and their `job.item.completed` events as `reason`.
 
     Needs a key with the `generate` scope.
 
     Args:
-        body (JobReviewBody): Approve or reject items of a job submitted with `review: true`.
+        body (JobRejectBody): Reject items awaiting review, optionally saying why: `reason` for
+            every item of the call,
+            `reasons` for some items (by index, as a string key); an item's own reason wins.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -16,6 +16,7 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     *,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetTalentUsageFormat | Unset = GetTalentUsageFormat.JSON,
@@ -30,6 +31,13 @@ def _get_kwargs(
     else:
         json_twin = twin
     params["twin"] = json_twin
+
+    json_tenant: None | str | Unset
+    if isinstance(tenant, Unset):
+        json_tenant = UNSET
+    else:
+        json_tenant = tenant
+    params["tenant"] = json_tenant
 
     json_from_: None | str | Unset
     if isinstance(from_, Unset):
@@ -131,6 +139,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetTalentUsageFormat | Unset = GetTalentUsageFormat.JSON,
@@ -138,13 +147,14 @@ def sync_detailed(
 ) -> Response[ErrorBody | UsageReport]:
     """Talent Usage
 
-     Where and how much this talent key's twins were used: images per month (or day) and
-    brand (tenant), for the key's own twins only.
+     Where and how much this talent key's twins were used: images per month (or day), brand
+    (tenant) and use, generated, delivered and rejected, for the key's own twins only.
 
     Needs a key with the `talent` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One brand's rows.
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetTalentUsageFormat | Unset):  Default: GetTalentUsageFormat.JSON.
@@ -161,6 +171,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         twin=twin,
+        tenant=tenant,
         from_=from_,
         to=to,
         format_=format_,
@@ -178,6 +189,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetTalentUsageFormat | Unset = GetTalentUsageFormat.JSON,
@@ -185,13 +197,14 @@ def sync(
 ) -> ErrorBody | UsageReport | None:
     """Talent Usage
 
-     Where and how much this talent key's twins were used: images per month (or day) and
-    brand (tenant), for the key's own twins only.
+     Where and how much this talent key's twins were used: images per month (or day), brand
+    (tenant) and use, generated, delivered and rejected, for the key's own twins only.
 
     Needs a key with the `talent` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One brand's rows.
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetTalentUsageFormat | Unset):  Default: GetTalentUsageFormat.JSON.
@@ -209,6 +222,7 @@ def sync(
     return sync_detailed(
         client=client,
         twin=twin,
+        tenant=tenant,
         from_=from_,
         to=to,
         format_=format_,
@@ -220,6 +234,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetTalentUsageFormat | Unset = GetTalentUsageFormat.JSON,
@@ -227,13 +242,14 @@ async def asyncio_detailed(
 ) -> Response[ErrorBody | UsageReport]:
     """Talent Usage
 
-     Where and how much this talent key's twins were used: images per month (or day) and
-    brand (tenant), for the key's own twins only.
+     Where and how much this talent key's twins were used: images per month (or day), brand
+    (tenant) and use, generated, delivered and rejected, for the key's own twins only.
 
     Needs a key with the `talent` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One brand's rows.
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetTalentUsageFormat | Unset):  Default: GetTalentUsageFormat.JSON.
@@ -250,6 +266,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         twin=twin,
+        tenant=tenant,
         from_=from_,
         to=to,
         format_=format_,
@@ -265,6 +282,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetTalentUsageFormat | Unset = GetTalentUsageFormat.JSON,
@@ -272,13 +290,14 @@ async def asyncio(
 ) -> ErrorBody | UsageReport | None:
     """Talent Usage
 
-     Where and how much this talent key's twins were used: images per month (or day) and
-    brand (tenant), for the key's own twins only.
+     Where and how much this talent key's twins were used: images per month (or day), brand
+    (tenant) and use, generated, delivered and rejected, for the key's own twins only.
 
     Needs a key with the `talent` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One brand's rows.
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetTalentUsageFormat | Unset):  Default: GetTalentUsageFormat.JSON.
@@ -297,6 +316,7 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             twin=twin,
+            tenant=tenant,
             from_=from_,
             to=to,
             format_=format_,

@@ -16,6 +16,7 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     *,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetUsageFormat | Unset = GetUsageFormat.JSON,
@@ -30,6 +31,13 @@ def _get_kwargs(
     else:
         json_twin = twin
     params["twin"] = json_twin
+
+    json_tenant: None | str | Unset
+    if isinstance(tenant, Unset):
+        json_tenant = UNSET
+    else:
+        json_tenant = tenant
+    params["tenant"] = json_tenant
 
     json_from_: None | str | Unset
     if isinstance(from_, Unset):
@@ -131,6 +139,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetUsageFormat | Unset = GetUsageFormat.JSON,
@@ -138,12 +147,17 @@ def sync_detailed(
 ) -> Response[ErrorBody | UsageReport]:
     """Usage
 
-     Images per day (or month), tenant and twin (the basis of the twins' compensation).
+     Images per day (or month), tenant, twin and use: generated, delivered to a job's target,
+    and rejected by the reviewer, each counted separately (`counted` says what each is). An
+    `admin` key reads every tenant (the basis of the twins' compensation); a brand's `usage`
+    key reads its own tenant's rows only, never another's.
 
-    Needs a key with the `admin` scope.
+    Needs a key with the `admin` or `usage` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One tenant's rows (an `admin` key). A `usage` key reads its
+            own tenant only: naming another is refused (403 `insufficient_scope`).
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetUsageFormat | Unset):  Default: GetUsageFormat.JSON.
@@ -160,6 +174,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         twin=twin,
+        tenant=tenant,
         from_=from_,
         to=to,
         format_=format_,
@@ -177,6 +192,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetUsageFormat | Unset = GetUsageFormat.JSON,
@@ -184,12 +200,17 @@ def sync(
 ) -> ErrorBody | UsageReport | None:
     """Usage
 
-     Images per day (or month), tenant and twin (the basis of the twins' compensation).
+     Images per day (or month), tenant, twin and use: generated, delivered to a job's target,
+    and rejected by the reviewer, each counted separately (`counted` says what each is). An
+    `admin` key reads every tenant (the basis of the twins' compensation); a brand's `usage`
+    key reads its own tenant's rows only, never another's.
 
-    Needs a key with the `admin` scope.
+    Needs a key with the `admin` or `usage` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One tenant's rows (an `admin` key). A `usage` key reads its
+            own tenant only: naming another is refused (403 `insufficient_scope`).
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetUsageFormat | Unset):  Default: GetUsageFormat.JSON.
@@ -207,6 +228,7 @@ def sync(
     return sync_detailed(
         client=client,
         twin=twin,
+        tenant=tenant,
         from_=from_,
         to=to,
         format_=format_,
@@ -218,6 +240,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetUsageFormat | Unset = GetUsageFormat.JSON,
@@ -225,12 +248,17 @@ async def asyncio_detailed(
 ) -> Response[ErrorBody | UsageReport]:
     """Usage
 
-     Images per day (or month), tenant and twin (the basis of the twins' compensation).
+     Images per day (or month), tenant, twin and use: generated, delivered to a job's target,
+    and rejected by the reviewer, each counted separately (`counted` says what each is). An
+    `admin` key reads every tenant (the basis of the twins' compensation); a brand's `usage`
+    key reads its own tenant's rows only, never another's.
 
-    Needs a key with the `admin` scope.
+    Needs a key with the `admin` or `usage` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One tenant's rows (an `admin` key). A `usage` key reads its
+            own tenant only: naming another is refused (403 `insufficient_scope`).
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetUsageFormat | Unset):  Default: GetUsageFormat.JSON.
@@ -247,6 +275,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         twin=twin,
+        tenant=tenant,
         from_=from_,
         to=to,
         format_=format_,
@@ -262,6 +291,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     twin: None | str | Unset = UNSET,
+    tenant: None | str | Unset = UNSET,
     from_: datetime.date | None | Unset = UNSET,
     to: datetime.date | None | Unset = UNSET,
     format_: GetUsageFormat | Unset = GetUsageFormat.JSON,
@@ -269,12 +299,17 @@ async def asyncio(
 ) -> ErrorBody | UsageReport | None:
     """Usage
 
-     Images per day (or month), tenant and twin (the basis of the twins' compensation).
+     Images per day (or month), tenant, twin and use: generated, delivered to a job's target,
+    and rejected by the reviewer, each counted separately (`counted` says what each is). An
+    `admin` key reads every tenant (the basis of the twins' compensation); a brand's `usage`
+    key reads its own tenant's rows only, never another's.
 
-    Needs a key with the `admin` scope.
+    Needs a key with the `admin` or `usage` scope.
 
     Args:
         twin (None | str | Unset):
+        tenant (None | str | Unset): One tenant's rows (an `admin` key). A `usage` key reads its
+            own tenant only: naming another is refused (403 `insufficient_scope`).
         from_ (datetime.date | None | Unset): First day, YYYY-MM-DD.
         to (datetime.date | None | Unset): Last day, YYYY-MM-DD.
         format_ (GetUsageFormat | Unset):  Default: GetUsageFormat.JSON.
@@ -293,6 +328,7 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             twin=twin,
+            tenant=tenant,
             from_=from_,
             to=to,
             format_=format_,
