@@ -1,8 +1,11 @@
 """Studio in a real browser, shared by the browser test modules: Debian's Chromium driven by
 Playwright (`browser`, `shots` are session fixtures in conftest.py), a `Visit` that records
-every HTML page and console error, and the checks every page must pass.
+every HTML page and console error, and the checks every page must pass, accessibility
+included (`axe_violations`: axe-core, a pinned devDependency of service/studio/package.json,
+injected with `page.evaluate`, so the page's CSP stays as it is served).
 
-Without Chromium (or Playwright) the browser tests skip with the reason `browser_missing` gives.
+Without Chromium (or Playwright) the browser tests skip with the reason `browser_missing` gives;
+without axe-core (`npm ci --prefix service/studio`), `axe_violations` skips its test and says why.
 """
 
 from __future__ import annotations
@@ -12,6 +15,14 @@ import re
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parent.parent / "service" / "studio" / "node_modules" / "axe-core" / "axe.min.js"
+# Runs in the page: axe over the whole document, its violations of the given impacts, each
+# with the CSS selectors of the nodes it failed on.
+AXE_RUN = """async (impacts) => {
+  const result = await window.axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.filter(v => impacts.includes(v.impact)).map(v => (
+    {id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(" "))}));
+}"""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
@@ -68,3 +79,18 @@ def no_key_in(pages: list[str], *keys: str) -> None:
 def all_images_have_alt(page) -> None:
     missing = page.eval_on_selector_all("img", "els => els.filter(e => !(e.getAttribute('alt') || '').trim()).length")
     assert missing == 0
+
+
+def axe_violations(page, impacts=("serious", "critical")) -> list[dict]:
+    """axe-core's violations of `impacts` on the page as it is now: `{id, impact, help,
+    targets}` each (targets: the failing nodes' CSS selectors). axe is evaluated in the page
+    through the DevTools protocol (`page.evaluate`), never as a script tag, so Studio's CSP is
+    neither changed nor tripped. Skips the calling test when axe-core is not installed."""
+    if not AXE.is_file():
+        import pytest
+
+        pytest.skip(f"axe-core is not installed at {AXE} (npm ci --prefix service/studio): the accessibility "
+                    "check skips")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;typeof window.axe")
+    return page.evaluate(AXE_RUN, list(impacts))

@@ -152,6 +152,8 @@ def test_sign_in_generate_with_live_progress_then_verify_the_download(browser, s
         report.wait_for()
         assert report.inner_text() == generation_id
         assert watermark_id in page.locator("#verify-report [data-field=watermark]").inner_text()
+        assert page.locator("#verify-report [data-field=training_mining]").inner_text().startswith("not allowed")
+        assert "paper consent record" in page.locator("#verify-report [data-field=licence]").inner_text()
         visit.shot(shots, "verify")
 
         refused = page.request.post(visit.base + "/jobs", form={"twin_id": "demo-ava", "prompts": "no token"},
@@ -244,7 +246,7 @@ def test_talent_sees_only_its_twins_usage_and_operators_see_usage_and_audit(brow
     talent = Visit(browser, studio)
     try:
         talent.sign_in(minted["token"])
-        assert [a.inner_text() for a in talent.page.locator("nav a").all()] == ["Twins", "Licences", "Usage", "Detect"]
+        assert [a.inner_text() for a in talent.page.locator("nav a").all()] == ["Twins", "Licences", "Usage", "Statement", "Detect"]
         talent.page.goto(talent.base + "/usage")
         rows = talent.page.locator("table.usage tbody tr")
         assert rows.count() >= 1

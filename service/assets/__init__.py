@@ -2,7 +2,9 @@
 
 `AssetService` is the small public face: add an upload or an https URL (bounds checked
 before decoding; URLs fetched through the SSRF guard and cached by sha256), read an asset's
-metadata or bytes for its tenant only, and purge old ones with the job-retention rule.
+metadata or bytes for its tenant only, and purge old ones with the job-retention rule. Its
+`garments` (`GarmentList`) is the tenant's list of uploaded garments with their categories,
+as Studio shows them.
 Must never import torch: the gateway owns assets; the renderer reads their bytes by id.
 """
 
@@ -13,6 +15,7 @@ from datetime import datetime, timezone
 
 from service.assets.bounds import ImageBomb, ImageFacts, UnsupportedImage, check_image
 from service.assets.fetch import FetchBusy, FetchFailed, FetchPool, TooManyFetches, UrlRefused, fetch_url, patient_fetches
+from service.assets.garment_list import GarmentList, ListedGarment
 from service.assets.store import KINDS, AssetInfo, AssetNotFound, AssetStore, open_asset_store
 from service.errors import InvalidRequest
 
@@ -26,6 +29,7 @@ class AssetService:
         self.allow_private_urls = allow_private_urls
         self.fetcher = fetcher or FetchPool()  # URL fetches: one deadline each, threads of their own
         self._by_url: dict[tuple[str, str], str] = {}  # (tenant, url) -> asset id: a feed URL is fetched once
+        self.garments = GarmentList(store)  # the tenant's listed garments and their categories (Studio's list)
 
     @classmethod
     def from_settings(cls, settings) -> "AssetService":
@@ -79,5 +83,5 @@ class AssetService:
 
 
 __all__ = ["AssetInfo", "AssetNotFound", "AssetService", "AssetStore", "FetchBusy", "FetchFailed", "FetchPool",
-           "ImageBomb", "ImageFacts", "KINDS", "TooManyFetches", "UnsupportedImage", "UrlRefused", "check_image",
-           "fetch_url", "open_asset_store", "patient_fetches"]
+           "GarmentList", "ImageBomb", "ImageFacts", "KINDS", "ListedGarment", "TooManyFetches", "UnsupportedImage",
+           "UrlRefused", "check_image", "fetch_url", "open_asset_store", "patient_fetches"]

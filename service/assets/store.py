@@ -1,10 +1,11 @@
 """Tenant-scoped input images, stored by sha256 beside the adapter store.
 
 Owns: where an asset's bytes and metadata live (`assets/<tenant>/<sha256>` and its `.json`,
-in a local directory or an S3 prefix), reading them back with the sha256 checked, the
-tenant scoping (another tenant's asset reads exactly like a missing one), and deleting
-assets older than the job-retention period. Must never decode an image (`bounds` does) or
-fetch a URL (`fetch` does).
+in a local directory or an S3 prefix; a listed garment's record beside them, at
+`garments/<tenant>/<sha256>.json`), reading them back with the sha256 checked, the tenant
+scoping (another tenant's asset reads exactly like a missing one), and deleting assets older
+than the job-retention period (a listed garment's record with its asset). Must never
+decode an image (`bounds` does) or fetch a URL (`fetch` does).
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ class S3Blobs:
             token = page["NextContinuationToken"]
 
 
+def garment_key(tenant_id: str, asset_id: str) -> str:
+    """Where a listed garment's record lives (`service.assets.garment_list`), beside its asset."""
+    return f"garments/{tenant_id}/{asset_id}.json"
+
+
 class AssetStore:
     """Assets of each tenant, content-addressed: uploading the same bytes twice stores them once."""
 
@@ -168,7 +174,8 @@ class AssetStore:
         return info, data
 
     def purge(self, older_than: timedelta, now: datetime | None = None) -> int:
-        """Delete assets created before now - older_than (the job-retention rule)."""
+        """Delete assets created before now - older_than (the job-retention rule), and a
+        deleted garment's record in its tenant's garment list."""
         cutoff = (now or datetime.now(timezone.utc)) - older_than
         removed = 0
         for key in self.blobs.keys("assets/"):
@@ -181,6 +188,8 @@ class AssetStore:
             if created < cutoff:
                 self.blobs.delete(key[: -len(".json")])
                 self.blobs.delete(key)
+                _, tenant_id, asset_id = key[: -len(".json")].split("/", 2)
+                self.blobs.delete(garment_key(tenant_id, asset_id))  # off the garment list with it
                 removed += 1
         return removed
 

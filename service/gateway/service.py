@@ -140,7 +140,12 @@ Gateway.add_asgi_middleware(
     HttpEdge,
     max_body_bytes=lambda: get_settings().max_body_bytes,
     body_limits={"/v1/jobs/submit": lambda: get_settings().max_job_body_bytes,
-                 "/studio/verify": lambda: get_settings().max_verify_bytes + 64 * 1024},
+                 "/studio/verify": lambda: get_settings().max_verify_bytes + 64 * 1024,
+                 # Studio's garment upload and an edit's mask: an asset's limit and a form's margin
+                 "/studio/garments": lambda: get_settings().max_asset_bytes + 64 * 1024,
+                 "/studio/edit": lambda: get_settings().max_asset_bytes + 64 * 1024,
+                 # the job builder's CSV import: a catalogue job's limit, as the API's
+                 "/studio/jobs/new": lambda: get_settings().max_job_body_bytes},
     on_refused=EDGE_AUDIT,
     before_upload=UPLOAD_GUARD,
     before_request=SOURCE_CHECK,

@@ -1,7 +1,8 @@
 """Studio, the web console: server-rendered pages over the gateway's own capabilities, at /studio.
 
 Owns: the Studio FastAPI app that the Gateway mounts at `/studio` (`build_studio`): its pages
-by area (`signin`, `generate`: twins and generation, `jobs`: jobs and review, `licences`: the
+by area (`signin`, `generate`: twins and generation, `garments`: garment upload and list,
+`edit`: edits of kept generations, `gallery`: recent generations, `jobs`: jobs and review, `licences`: the
 person's and the brand's licences, `verify`: verify and audit, `detect`: the public check,
 `usage`), the static files and htmx, the security headers, and showing every error as a message.
 
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from service.errors import AtelierError, InvalidRequest
-from service.studio import detect, generate, jobs, licences, signin, usage, verify
+from service.studio import detect, edit, gallery, garments, generate, jobs, licences, signin, statement, usage, verify
 from service.studio.pages import (HERE, HTMX, SignInNeeded, Viewer, current_viewer, is_htmx, log, page, see_other,
                                   signed_in, templates)
 from service.studio.security import BASE, SecurityHeaders, csp
@@ -50,7 +51,7 @@ def home(viewer: Annotated[Viewer, Depends(signed_in())]):
     return RedirectResponse(nav[0][0] if nav else f"{BASE}/account", status_code=303)
 
 
-for area in (signin, generate, jobs, licences, verify, detect, usage):
+for area in (signin, generate, garments, edit, gallery, jobs, licences, verify, detect, usage, statement):
     router.include_router(area.router)
 
 

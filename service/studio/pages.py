@@ -4,7 +4,8 @@ Owns: the `Viewer` (the session's key as the registry says it is now, and its CS
 `signed_in(*scopes)`, the page dependency that admits the viewer through `Tenancy.admit` (a
 revoked key ends its session; a missing scope is refused and audited as on the API), `acting`
 (an action's admission, spending the key's rate limits as the API's routes do), reading a
-posted form behind its CSRF token, small form parsers, and the templates. Must never put an
+posted form behind its CSRF token, small form parsers, the name the header shows for the
+viewer (`who`: a talent key's person, a brand key's tenant), and the templates. Must never put an
 API key in a page, a cookie or a log, and never check a key itself.
 """
 
@@ -39,9 +40,12 @@ PAGES = (  # (path, label, scopes any of which shows it; none: every viewer)
     ("/twins", "Twins", ("generate", "admin", "talent")),
     ("/licences", "Licences", ("talent", "licensing")),
     ("/generate", "Generate", ("generate",)),
+    ("/garments", "Garments", ("generate",)),
     ("/jobs", "Jobs", ("generate",)),
+    ("/gallery", "Gallery", ("generate",)),
     ("/verify", "Verify", ("verify",)),
-    ("/usage", "Usage", ("admin", "talent")),
+    ("/usage", "Usage", ("admin", "talent", "usage")),
+    ("/statement", "Statement", ("talent", "usage")),
     ("/audit", "Audit", ("admin",)),
     ("/detect", "Detect", ()),  # the public check: every viewer (and anyone signed out)
 )
@@ -154,8 +158,24 @@ async def form_of(request: Request, viewer: Viewer, **limits) -> dict:
     return form
 
 
+def who(request: Request, viewer: Viewer) -> str:
+    """The name the header shows for the signed-in key: a talent key's person (the key names
+    their twins), else its tenant's display name (the brand's); the tenant's id, or "Talent",
+    when the registry cannot say (an error page still shows)."""
+    principal = viewer.principal
+    try:
+        registry = core_of(request).registry
+        if viewer.is_talent:
+            return registry.persons.person_of_twin(sorted(principal.twin_ids or ())[0]).display_name
+        tenant = registry.tenants.get_tenant(principal.tenant_id)
+        return tenant.name if tenant is not None else principal.tenant_id
+    except Exception:  # noqa: BLE001 - a name is not worth an error page of its own
+        return "Talent" if viewer.is_talent else principal.tenant_id
+
+
 def page(request: Request, name: str, viewer: Viewer | None, status: int = 200, **context) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {"viewer": viewer, "base": BASE, "csrf": viewer.csrf if viewer else None,
+                                                      "who": who(request, viewer) if viewer else None,
                                                       "htmx": HTMX.is_file(), "active": context.pop("active", None),
                                                       **context}, status_code=status)
 

@@ -1,25 +1,31 @@
-"""Studio's Usage page: images per month (or day) and twin, for operators and for talent.
+"""Studio's Usage page: images generated, delivered and rejected per month (or day), twin and use,
+for operators (every tenant), for a brand (its own tenant) and for the talent (their twins, by brand).
 
-Owns: the page's query (twin, dates, period) and its CSV download, answered by the audit
-reports the `/v1/usage` routes use (`Reports.usage`: an operator sees every twin as
-`GET /v1/usage` does, a talent key its own twins as `GET /v1/usage/talent` does, with the same
-record), admitted as those routes admit their caller. Must never aggregate by itself.
+Owns: the page's query (twin, tenant, dates, period), who sees what (an `admin` key every
+tenant as `GET /v1/usage` does; a brand's `usage` key its own tenant only, as the same route
+confines it; a talent key its own twins as `GET /v1/usage/talent` does, with the same
+records), the display names shown beside ids (twins, brands), and the CSV download, answered
+by the audit reports the routes use (`Reports.usage`), admitted as those routes admit their
+caller. Must never aggregate by itself, and never show a brand another tenant's rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from service.audit.usage import to_csv
+from service.audit.usage import usage_csv
 from service.errors import InvalidRequest
+from service.schemas import TENANT_ID_PATTERN, TWIN_ID_PATTERN
 from service.studio.pages import Viewer, acting, client_ip, core_of, page, signed_in
 
 router = APIRouter(include_in_schema=False)
-UsageViewer = Annotated[Viewer, Depends(signed_in("admin", "talent"))]
+UsageViewer = Annotated[Viewer, Depends(signed_in("admin", "talent", "usage"))]
+COUNTS = ("images", "delivered", "rejected")
 
 
 def _date(value: str | None, name: str) -> dt.date | None:
@@ -31,35 +37,87 @@ def _date(value: str | None, name: str) -> dt.date | None:
         raise InvalidRequest(f"{name} must be a date, YYYY-MM-DD", field=name) from None
 
 
-def _usage(request: Request, viewer: Viewer) -> list[dict]:
+def _id(value: str | None, name: str, pattern: str) -> str | None:
+    """A twin or tenant id as the API's pattern allows it (a clear 422 otherwise), or None."""
+    if not value:
+        return None
+    if not re.fullmatch(pattern, value):
+        raise InvalidRequest(f"{name} is not a {name} id (letters, digits, '-' and '_')", field=name)
+    return value
+
+
+def view_of(viewer: Viewer) -> str:
+    """Which usage a key sees: `operator` (admin: every tenant), `talent` (its twins, by brand)
+    or `brand` (a `usage` key: its own tenant)."""
+    return "operator" if viewer.can("admin") else "talent" if viewer.is_talent else "brand"
+
+
+def _usage(request: Request, viewer: Viewer) -> dict:
     q = request.query_params
-    twin = q.get("twin") or None
+    twin = _id(q.get("twin"), "twin", TWIN_ID_PATTERN)
+    tenant = _id(q.get("tenant"), "tenant", TENANT_ID_PATTERN)
     period = q.get("period") or "month"
     if period not in ("day", "month"):
         raise InvalidRequest("period is day or month", field="period")
-    talent = not viewer.can("admin")
-    if talent and twin is not None and twin not in (viewer.principal.twin_ids or ()):
+    view = view_of(viewer)
+    if view == "talent" and twin is not None and twin not in (viewer.principal.twin_ids or ()):
         raise InvalidRequest(f"twin {twin!r} is not one of this key's twins", field="twin")
     from_, to = _date(q.get("from"), "from"), _date(q.get("to"), "to")
-    with acting(request, viewer, "talent" if talent else "admin") as principal:
-        return core_of(request).reports.usage(
-            principal.audit_fields(), client_ip(request), action="talent_usage" if talent else "usage",
-            query=dict(q), twins=(principal.twin_ids or frozenset()) if talent else None, twin=twin, from_=from_, to=to,
-            period=period)
+    scope = {"operator": "admin", "talent": "talent", "brand": "usage"}[view]
+    core = core_of(request)
+    with acting(request, viewer, scope) as principal:
+        return core.reports.usage(
+            principal.audit_fields(), client_ip(request), action="talent_usage" if view == "talent" else "usage",
+            query=dict(q), twins=(principal.twin_ids or frozenset()) if view == "talent" else None, twin=twin,
+            tenant=tenant, confined_to=principal.tenant_id if view == "brand" else None, from_=from_, to=to,
+            period=period, kept_days=core.settings.job_retention_days)
+
+
+def _names(request: Request, rows: list[dict], twin_ids) -> tuple[dict[str, str], dict[str, str]]:
+    """Display names of the twins and brands (tenants) the rows name: twin id -> name, tenant id -> name."""
+    registry = core_of(request).registry
+    twins: dict[str, str] = {}
+    for twin_id in sorted({row["twin_id"] for row in rows if row["twin_id"]} | set(twin_ids)):
+        info = registry.twins.get_twin(twin_id, include_deleted=True)
+        twins[twin_id] = info.display_name if info is not None else twin_id
+    tenants: dict[str, str] = {}
+    for tenant_id in sorted({row["tenant"] for row in rows}):
+        info = registry.tenants.get_tenant(tenant_id)
+        tenants[tenant_id] = info.name if info is not None else tenant_id
+    return twins, tenants
+
+
+def _totals(rows: list[dict], by: str | None = None) -> dict:
+    """The counts summed over `rows` (per `by`, a row's field, when given); a count that no
+    row knows stays None."""
+    totals: dict = {}
+    for row in rows:
+        entry = totals.setdefault(row[by] if by else None, {count: None for count in COUNTS})
+        for count in COUNTS:
+            if row.get(count) is not None:
+                entry[count] = (entry[count] or 0) + row[count]
+    return totals if by else totals.get(None, {count: 0 for count in COUNTS})
 
 
 @router.get("/usage", response_class=HTMLResponse)
 def usage_page(request: Request, viewer: UsageViewer):
-    rows = _usage(request, viewer)
-    totals: dict[str, int] = {}
-    for row in rows:
-        totals[row["twin_id"] or "(base model)"] = totals.get(row["twin_id"] or "(base model)", 0) + row["images"]
-    return page(request, "usage.html", viewer, active="usage", rows=rows, totals=totals, query=dict(request.query_params),
-                talent=not viewer.can("admin"), twin_choices=sorted(viewer.principal.twin_ids or ()))
+    report = _usage(request, viewer)
+    rows = report["rows"]
+    view = view_of(viewer)
+    own_twins = sorted(viewer.principal.twin_ids or ()) if view == "talent" else []
+    twin_names, tenant_names = _names(request, rows, own_twins)
+    query = dict(request.query_params)
+    older = report["decided_complete_from"]
+    return page(request, "usage.html", viewer, active="usage", rows=rows, query=query, view=view,
+                talent=view == "talent", twin_choices=own_twins, twin_names=twin_names, tenant_names=tenant_names,
+                totals=_totals(rows), by_brand=_totals(rows, "tenant") if view == "talent" else {},
+                counted=report["counted"], complete_from=older,
+                some_not_kept=any(row["delivered"] is None for row in rows),
+                period=query.get("period") or "month", retention_days=core_of(request).settings.job_retention_days)
 
 
 @router.get("/usage.csv")
-def usage_csv(request: Request, viewer: UsageViewer):
-    response = Response(to_csv(_usage(request, viewer)), media_type="text/csv")
+def usage_csv_download(request: Request, viewer: UsageViewer):
+    response = Response(usage_csv(_usage(request, viewer)["rows"]), media_type="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="atelier-usage.csv"'
     return response

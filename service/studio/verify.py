@@ -2,20 +2,24 @@
 
 Owns: the Verify form (one image file, bounded as `POST /v1/verify` bounds it) handed to the
 verify capability (`Verifier.check`: the same slot, checks, disclosure and `verify` record as
-the API), and the Audit page's query handed to the audit reports (`Reports.generation_records`,
-recorded as `admin.audit_records`), each admitted as the API's route admits it. Must never
-hold verification or audit logic.
+the API), the number of the generation's audit record shown beside the report's audit summary
+(`Reports.generation_record`, only when the report discloses that summary to this key), and
+the Audit page's query handed to the audit reports (`Reports.generation_records`, recorded as
+`admin.audit_records`), each admitted as the API's route admits it. Must never hold
+verification or audit logic.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from service.errors import InvalidRequest
 from service.studio.pages import Viewer, acting, acting_async, client_ip, core_of, form_of, is_htmx, page, signed_in, templates
+from service.studio.security import BASE
 
 router = APIRouter(include_in_schema=False)
 VerifyViewer = Annotated[Viewer, Depends(signed_in("verify"))]
@@ -41,9 +45,14 @@ async def verify_submit(request: Request, viewer: VerifyViewer):
 
     async with acting_async(request, viewer, "verify") as principal:
         report = await core.verifier.check(principal, client_ip(request), read)
+    record = None
+    if report.get("audit"):  # disclosed to this key: its generation's record, by number
+        record = await anyio.to_thread.run_sync(core.reports.generation_record, report["audit"]["generation_id"])
     if is_htmx(request):
-        return templates.TemplateResponse(request, "_verify_report.html", {"report": report})
-    return page(request, "verify.html", viewer, active="verify", report=report, max_bytes=core.settings.max_verify_bytes)
+        return templates.TemplateResponse(request, "_verify_report.html", {"report": report, "record": record,
+                                                                           "base": BASE, "viewer": viewer})
+    return page(request, "verify.html", viewer, active="verify", report=report, record=record,
+                max_bytes=core.settings.max_verify_bytes)
 
 
 @router.get("/audit", response_class=HTMLResponse)
