@@ -266,7 +266,7 @@ class AuditRecords:
         an image count, per UTC day, tenant and twin, sorted by day, tenant, twin."""
         r = AuditRecordRow
         query = (select(r.day, r.tenant, r.twin_id, func.count(), func.sum(r.images))
-                 .where(*self._counted(twin, twins, date_from, date_to))
+                 .where(*counted(twin, twins, date_from, date_to))
                  .group_by(r.day, r.tenant, r.twin_id))
         with self.db.session() as s:
             rows = [{"day": day, "tenant": tenant or "", "twin_id": twin_id, "generations": int(n),
@@ -281,8 +281,7 @@ class AuditRecords:
         talent's (`twins`) or a brand's (`brand`: that tenant's rows only)."""
         r = AuditRecordRow
         query = (select(r.twin_id, r.tenant, r.use, r.consent_version, r.licence_id, func.count(), func.sum(r.images))
-                 .where(*self._counted(twin, twins, date_from, date_to), r.twin_id.is_not(None),
-                        *([r.tenant == brand] if brand is not None else []))
+                 .where(*counted(twin, twins, date_from, date_to, brand), r.twin_id.is_not(None))
                  .group_by(r.twin_id, r.tenant, r.use, r.consent_version, r.licence_id))
         with self.db.session() as s:
             rows = [{"twin_id": twin_id, "brand": tenant or "", "use": use, "consent_version": version,
@@ -292,19 +291,23 @@ class AuditRecords:
                                    row["licence_id"] or ""))
         return rows
 
-    @staticmethod
-    def _counted(twin, twins, date_from, date_to) -> list:
-        r = AuditRecordRow
-        where = [r.outcome == "ok", r.images.is_not(None)]
-        if twin is not None:
-            where.append(r.twin_id == twin)
-        if twins is not None:
-            where.append(r.twin_id.in_(sorted(twins)) if twins else and_(False))
-        if date_from is not None:
-            where.append(r.day >= date_from)
-        if date_to is not None:
-            where.append(r.day <= date_to)
-        return where
+
+def counted(twin, twins, date_from, date_to, tenant: str | None = None) -> list:
+    """The conditions of a counted record: answered with images (`outcome = 'ok'`), of
+    `tenant`, `twin` and `twins` when given, on UTC days `date_from`..`date_to`."""
+    r = AuditRecordRow
+    where = [r.outcome == "ok", r.images.is_not(None)]
+    if tenant is not None:
+        where.append(r.tenant == tenant)
+    if twin is not None:
+        where.append(r.twin_id == twin)
+    if twins is not None:
+        where.append(r.twin_id.in_(sorted(twins)) if twins else and_(False))
+    if date_from is not None:
+        where.append(r.day >= date_from)
+    if date_to is not None:
+        where.append(r.day <= date_to)
+    return where
 
 
 class ChainConflict(RuntimeError):

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
+from service.registry.audit import counted
 from service.registry.db import Database
 from service.registry.models import AuditRecordRow, JobItemRow, JobRow
 
@@ -40,7 +41,7 @@ class UsageCounts:
         day, tenant, twin and use; `images` are the generated images. Filters: one tenant, one
         twin, a set of twins (a talent key's; empty: nothing), and inclusive UTC days."""
         r = AuditRecordRow
-        where = self._counted(tenant, twin, twins, date_from, date_to)
+        where = counted(twin, twins, date_from, date_to, tenant)
         generated = (select(r.day, r.tenant, r.twin_id, r.use, func.count(), func.sum(r.images))
                      .where(*where).group_by(r.day, r.tenant, r.twin_id, r.use))
         generation_of_item = JobItemRow.result["generation_id"].as_string()
@@ -65,19 +66,3 @@ class UsageCounts:
                     row[FINAL[status]] += int(images or 0)
         return sorted(totals.values(), key=lambda row: (row["day"], row["tenant"], row["twin_id"] or "",
                                                          row["use"] or ""))
-
-    @staticmethod
-    def _counted(tenant, twin, twins, date_from, date_to) -> list:
-        r = AuditRecordRow
-        where = [r.outcome == "ok", r.images.is_not(None)]
-        if tenant is not None:
-            where.append(r.tenant == tenant)
-        if twin is not None:
-            where.append(r.twin_id == twin)
-        if twins is not None:
-            where.append(r.twin_id.in_(sorted(twins)) if twins else and_(False))
-        if date_from is not None:
-            where.append(r.day >= date_from)
-        if date_to is not None:
-            where.append(r.day <= date_to)
-        return where
