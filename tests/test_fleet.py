@@ -224,11 +224,21 @@ def test_a_fleet_keeps_one_truth_through_a_lost_node(fleet, s3_server):
     from service.audit.shipper import download_log
     from service.audit.verify import verify_log
 
+    # The chain counts as archived once its segments are sealed; its files (segments, then the
+    # final checkpoint) reach the bucket on that pass's shipping, a moment later: read the
+    # bucket until the shipped copy is whole.
     for chain in dead:
-        copy = download_log(fleet["work"] / f"archive-{chain.log_id}", bucket=fleet["audit_bucket"], prefix="fleet",
-                            log_id=chain.log_id, client=s3_server.client())
-        result = verify_log(copy, [load_public_key(public_key)])
-        assert result.ok and result.records == chain.size and result.unanchored == 0, result.problems
+        deadline = time.monotonic() + 60
+        attempt = 0
+        while True:
+            attempt += 1
+            copy = download_log(fleet["work"] / f"archive-{chain.log_id}-{attempt}", bucket=fleet["audit_bucket"],
+                                prefix="fleet", log_id=chain.log_id, client=s3_server.client())
+            result = verify_log(copy, [load_public_key(public_key)])
+            if result.ok and result.records == chain.size and result.unanchored == 0:
+                break
+            assert time.monotonic() < deadline, (result.records, result.unanchored, result.problems)
+            time.sleep(0.5)
 
     # -- a fleet-wide limit: R requests/min across both gateways -----------------------------------
     from service.registry import open_registry

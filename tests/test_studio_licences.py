@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from service.licence_document import check_signature
-from tests.studio_browser import Visit, no_key_in
+from tests.studio_browser import Visit, axe_violations, no_key_in
 
 pytestmark = pytest.mark.slow
 TWIN = "demo-ben"
@@ -146,6 +146,7 @@ def test_a_brand_asks_the_person_signs_in_the_browser_then_revokes(browser, part
         assert card.get_attribute("data-status") == "requested"
         assert "waiting for the person" in card.locator("[data-field=basis]").inner_text()
         brand.shot(shots, "licences-brand")
+        assert axe_violations(brand.page) == []  # no serious or critical accessibility violation
         brand.only_own_origin(origin)
         brand.csp_clean()
         no_key_in(brand.html, parties.brand)
@@ -173,6 +174,7 @@ def test_a_brand_asks_the_person_signs_in_the_browser_then_revokes(browser, part
         card = page.locator(f"#licence-{licence_id}")
         assert card.locator("[data-field=brand]").inner_text() == parties.tenant
         assert card.locator("[data-field=purpose]").inner_text() == PURPOSE
+        assert axe_violations(page) == []
         assert card.locator("[data-field=territories]").inner_text() == "DE, FR"
         assert card.locator("[data-field=rate]").inner_text() == "0.5 EUR per image"
         assert card.locator("[data-field=uses]").inner_text() == "ecommerce"

@@ -113,6 +113,9 @@ def test_a_brand_sees_its_own_usage_counted_three_ways(browser, usage, shots):
         visit.shot(shots, "statement-brand")
         accessible(visit, "statement (brand)")
 
+        page.goto(visit.base + "/detect")  # the public check, as every viewer sees it
+        accessible(visit, "detect")
+
         page.goto(visit.base + "/account")
         assert page.locator("[data-field=brand]").inner_text().startswith(usage.name)
         accessible(visit, "account")
