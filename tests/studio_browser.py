@@ -1,6 +1,7 @@
 """Studio in a real browser, shared by the browser test modules: Debian's Chromium driven by
-Playwright (`browser`, `shots` are session fixtures in conftest.py), a `Visit` that records
-every HTML page and console error, and the checks every page must pass, accessibility
+Playwright (`browser`, `shots` are fixtures in conftest.py, one per module), a `Visit` that
+records every HTML page and console error, a webhook receiver on loopback (`webhook_receiver`),
+and the checks every page must pass, accessibility
 included (`axe_violations`: axe-core, a pinned devDependency of service/studio/package.json,
 injected with `page.evaluate`, so the page's CSP stays as it is served).
 
@@ -10,8 +11,13 @@ without axe-core (`npm ci --prefix service/studio`), `axe_violations` skips its 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -94,3 +100,27 @@ def axe_violations(page, impacts=("serious", "critical")) -> list[dict]:
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(AXE.read_text(encoding="utf-8") + "\n;typeof window.axe")
     return page.evaluate(AXE_RUN, list(impacts))
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list]]:
+    """A platform's webhook endpoint on loopback: (its URL, the JSON bodies posted so far), each
+    answered 204. A receiver of its own per call, so no two modules share what they received."""
+    got: list = []
+
+    class Hooks(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks", got
+    finally:
+        server.shutdown()
+        server.server_close()

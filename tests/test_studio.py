@@ -19,41 +19,24 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from builds.serving import serve
 from tests.conftest import snapshot_registry
-from tests.studio_browser import Visit, all_images_have_alt, no_key_in
+from tests.studio_browser import Visit, all_images_have_alt, no_key_in, webhook_receiver
 
 pytestmark = pytest.mark.slow
 PREFIX = "studio-review"
 
 
-class Hooks(BaseHTTPRequestHandler):
-    got: list = []
-
-    def do_POST(self):  # noqa: N802
-        type(self).got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def hooks():
-    Hooks.got = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as (url, got):
+        yield SimpleNamespace(url=url, got=got)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +52,7 @@ def studio(demo_home, demo_keys, s3_server, hooks, tmp_path_factory):
     with serve(home, root / "served", env=env) as served:
         admin = {"Authorization": f"Bearer {demo_keys['ATELIER_ADMIN_KEY']}"}
         answer = httpx.post(served.url + "/v1/admin/tenants/delivery", headers=admin, timeout=30, json={
-            "tenant_id": "demo", "output_target": f"s3://{s3_server.bucket}/{PREFIX}", "webhook_url": hooks})
+            "tenant_id": "demo", "output_target": f"s3://{s3_server.bucket}/{PREFIX}", "webhook_url": hooks.url})
         assert answer.status_code == 200, answer.text
         yield served
 
@@ -172,7 +155,8 @@ def test_sign_in_generate_with_live_progress_then_verify_the_download(browser, s
         visit.close()
 
 
-def test_a_reviewed_job_delivers_and_announces_only_the_approved_images(browser, studio, demo_keys, s3_server, shots):
+def test_a_reviewed_job_delivers_and_announces_only_the_approved_images(browser, studio, hooks, demo_keys, s3_server,
+                                                                       shots):
     visit = Visit(browser, studio)
     page = visit.page
     try:
@@ -221,10 +205,10 @@ def test_a_reviewed_job_delivers_and_announces_only_the_approved_images(browser,
                       .get("Contents", []) if o["Key"].endswith(".png"))
         assert keys == [f"{PREFIX}/{job_id}/0-0.png", f"{PREFIX}/{job_id}/2-0.png"]  # only the approved two
         deadline = time.monotonic() + 30
-        while not [h for h in Hooks.got if h["type"] == "job.completed" and h["data"]["job_id"] == job_id]:
+        while not [h for h in hooks.got if h["type"] == "job.completed" and h["data"]["job_id"] == job_id]:
             assert time.monotonic() < deadline, "no job.completed webhook"
             time.sleep(0.2)
-        [hook] = [h for h in Hooks.got if h["type"] == "job.completed" and h["data"]["job_id"] == job_id]
+        [hook] = [h for h in hooks.got if h["type"] == "job.completed" and h["data"]["job_id"] == job_id]
         assert [a["index"] for a in hook["data"]["approved"]] == [0, 2] and hook["data"]["rejected"] == [1]
         assert sorted(i["key"] for a in hook["data"]["approved"] for i in a["images"]) == keys
         no_key_in(visit.html, demo_keys["ATELIER_DEMO_KEY"])

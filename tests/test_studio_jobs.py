@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import secrets
-import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import httpx
@@ -35,7 +32,7 @@ from PIL import Image
 
 from service.studio import job_builder
 from service.studio.job_builder import MAX_CSV_BYTES, MAX_ROWS, Choices, Row
-from tests.studio_browser import Visit, all_images_have_alt, axe_violations, no_key_in
+from tests.studio_browser import Visit, all_images_have_alt, axe_violations, no_key_in, webhook_receiver
 
 pytestmark = pytest.mark.slow
 TWINS = ("demo-ava", "demo-cleo")
@@ -97,18 +94,6 @@ def test_the_csv_reader_bounds_the_file_and_names_each_hostile_cell():
 # -- in the browser, on the served demo --------------------------------------------------------------
 
 
-class Hooks(BaseHTTPRequestHandler):
-    got: list = []
-
-    def do_POST(self):  # noqa: N802
-        type(self).got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
@@ -117,24 +102,20 @@ def bearer(token: str) -> dict:
 def brand(served_demo):
     """A brand tenant of this module's own with a generate key and a webhook receiver on
     loopback; it has no twin yet (the test grants consent for two once it has seen the guidance)."""
-    Hooks.got = []
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    url, admin = served_demo["url"], bearer(served_demo["admin"])
-    tenant = f"maison-{secrets.token_hex(3)}"
-    calls = [("/v1/admin/tenants", {"tenant_id": tenant, "name": "Maison Lumière"}),
-             ("/v1/admin/tenants/delivery", {"tenant_id": tenant,
-                                             "webhook_url": f"http://127.0.0.1:{receiver.server_address[1]}/hooks"})]
-    for path, body in calls:
-        answer = httpx.post(url + path, headers=admin, timeout=60, json=body)
-        assert answer.status_code in (200, 201), answer.text
-    minted = httpx.post(url + "/v1/admin/keys", headers=admin, timeout=60, json={
-        "tenant_id": tenant, "scopes": ["generate", "verify"], "name": "catalogue team", "requests_per_minute": 6000})
-    assert minted.status_code == 201, minted.text
-    yield SimpleNamespace(url=url, tenant=tenant, key=minted.json()["token"], admin=served_demo["admin"],
-                          demo=served_demo["demo"], home=served_demo["home"])
-    receiver.shutdown()
-    receiver.server_close()
+    with webhook_receiver() as (hooks_url, got):
+        url, admin = served_demo["url"], bearer(served_demo["admin"])
+        tenant = f"maison-{secrets.token_hex(3)}"
+        calls = [("/v1/admin/tenants", {"tenant_id": tenant, "name": "Maison Lumière"}),
+                 ("/v1/admin/tenants/delivery", {"tenant_id": tenant,
+                                                 "webhook_url": hooks_url})]
+        for path, body in calls:
+            answer = httpx.post(url + path, headers=admin, timeout=60, json=body)
+            assert answer.status_code in (200, 201), answer.text
+        minted = httpx.post(url + "/v1/admin/keys", headers=admin, timeout=60, json={
+            "tenant_id": tenant, "scopes": ["generate", "verify"], "name": "catalogue team", "requests_per_minute": 6000})
+        assert minted.status_code == 201, minted.text
+        yield SimpleNamespace(url=url, tenant=tenant, key=minted.json()["token"], admin=served_demo["admin"],
+                              demo=served_demo["demo"], home=served_demo["home"], hooks=got)
 
 
 def grant_consent(brand) -> None:
@@ -314,7 +295,7 @@ def test_a_csv_job_mixing_twins_is_reviewed_in_the_lightbox_and_its_approved_ima
 
         # the rejected item's webhook carries the reason; the API's results show it
         deadline = time.monotonic() + 60
-        while not (item_events := [h for h in Hooks.got if h["type"] == "job.item.completed"
+        while not (item_events := [h for h in brand.hooks if h["type"] == "job.item.completed"
                                    and h["data"]["job_id"] == job_id and h["data"]["index"] == 2]):
             assert time.monotonic() < deadline, "no job.item.completed for the rejected item"
             time.sleep(0.2)
