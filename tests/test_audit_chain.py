@@ -142,6 +142,30 @@ def test_a_dead_writers_chain_is_adopted_once_and_a_live_one_never(store, tmp_pa
     assert store.claim_orphan(live.log_id, "x", timedelta(seconds=60), timedelta(seconds=60))  # ended by its writer
 
 
+def test_an_adopted_chain_ships_whole_with_its_checkpoint_though_its_writer_sealed_a_segment(store, tmp_path):
+    """The writer sealed (and may or may not have shipped) its first segment, then died. The
+    adopter seals from record 1 in its own directory, so the final checkpoint, which covers
+    records 1..N, is ready to ship there: not held back behind records it never saw sealed."""
+    from service.audit.shipper import ship_plan
+
+    dead = ChainLog(store, SIGNER, checkpoint_every=1000, checkpoint_seconds=0, heartbeat_s=3600)
+    for i in range(5):
+        dead.append(generation(i))
+    writer = ChainArchive(store, tmp_path / "dead", segment_records=3, signer=SIGNER, archiver="dead")
+    assert writer.seal_full(dead.log_id, 5) == 1  # 1-3 sealed on the writer's own disk
+    time.sleep(0.6)
+    adopter = ChainArchive(store, tmp_path / "b", segment_records=3, signer=SIGNER, archiver="gateway-b",
+                           orphan_after_s=0.5)
+    assert adopter.adopt_orphans() == [dead.log_id]
+    plan, held = ship_plan(adopter.chain_dir(dead.log_id), shipped=set())
+    assert held == []
+    assert [item.name for item in plan] == ["segments/000000000001-000000000003.jsonl",
+                                            "segments/000000000004-000000000005.jsonl",
+                                            "checkpoints/000000000005.json"]
+    result = verify_log(adopter.chain_dir(dead.log_id), [SIGNER.public_key])
+    assert result.ok and (result.records, result.checkpoints, result.unanchored) == (5, 1, 0)
+
+
 # ---- what the local-file writer's tests guarded, asked of the chain ------------------------------
 
 

@@ -77,17 +77,21 @@ class ChainArchive:
         """Seal every full segment of a live chain up to `committed` records; ship what is sealed."""
         return self._seal(log_id, committed, whole=False)
 
-    def seal_all(self, log_id: str, committed: int | None = None) -> int:
-        """Seal everything the chain holds (its last segment may be short): at its end."""
-        return self._seal(log_id, committed, whole=True)
+    def seal_all(self, log_id: str, committed: int | None = None, from_start: bool = False) -> int:
+        """Seal everything the chain holds (its last segment may be short): at its end. With
+        `from_start`, every segment from record 1 is written here again, those another process
+        sealed too (an adopted chain: its writer may have sealed a segment and died before
+        shipping it, and a checkpoint ships only after the segments from record 1 it covers);
+        the shipper verifies an object already in the bucket instead of writing it twice."""
+        return self._seal(log_id, committed, whole=True, from_start=from_start)
 
-    def _seal(self, log_id: str, committed: int | None, whole: bool) -> int:
+    def _seal(self, log_id: str, committed: int | None, whole: bool, from_start: bool = False) -> int:
         with self._lock:
             chain = self.store.chain(log_id)
             if chain is None:
                 return 0
             size = chain.size if committed is None else min(committed, chain.size)
-            archived = chain.archived
+            archived = 0 if from_start else chain.archived
             directory = self.chain_dir(log_id)
             sealed = 0
             while archived < size:
@@ -136,7 +140,7 @@ class ChainArchive:
                 continue
             chain = self.store.end_chain(chain.log_id)
             self.final_checkpoint(chain.log_id, chain.size)
-            self.seal_all(chain.log_id)
+            self.seal_all(chain.log_id, from_start=True)
             adopted.append(chain.log_id)
             log.warning("adopted the audit chain of a gone writer",
                         extra={"fields": {"log_id": chain.log_id, "writer": chain.writer, "size": chain.size}})
