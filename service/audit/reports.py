@@ -71,11 +71,7 @@ class Reports:
             raise InvalidRequest("'from' is after 'to'", field="from")
         with audited_action(self.recorder.record, admin_event, action=action, client_ip=client_ip, query=dict(query),
                             actor=actor):
-            if confined_to is not None:
-                if tenant is not None and tenant != confined_to:
-                    raise Forbidden("a 'usage' key reads its own tenant's usage only; another tenant's needs an "
-                                    "'admin' key", code="insufficient_scope", field="tenant")
-                tenant = confined_to
+            tenant = confine(tenant, confined_to)
             rows = self.counts.rows(tenant=tenant, twin=twin, twins=twins, date_from=_day(from_), date_to=_day(to))
         complete_from = None
         if kept_days is not None:
@@ -98,17 +94,23 @@ class Reports:
         return None
 
     def statement(self, actor: dict, client_ip: str | None, *, query: dict[str, str], twins: frozenset[str] | None,
-                  twin: str | None, from_: dt.date, to: dt.date, brand: str | None = None) -> dict[str, Any]:
+                  twin: str | None, from_: dt.date, to: dt.date, brand: str | None = None,
+                  confined_to: str | None = None) -> dict[str, Any]:
         """A statement for `from_`..`to` (inclusive days, UTC): images per twin, brand, use and
         consent version or licence in force, at each signed licence's rate: a talent's
-        (restricted to `twins`) or a brand's (`brand`: what that tenant owes)."""
-        unknown = sorted(set(query) - STATEMENT_QUERY - ({"tenant"} if brand is not None else set()))
+        (restricted to `twins`) or a brand's (`brand`: what that tenant owes; `confined_to`, a
+        brand's `usage` key: its own tenant, another refused, 403)."""
+        unknown = sorted(set(query) - STATEMENT_QUERY - ({"tenant"} if brand or confined_to else set()))
         if unknown:
             raise InvalidRequest(f"unknown query parameter {unknown[0]!r}", field=unknown[0])
         if from_ > to:
             raise InvalidRequest("'from' is after 'to'", field="from")
-        with audited_action(self.recorder.record, admin_event, action="brand_statement" if brand else "talent_statement",
+        with audited_action(self.recorder.record, admin_event,
+                            action="brand_statement" if brand or confined_to else "talent_statement",
                             client_ip=client_ip, query=dict(query), actor=actor):
+            brand = confine(brand, confined_to)
+            if twins is None and brand is None:
+                raise InvalidRequest("name the brand whose statement to read (tenant)", field="tenant")
             rows = self.store.statement(twins=twins, twin=twin, date_from=_day(from_), date_to=_day(to), brand=brand)
         rates = self.rates({row["licence_id"] for row in rows if row["licence_id"]})
         totals: dict[str, Decimal] = {}
@@ -132,6 +134,17 @@ class Reports:
                             queried_generation_id=generation_id, actor=actor):
             records = self.store.find("generation_id", generation_id, limit=MAX_RECORDS)
         return {"generation_id": generation_id, "records": records}
+
+
+def confine(tenant: str | None, confined_to: str | None) -> str | None:
+    """The tenant a report reads: `confined_to` (a brand's `usage` key: its own tenant, naming
+    another is refused, 403) or, for any other key, the one it asked for (None: every one)."""
+    if confined_to is None:
+        return tenant
+    if tenant is not None and tenant != confined_to:
+        raise Forbidden("a 'usage' key reads its own tenant's reports only; another tenant's needs an 'admin' key",
+                        code="insufficient_scope", field="tenant")
+    return confined_to
 
 
 def _day(day: dt.date | None) -> str | None:

@@ -150,8 +150,7 @@ class RendererRuntime:
                 for item in live:
                     outcomes[item.generation_id] = failed(item, exc)
             for item in live:  # a licence ended while its rows shared a twin's lane with others': never answered
-                if self.watcher.licence_revoked(item.licence.licence_id if item.licence else None) \
-                        and outcomes[item.generation_id].error is None:
+                if self._licence_ended(item) and outcomes[item.generation_id].error is None:
                     outcomes[item.generation_id] = failed(item, licence_ended())
         return RenderBatchResult(outcomes=[outcomes[i.generation_id] for i in batch.items], worker=self.worker,
                                  base_model=self.engine.base_model_id,
@@ -174,9 +173,13 @@ class RendererRuntime:
         revoked = self._revoked([item.request.twin_id] if item.request.twin_id else [])
         if revoked:
             return revoked[item.request.twin_id]
-        if self.watcher.licence_revoked(item.licence.licence_id if item.licence else None):
+        if self._licence_ended(item):
             return licence_ended()
         return None
+
+    def _licence_ended(self, item: RenderItem) -> bool:
+        """Whether the person ended the licence `item` was admitted under."""
+        return item.licence is not None and self.watcher.licence_revoked(item.licence.licence_id)
 
     def _guard(self, items: list[RenderItem]) -> Callable[[], None] | None:
         """The between-steps check of a batch: `StopTwins` naming each twin revoked since it
@@ -192,8 +195,7 @@ class RendererRuntime:
             stopped = self._revoked(twin_ids)
             for twin_id in twin_ids:
                 rows = [i for i in items if i.request.twin_id == twin_id]
-                if twin_id not in stopped and all(
-                        self.watcher.licence_revoked(i.licence.licence_id if i.licence else None) for i in rows):
+                if twin_id not in stopped and all(self._licence_ended(i) for i in rows):
                     stopped[twin_id] = licence_ended()
             if stopped:
                 raise StopTwins(stopped)

@@ -51,13 +51,6 @@ class GalleryQuery:
     job: str | None = None
     page: int = 1
 
-    def matches(self, record: dict) -> bool:
-        day = str(record.get("ts") or "")[:10]
-        return ((self.twin is None or record.get("twin_id") == self.twin)
-                and (self.date_from is None or day >= self.date_from)
-                and (self.date_to is None or day <= self.date_to)
-                and (self.job is None or (record.get("job") or {}).get("job_id") == self.job))
-
     def shown(self) -> dict[str, str]:
         """The query as the filter form shows it (and the pager repeats it)."""
         return {k: v for k, v in {"twin": self.twin, "from": self.date_from, "to": self.date_to,
@@ -150,7 +143,7 @@ def gallery_page(core, tenant_id: str, query: GalleryQuery, twin_names: dict[str
     found = core.reports.store.tenant_generations(
         tenant_id, twin=query.twin, day_from=query.date_from, day_to=query.date_to, job_id=query.job,
         offset=(query.page - 1) * PER_PAGE, limit=PER_PAGE + 1)
-    chosen = [r for r in found[:PER_PAGE] if answered(r) and query.matches(r)]
+    chosen = [r for r in found[:PER_PAGE] if answered(r)]  # the filters were the query's
     return [item_of(core, tenant_id, r, twin_names) for r in chosen], len(found) > PER_PAGE
 
 

@@ -83,6 +83,21 @@ def core_of(request: Request):
     return core
 
 
+def display_names(request: Request, twin_ids, tenant_ids) -> tuple[dict[str, str], dict[str, str]]:
+    """Display names beside ids: twin id -> its name (a deleted twin's too), tenant id -> the
+    brand's name; an id the registry no longer knows stands for itself."""
+    registry = core_of(request).registry
+    twins: dict[str, str] = {}
+    for twin_id in sorted(twin_ids):
+        info = registry.twins.get_twin(twin_id, include_deleted=True)
+        twins[twin_id] = info.display_name if info is not None else twin_id
+    tenants: dict[str, str] = {}
+    for tenant_id in sorted(tenant_ids):
+        info = registry.tenants.get_tenant(tenant_id)
+        tenants[tenant_id] = info.name if info is not None else tenant_id
+    return twins, tenants
+
+
 def store_of(core) -> SessionStore:
     store = getattr(core, "_studio_sessions", None)
     if store is None:

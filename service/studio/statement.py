@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from service.audit.usage import statement_csv
 from service.errors import InvalidRequest
 from service.schemas import TWIN_ID_PATTERN
-from service.studio.pages import Viewer, acting, client_ip, core_of, page, signed_in
+from service.studio.pages import Viewer, acting, client_ip, core_of, display_names, page, signed_in
 
 router = APIRouter(include_in_schema=False)
 StatementViewer = Annotated[Viewer, Depends(signed_in("talent", "usage"))]
@@ -60,9 +60,9 @@ def _statement(request: Request, viewer: Viewer) -> tuple[dict, bool]:
         raise InvalidRequest(f"twin {twin!r} is not one of this key's twins", field="twin")
     with acting(request, viewer, "talent" if person else "usage") as principal:
         statement = core_of(request).reports.statement(
-            principal.audit_fields(), client_ip(request), query={k: v for k, v in params.items() if k != "twin"},
+            principal.audit_fields(), client_ip(request), query=dict(params),
             twins=(principal.twin_ids or frozenset()) if person else None, twin=twin, from_=first, to=last,
-            brand=None if person else principal.tenant_id)
+            confined_to=None if person else principal.tenant_id)
     return statement, person
 
 
@@ -73,15 +73,8 @@ def statement_page(request: Request, viewer: StatementViewer):
     except InvalidRequest as exc:  # the period as typed, the refusal beside it
         return page(request, "statement.html", viewer, status=exc.status, active="statement", error=exc,
                     statement=None, person=viewer.is_talent, query=dict(request.query_params), names={}, brands={})
-    registry = core_of(request).registry
-    names: dict[str, str] = {}
-    for twin_id in sorted({row["twin_id"] for row in statement["rows"]}):
-        info = registry.twins.get_twin(twin_id, include_deleted=True)
-        names[twin_id] = info.display_name if info is not None else twin_id
-    brands: dict[str, str] = {}
-    for tenant_id in sorted({row["brand"] for row in statement["rows"]}):
-        info = registry.tenants.get_tenant(tenant_id)
-        brands[tenant_id] = info.name if info is not None else tenant_id
+    names, brands = display_names(request, {row["twin_id"] for row in statement["rows"]},
+                                  {row["brand"] for row in statement["rows"]})
     return page(request, "statement.html", viewer, active="statement", statement=statement, person=person,
                 query={"from": statement["from"], "to": statement["to"], **({"twin": request.query_params["twin"]}
                                                                            if request.query_params.get("twin") else {})},

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from service.audit.usage import usage_csv
 from service.errors import InvalidRequest
 from service.schemas import TENANT_ID_PATTERN, TWIN_ID_PATTERN
-from service.studio.pages import Viewer, acting, client_ip, core_of, page, signed_in
+from service.studio.pages import Viewer, acting, client_ip, core_of, display_names, page, signed_in
 
 router = APIRouter(include_in_schema=False)
 UsageViewer = Annotated[Viewer, Depends(signed_in("admin", "talent", "usage"))]
@@ -73,20 +73,6 @@ def _usage(request: Request, viewer: Viewer) -> dict:
             period=period, kept_days=core.settings.job_retention_days)
 
 
-def _names(request: Request, rows: list[dict], twin_ids) -> tuple[dict[str, str], dict[str, str]]:
-    """Display names of the twins and brands (tenants) the rows name: twin id -> name, tenant id -> name."""
-    registry = core_of(request).registry
-    twins: dict[str, str] = {}
-    for twin_id in sorted({row["twin_id"] for row in rows if row["twin_id"]} | set(twin_ids)):
-        info = registry.twins.get_twin(twin_id, include_deleted=True)
-        twins[twin_id] = info.display_name if info is not None else twin_id
-    tenants: dict[str, str] = {}
-    for tenant_id in sorted({row["tenant"] for row in rows}):
-        info = registry.tenants.get_tenant(tenant_id)
-        tenants[tenant_id] = info.name if info is not None else tenant_id
-    return twins, tenants
-
-
 def _totals(rows: list[dict], by: str | None = None) -> dict:
     """The counts summed over `rows` (per `by`, a row's field, when given); a count that no
     row knows stays None."""
@@ -105,7 +91,8 @@ def usage_page(request: Request, viewer: UsageViewer):
     rows = report["rows"]
     view = view_of(viewer)
     own_twins = sorted(viewer.principal.twin_ids or ()) if view == "talent" else []
-    twin_names, tenant_names = _names(request, rows, own_twins)
+    twin_names, tenant_names = display_names(request, {row["twin_id"] for row in rows if row["twin_id"]} | set(own_twins),
+                                             {row["tenant"] for row in rows})
     query = dict(request.query_params)
     older = report["decided_complete_from"]
     return page(request, "usage.html", viewer, active="usage", rows=rows, query=query, view=view,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from service.audit.usage import statement_csv, usage_csv
-from service.errors import Forbidden, InvalidRequest
+from service.errors import InvalidRequest
 from service.gateway.deps import ClientIp, Core, TalentCaller, get_client_ip, route_template
 from service.gateway.openapi import json_or_csv
 from service.schemas import TENANT_ID_PATTERN, TalentStatement, UsageReport
@@ -111,15 +111,9 @@ def brand_statement(request: Request, core: Core, principal: UsageCaller, ip: Cl
     licence (or paper consent version), at each signed licence's accepted rate, the amounts
     per currency and the due date (the period's last day + 45 days). The persons' own
     statements, seen from the brand: the same records, the same numbers."""
-    if "admin" not in principal.scopes:
-        if tenant is not None and tenant != principal.tenant_id:
-            raise Forbidden("a 'usage' key reads its own tenant's statement only; another tenant's needs an "
-                            "'admin' key", code="insufficient_scope", field="tenant")
-        tenant = principal.tenant_id
-    elif tenant is None:
-        raise InvalidRequest("name the brand whose statement to read (tenant)", field="tenant")
+    confined_to = None if "admin" in principal.scopes else principal.tenant_id
     statement = core.reports.statement(principal.audit_fields(), ip, query=dict(request.query_params), twins=None,
-                                       twin=twin, from_=from_, to=to, brand=tenant)
+                                       twin=twin, from_=from_, to=to, brand=tenant, confined_to=confined_to)
     if format == "csv":
         return Response(statement_csv(statement["rows"]), media_type="text/csv")
     return statement
