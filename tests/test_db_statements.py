@@ -51,6 +51,8 @@ QUEUE_BOUND = {1: 27, 4: 30}  # of them, on the job queue's own tables (the reco
 QUEUE_TABLES = re.compile(r"\b(jobs|job_items|tenant_settings|scene_presets|webhook_deliveries)\b")
 AUDIT_TABLES = re.compile(r"\b(audit_chains|audit_records|audit_checkpoints)\b")
 AUDIT_PER_RECORD = 2  # the chain's tail and the record, in one transaction
+GENERATION_BOUND = 9  # statements of one synchronous generation, audit included (7 on 2026-12-07)
+GENERATION_WRITE_TRANSACTIONS = 2  # of its transactions, those taking SQLite's write lock: the rate limit, the record
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -150,3 +152,31 @@ def test_statements_per_catalogue_item_from_submit_to_webhook(gateway, receiver,
         assert len(statements) - len(audit) <= BOUND[items], listing
         assert len(queue) <= QUEUE_BOUND[items], listing
     print(f"each further item: {(counted[4] - counted[1]) / 3:.1f} statements")
+
+
+def test_statements_per_synchronous_generation(gateway, demo_keys):
+    """A `POST /generate` answered 200 costs the registry a bounded number of statements and
+    transactions (admission, consent, the watermark check and the audit record): the gateway's
+    share of every image's latency (issue 27). Printed, so a change shows what it added."""
+    core, client = gateway
+    headers = {"Authorization": f"Bearer {demo_keys['ATELIER_DEMO_KEY']}"}
+    body = {"twin_id": "demo-ava", "prompt": "a linen shirt", **SMALL}
+    assert client.post("/generate", json=body, headers=headers).status_code == 200  # warm: caches filled
+    statements: list[tuple[str, bool]] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement, bool(conn.get_execution_options().get("atelier_read_only"))))
+
+    event.listen(core.registry.engine, "before_cursor_execute", count)
+    try:
+        answered = client.post("/generate", json=body, headers=headers)
+    finally:
+        event.remove(core.registry.engine, "before_cursor_execute", count)
+    assert answered.status_code == 200, answered.text
+    begins = [s for s, _ in statements if s.strip().upper().startswith("BEGIN")]
+    writing = [s for s in begins if "IMMEDIATE" in s.upper()]
+    listing = "\n".join(("R " if read else "W ") + " ".join(s.split())[:140] for s, read in statements)
+    print(f"one generation: {len(statements) - len(begins)} statements, {len(begins)} transactions "
+          f"({len(writing)} taking SQLite's write lock)\n{listing}")
+    assert len(statements) - len(begins) <= GENERATION_BOUND, listing
+    assert len(writing) <= GENERATION_WRITE_TRANSACTIONS, listing

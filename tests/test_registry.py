@@ -361,3 +361,46 @@ def test_with_migrations_off_a_schema_behind_head_refuses_to_open(tmp_path):
         open_registry(url, migrate=False)
     upgrade(url)
     assert open_registry(url, migrate=False).registry_version() == 0
+
+
+def test_reading_transactions_refuse_writes_and_on_sqlite_never_wait_for_a_writer(registry, db_url):
+    """`Database.reading()` (the per-request key, version and watermark lookups) refuses any
+    write, on both databases; on SQLite it begins deferred, so a lookup answers while another
+    connection holds the write lock (an audit record in the middle of its fsync), where a
+    `session()` would queue behind it."""
+    import threading
+
+    from sqlalchemy import text, update
+
+    from service.registry.db import Database, ReadOnlyViolation
+    from service.registry.models import RegistryStateRow
+
+    db = Database.of(registry.engine)
+    before = db.version()
+    for write in (update(RegistryStateRow).values(version=RegistryStateRow.version + 1),
+                  text("DELETE FROM registry_state"), text("  insert into tenants (id) values ('x')")):
+        with pytest.raises(ReadOnlyViolation):
+            with db.reading() as conn:
+                conn.execute(write)
+    assert db.version() == before  # nothing was written
+    if db.postgres:
+        return
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with db.session() as s, s.begin():  # BEGIN IMMEDIATE: SQLite's write lock
+            Database.bump_version(s)
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert held.wait(10)
+        # the committed version, at once: a queued read would wait out the 30 s busy timeout
+        # and fail with "database is locked", since the writer lets go only after it
+        assert db.version() == before
+    finally:
+        release.set()
+        thread.join(10)
+    assert db.version() == before + 1

@@ -3,7 +3,8 @@
 Owns: turning a database URL into a configured SQLAlchemy `Engine` (SQLite gets foreign keys
 on and a busy timeout; PostgreSQL URLs are normalised to the psycopg 3 driver), and the
 `Database` every repository of `service.registry` shares: the engine, `session()` (the one
-way to open a SQLAlchemy session; `ephemeral()`, a transaction for state that need not
+way to open a SQLAlchemy session; `reading()`, one that only reads and so never waits for,
+nor holds, SQLite's write lock; `ephemeral()`, a transaction for state that need not
 survive a power loss), one injectable clock (`now()`: tests pass their own;
 `at(moment)` is a caller's timestamp or that clock's now, so every repository defaults to the
 one clock), and the registry version that replicas compare to know their caches are stale
@@ -62,11 +63,30 @@ def make_engine(url: str) -> Engine:
             # reads and then writes fails at once with "database is locked" when another
             # process wrote in between (SQLite cannot wait there); IMMEDIATE waits its turn
             # (busy timeout). Readers are not blocked (WAL); writers queue, which the embedded
-            # registry can afford. PostgreSQL is the multi-replica database.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # registry can afford. PostgreSQL is the multi-replica database. A transaction of
+            # `Database.reading()` only reads: a plain (deferred) BEGIN, which under WAL never
+            # waits for a writer's commit nor makes one wait (a request's key and version
+            # lookups used to queue behind every audit record's fsync).
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _reads_only(conn, cursor, statement, parameters, context, executemany) -> None:
+        if conn.get_execution_options().get(READ_ONLY) and not statement.lstrip().upper().startswith(READS):
+            raise ReadOnlyViolation(f"a reading() transaction may only read: {statement.split(None, 1)[0]}")
+
+    return engine
+
+
+VERSION = select(RegistryStateRow.version).where(RegistryStateRow.id == 1)
+READ_ONLY = "atelier_read_only"  # the execution option of `Database.reading()`'s connections
+READS = ("SELECT", "WITH", "BEGIN", "PRAGMA")  # what a reading() transaction may send
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A write attempted in a `Database.reading()` transaction: a bug in the caller."""
 
 
 class Database:
@@ -80,6 +100,7 @@ class Database:
         self.postgres = self.engine.dialect.name == "postgresql"
         self._clock = now
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._flush_guards: set = set()
 
     @classmethod
@@ -101,6 +122,15 @@ class Database:
     def session(self) -> Session:
         """A new session (a context manager): `with db.session() as s, s.begin(): ...`."""
         return self._sessions()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A Core connection in one transaction that only reads (`with db.reading() as c:`),
+        for the lookups every request makes (no ORM session to build: about a quarter of the
+        time). On SQLite it begins deferred: it neither waits for a writer's commit nor delays
+        one. A write in it raises `ReadOnlyViolation`; a read-then-write belongs in `session()`."""
+        with self._reader.connect() as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def ephemeral(self) -> Iterator[Connection]:
@@ -138,8 +168,8 @@ class Database:
 
     def version(self) -> int:
         """The registry version: every change to a tenant, key, twin or consent raises it."""
-        with self.session() as s:
-            return int(s.scalar(select(RegistryStateRow.version).where(RegistryStateRow.id == 1)))
+        with self.reading() as conn:
+            return int(conn.scalar(VERSION))
 
     @staticmethod
     def bump_version(session: Session) -> None:

@@ -211,15 +211,16 @@ class Twins:
         ids = sorted(set(watermark_ids))
         if not ids:
             return set()
-        with self.db.session() as s:
-            return set(s.scalars(select(WatermarkRow.watermark_id).where(WatermarkRow.watermark_id.in_(ids))))
+        with self.db.reading() as conn:
+            return set(conn.scalars(select(WatermarkRow.watermark_id).where(WatermarkRow.watermark_id.in_(ids))))
 
     def find_watermark(self, watermark_id: str) -> WatermarkInfo | None:
         """The delivered image with this watermark id (one primary-key lookup), or None."""
         if not isinstance(watermark_id, str) or len(watermark_id) != 16:
             return None
-        with self.db.session() as s:
-            row = s.get(WatermarkRow, watermark_id.lower())
+        with self.db.reading() as conn:
+            row = conn.execute(select(WatermarkRow.__table__).where(
+                WatermarkRow.watermark_id == watermark_id.lower())).first()
             if row is None:
                 return None
             return WatermarkInfo(row.watermark_id, row.generation_id, row.tenant_id, row.twin_id, row.image_index,
