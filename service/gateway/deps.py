@@ -20,7 +20,9 @@ from service.gateway.core import GatewayCore
 from service.tenancy import Limits, Principal
 
 
-def get_core(request: Request) -> GatewayCore:
+# The two lookups below are `async def` on purpose: FastAPI runs a plain `def` dependency in its
+# thread pool, a hop each (a thread hand-off both ways) on every request for a dict lookup.
+async def get_core(request: Request) -> GatewayCore:
     core = getattr(request.app.state, "core", None)
     if core is None:
         raise NotReady("the service is starting")
@@ -30,8 +32,12 @@ def get_core(request: Request) -> GatewayCore:
 Core = Annotated[GatewayCore, Depends(get_core)]
 
 
-def get_client_ip(request: Request) -> str | None:
+def client_ip_of(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+async def get_client_ip(request: Request) -> str | None:
+    return client_ip_of(request)
 
 
 ClientIp = Annotated[str | None, Depends(get_client_ip)]
@@ -46,7 +52,7 @@ def route_template(request: Request) -> str:
 def _caller(scope: str) -> Callable[..., Iterator[Principal]]:
     def caller(request: Request, core: Core) -> Iterator[Principal]:
         with core.tenancy.admit(request.headers.get("authorization"), scope, route=route_template(request),
-                                client_ip=get_client_ip(request), limits=Limits.REQUEST) as principal:
+                                client_ip=client_ip_of(request), limits=Limits.REQUEST) as principal:
             request.state.principal = principal  # the route's own refusals name the key
             yield principal
 

@@ -39,6 +39,13 @@ def to_response(result: GenerationResult) -> GenerateResponse:
     )
 
 
+def answered(response: GenerateResponse) -> Response:
+    """The response's JSON, serialised here in the route's worker thread. Returning the model
+    would have FastAPI validate it again and serialise it in one more thread-pool hop (for a
+    body that is mostly base64 image bytes); the `response_model` still documents it."""
+    return Response(content=response.model_dump_json(by_alias=True), media_type="application/json")
+
+
 def render(core, body: GenerateRequest, principal, route: str, ip: str | None, edit=None) -> GenerationResult:
     result = core.generation.run(body, admit=lambda: nullcontext(principal), route=route, client_ip=ip, edit=edit)
     log.info("generation", extra={"fields": {"generation_id": result.generation_id, "twin_id": result.twin_id,
@@ -76,10 +83,10 @@ def generate(body: GenerateRequest, core: Core, principal: GenerateCaller, ip: C
     if stored is None:
         response = to_response(render(core, body, principal, "/v1/generate", ip))
         if once.key is None:
-            return response
+            return answered(response)
         stored = once.store(response.model_dump(mode="json"), 200)
         if stored.response["generation_id"] == response.generation_id:
-            return response
+            return answered(response)
     # a retry, or a concurrent twin of this request that stored its response first
     core.audit.record(replay_event(route="/v1/generate", client_ip=ip, generation_id=stored.response.get("generation_id"),
                                    **principal.audit_fields()))
@@ -119,7 +126,7 @@ def edit(body: EditRequest, core: Core, principal: GenerateCaller, ip: ClientIp)
         render_edit, width, height = core.inputs.edit_source(principal, body.twin_id, body.source, body.mask_asset_id,
                                                              body.invert_mask)
     request = edit_request(body, width, height)
-    return to_response(render(core, request, principal, "/v1/edit", ip, edit=render_edit))
+    return answered(to_response(render(core, request, principal, "/v1/edit", ip, edit=render_edit)))
 
 
 def edit_request(body: EditRequest, width: int | None = None, height: int | None = None) -> GenerateRequest:

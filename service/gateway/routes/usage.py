@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from service.audit.usage import statement_csv, usage_csv
 from service.errors import InvalidRequest
-from service.gateway.deps import ClientIp, Core, TalentCaller, get_client_ip, route_template
+from service.gateway.deps import ClientIp, Core, TalentCaller, client_ip_of, route_template
 from service.gateway.openapi import json_or_csv
 from service.schemas import TENANT_ID_PATTERN, TalentStatement, UsageReport
 from service.schemas import TWIN_ID_PATTERN
@@ -34,7 +34,7 @@ USAGE_SCOPES = ("admin", "usage")
 def _usage_caller(request: Request, core: Core) -> Iterator[Principal]:
     """The caller of `GET /v1/usage`: an `admin` key (every tenant) or a `usage` key (its own)."""
     with core.tenancy.admit(request.headers.get("authorization"), USAGE_SCOPES, route=route_template(request),
-                            client_ip=get_client_ip(request), limits=Limits.REQUEST) as principal:
+                            client_ip=client_ip_of(request), limits=Limits.REQUEST) as principal:
         request.state.principal = principal
         yield principal
 
