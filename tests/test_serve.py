@@ -9,6 +9,22 @@ from builds.serving import serve
 from tests.conftest import open_image
 
 
+def test_served_http_is_parsed_by_httptools_on_asyncio_loop():
+    """What uvicorn picks under `bentoml serve` (its "auto" choices, which BentoML keeps):
+    httptools' parser, for the gateway's and renderer's overhead, and asyncio's own selector
+    loop, not uvloop: the renderer's accept gate adopts the loop's listening sockets through
+    the selector (`service.renderer.accept_gate`) and would fall back to 429s under uvloop."""
+    import importlib.util
+
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = Config(app=lambda scope, receive, send: None, log_config=None)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    assert importlib.util.find_spec("uvloop") is None, "uvloop is installed: uvicorn would run the renderer on it"
+
+
 @pytest.mark.slow
 def test_bentoml_serve_generates_a_png(demo_home, demo_keys, tmp_path):
     env = {"ATELIER_CACHE_DIR": str(tmp_path / "cache"), "ATELIER_AUDIT_DIR": str(tmp_path / "audit")}
