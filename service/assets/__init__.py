@@ -48,15 +48,16 @@ class AssetService:
                          created_at=datetime.now(timezone.utc).isoformat(), source_url=source_url)
         return self.store.put(info, data)
 
-    def keep_output(self, tenant_id: str, image) -> AssetInfo:
-        """Keep one of this service's own generated images (a `GeneratedImage`: marked, encoded,
-        its size known) as a source asset of the tenant, without decoding it again."""
+    def output_info(self, tenant_id: str, image) -> AssetInfo:
+        """The asset record of one of this service's own generated images (a `GeneratedImage`:
+        marked, encoded, its size known), without decoding it again. Its id is new by
+        construction (every delivered image carries its own watermark id), so the caller writes
+        it (`AssetStore.writes`) without asking the store first."""
         from service.assets.bounds import MEDIA_TYPES
 
-        info = AssetInfo(asset_id=image.sha256, tenant_id=tenant_id, kind="source", format=image.format,
+        return AssetInfo(asset_id=image.sha256, tenant_id=tenant_id, kind="source", format=image.format,
                          media_type=MEDIA_TYPES[image.format], width=image.width, height=image.height,
                          bytes=len(image.data), created_at=datetime.now(timezone.utc).isoformat())
-        return self.store.put(info, image.data, durable=False)  # a convenience copy: no fsync in the request path
 
     def add_url(self, tenant_id: str, kind: str, url: str, *, field: str = "url") -> AssetInfo:
         known = self._by_url.get((tenant_id, url))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +26,7 @@ from service.files import atomic_write
 ASSET_ID = re.compile(r"^[0-9a-f]{64}$")
 TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 KINDS = ("garment", "pose", "mask", "source")
+PUT_WORKERS = 8  # S3 PUTs one S3Blobs runs at once (boto3's default pool holds 10 connections)
 
 
 class AssetNotFound(AtelierError):
@@ -53,6 +56,10 @@ class BlobStore(Protocol):
 
     def put(self, key: str, data: bytes, durable: bool = True) -> None: ...
 
+    def put_many(self, writes: list[tuple[str, bytes]], durable: bool = True) -> None:
+        """Write every (key, bytes); all are written when it returns, in no promised order."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
     def keys(self, prefix: str) -> list[str]: ...
@@ -77,6 +84,10 @@ class LocalBlobs:
     def put(self, key: str, data: bytes, durable: bool = True) -> None:
         atomic_write(self._path(key), data, durable)
 
+    def put_many(self, writes: list[tuple[str, bytes]], durable: bool = True) -> None:
+        for key, data in writes:  # a local write is mostly Python work: threads would only share the GIL
+            self.put(key, data, durable)
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -94,6 +105,8 @@ class S3Blobs:
         bucket, _, prefix = url[5:].partition("/")
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = make_client(endpoint_url, region, read_timeout=30)
+        self._writers: ThreadPoolExecutor | None = None  # put_many's concurrent PUTs, made on first use
+        self._writers_lock = threading.Lock()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -117,6 +130,20 @@ class S3Blobs:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         except (BotoCoreError, ClientError):
             raise AdapterUnavailable("the asset store cannot be written right now", code="asset_store_unavailable") from None
+
+    def put_many(self, writes: list[tuple[str, bytes]], durable: bool = True) -> None:
+        """The PUTs at once (a boto3 client is thread-safe; its pool holds 10 connections): a
+        request that keeps several objects waits one round trip to S3, not one per object."""
+        if len(writes) < 2:
+            for key, data in writes:
+                self.put(key, data, durable)
+            return
+        with self._writers_lock:
+            if self._writers is None:
+                self._writers = ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="s3-put")
+        pending = [self._writers.submit(self.put, key, data, durable) for key, data in writes]
+        for future in pending:
+            future.result()  # every write finished, or the first failure (asset_store_unavailable) raised
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -150,13 +177,18 @@ class AssetStore:
         return f"assets/{tenant_id}/{asset_id}"
 
     def put(self, info: AssetInfo, data: bytes, durable: bool = True) -> AssetInfo:
-        key = self._key(info.tenant_id, info.asset_id)
         existing = self.info(info.tenant_id, info.asset_id, missing_ok=True)
         if existing is not None:
             return existing
-        self.blobs.put(key, data, durable)
-        self.blobs.put(key + ".json", json.dumps(asdict(info), sort_keys=True).encode(), durable)
+        for key, value in self.writes(info, data):  # the bytes before the record that makes them visible
+            self.blobs.put(key, value, durable)
         return info
+
+    def writes(self, info: AssetInfo, data: bytes) -> list[tuple[str, bytes]]:
+        """The objects of one asset, bytes then record, for a caller that writes them together
+        with others (`BlobStore.put_many`) and answers only once all are written."""
+        key = self._key(info.tenant_id, info.asset_id)
+        return [(key, data), (key + ".json", json.dumps(asdict(info), sort_keys=True).encode())]
 
     def info(self, tenant_id: str, asset_id: str, *, missing_ok: bool = False) -> AssetInfo | None:
         raw = self.blobs.get(self._key(tenant_id, asset_id) + ".json")
