@@ -119,8 +119,8 @@ class Deliveries:
         """Take the oldest due delivery, pushing its next attempt `hold_s` ahead so no other
         replica sends it meanwhile (the attempt's outcome then sets the real next time)."""
         now = self.db.now()
-        with self.db.session() as s:
-            due = s.scalars(select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.status == "pending",
+        with self.db.reading() as conn:  # every sender poll: never takes SQLite's write lock
+            due = conn.scalars(select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.status == "pending",
                                                                WebhookDeliveryRow.next_attempt_at <= now,
                                                                not_(_completion_held()))
                             .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.created_at).limit(8)).all()

@@ -38,8 +38,8 @@ class ItemDeliveries:
         """Up to `limit` items whose next try is due, each claimed for `hold_s` (a gateway that
         dies holding a claim loses it when the hold lapses: another one tries then)."""
         now = now or self.db.now()
-        with self.db.session() as s:
-            due = s.execute(select(JobItemRow.job_id, JobItemRow.idx, JobItemRow.deliver_attempts)
+        with self.db.reading() as conn:  # every retrier poll: never takes SQLite's write lock
+            due = conn.execute(select(JobItemRow.job_id, JobItemRow.idx, JobItemRow.deliver_attempts)
                             .where(JobItemRow.status == "delivering", JobItemRow.deliver_after <= now)
                             .order_by(JobItemRow.deliver_after).limit(limit)).all()
         claims = []

@@ -174,8 +174,8 @@ class Leases:
         has anything to lease."""
         now = now or self.db.now()
         self.reap_canceled(now)
-        with self.db.session() as s:
-            return list(s.scalars(
+        with self.db.reading() as conn:  # every dispatcher poll: never takes SQLite's write lock
+            return list(conn.scalars(
                 select(JobRow.tenant_id).distinct()
                 .where(job_open(), exists().where(JobItemRow.job_id == JobRow.id, runnable(now)))
                 .order_by(JobRow.tenant_id)))
@@ -288,6 +288,9 @@ class Leases:
         query = (select(JobItemRow.job_id, JobItemRow.idx, JobItemRow.status, JobItemRow.lease_token)
                  .join(JobRow, JobRow.id == JobItemRow.job_id)
                  .where(JobRow.status.in_(OPEN), JobRow.cancel_requested.is_(True), runnable(now)).limit(PAGE))
+        with self.db.reading() as conn:  # every dispatcher poll asks; the write lock only when there is work
+            if conn.execute(query.limit(1)).first() is None:
+                return 0
         with self.db.session() as s, s.begin():
             rows = s.execute(locking(self.db.postgres, query, JobItemRow)).all()
             canceled = 0
