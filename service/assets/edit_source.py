@@ -76,14 +76,11 @@ class EditSources:
 
     # -- the kept records ----------------------------------------------------------------------
 
-    def keep(self, tenant: str, generation_id: str, asset_id: str, watermark_id: str | None, origin: Origin) -> None:
-        """Record a delivered generation's kept image: by generation id (what `/v1/edit` names)
-        and by asset sha256 (the same image named as an asset)."""
-        self.store.blobs.put_many(self.writes(tenant, generation_id, asset_id, watermark_id, origin), durable=False)
-
     def writes(self, tenant: str, generation_id: str, asset_id: str, watermark_id: str | None,
                origin: Origin) -> list[tuple[str, bytes]]:
-        """`keep`'s two records as (key, bytes), for a caller that writes them with the image."""
+        """The records of a delivered generation's kept image, as (key, bytes): by generation id
+        (what `/v1/edit` names) and by asset sha256 (the same image named as an asset). The
+        caller writes them with the image (`ConditioningInputs.keep`)."""
         record = json.dumps({"asset_id": asset_id, "generation_id": generation_id, "watermark_id": watermark_id,
                              "origin": origin}).encode()
         return [(self._by_generation(tenant, generation_id), record), (self._by_asset(tenant, asset_id), record)]

@@ -40,6 +40,15 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+VERSION = select(RegistryStateRow.version).where(RegistryStateRow.id == 1)
+READ_ONLY = "atelier_read_only"  # the execution option of `Database.reading()`'s connections
+READS = ("SELECT", "WITH", "BEGIN", "PRAGMA")  # what a reading() transaction may send
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A write attempted in a `Database.reading()` transaction: a bug in the caller."""
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -78,15 +87,6 @@ def make_engine(url: str) -> Engine:
             raise ReadOnlyViolation(f"a reading() transaction may only read: {statement.split(None, 1)[0]}")
 
     return engine
-
-
-VERSION = select(RegistryStateRow.version).where(RegistryStateRow.id == 1)
-READ_ONLY = "atelier_read_only"  # the execution option of `Database.reading()`'s connections
-READS = ("SELECT", "WITH", "BEGIN", "PRAGMA")  # what a reading() transaction may send
-
-
-class ReadOnlyViolation(RuntimeError):
-    """A write attempted in a `Database.reading()` transaction: a bug in the caller."""
 
 
 class Database:

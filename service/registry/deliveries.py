@@ -121,9 +121,9 @@ class Deliveries:
         now = self.db.now()
         with self.db.reading() as conn:  # every sender poll: never takes SQLite's write lock
             due = conn.scalars(select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.status == "pending",
-                                                               WebhookDeliveryRow.next_attempt_at <= now,
-                                                               not_(_completion_held()))
-                            .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.created_at).limit(8)).all()
+                                                                  WebhookDeliveryRow.next_attempt_at <= now,
+                                                                  not_(_completion_held()))
+                               .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.created_at).limit(8)).all()
         for delivery_id in due:
             with self.db.session() as s, s.begin():  # compare-and-set, the row read back in the same statement
                 won = s.scalars(

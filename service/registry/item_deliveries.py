@@ -40,8 +40,8 @@ class ItemDeliveries:
         now = now or self.db.now()
         with self.db.reading() as conn:  # every retrier poll: never takes SQLite's write lock
             due = conn.execute(select(JobItemRow.job_id, JobItemRow.idx, JobItemRow.deliver_attempts)
-                            .where(JobItemRow.status == "delivering", JobItemRow.deliver_after <= now)
-                            .order_by(JobItemRow.deliver_after).limit(limit)).all()
+                               .where(JobItemRow.status == "delivering", JobItemRow.deliver_after <= now)
+                               .order_by(JobItemRow.deliver_after).limit(limit)).all()
         claims = []
         for job_id, idx, attempts in due:
             with self.db.session() as s, s.begin():
