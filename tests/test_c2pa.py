@@ -75,6 +75,19 @@ def marked(signer: C2paSigner, fmt: str, info: ManifestInfo = INFO, seed: int = 
     return plain, signed, manifest_hash
 
 
+def jpeg_scan_start(data: bytes) -> int:
+    """Where a JPEG's entropy-coded data begins, found by walking its segments from SOI. (A
+    search for the first 0xFFDA byte pair could land inside the C2PA manifest's APP11 segments,
+    whose signature bytes differ on every signing: the test failed now and then that way.)"""
+    pos = 2  # after SOI
+    while True:
+        assert data[pos] == 0xFF, f"no JPEG marker at {pos}"
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if data[pos + 1] == 0xDA:  # start of scan: its header, then the image data
+            return pos + 2 + length
+        pos += 2 + length
+
+
 def payload_offset(data: bytes, fmt: str) -> int:
     """An offset inside the compressed image data (not in any metadata), whose byte can be
     changed by one bit without producing a JPEG marker byte."""
@@ -83,9 +96,7 @@ def payload_offset(data: bytes, fmt: str) -> int:
         (length,) = struct.unpack(">I", data[start - 8 : start - 4])
         offset = start + length // 2
     elif fmt == "jpeg":
-        sos = data.index(b"\xff\xda")
-        (header,) = struct.unpack(">H", data[sos + 2 : sos + 4])
-        offset = sos + 2 + header + 200
+        offset = jpeg_scan_start(data) + 200
     else:
         start = data.index(b"VP8 ") + 8
         (length,) = struct.unpack("<I", data[start - 4 : start])
